@@ -1,0 +1,189 @@
+"""The command line: `rnndsl check`, `rnndsl graph`.
+
+A mistake in a spec or in data prints a compiler error and exits 1, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import networkx as nx
+
+from . import ir, timegraph
+from .errors import SpecError
+from .pipeline import load_spec
+from .unroll import unroll
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except SpecError as exc:
+        print(exc.format(), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("rnndsl: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rnndsl", description="Compile recurrent networks written as YAML specs.")
+    sub = p.add_subparsers(required=True, metavar="COMMAND")
+
+    c = sub.add_parser("check", help="parse and check specs; print a summary")
+    c.add_argument("specs", nargs="+", metavar="SPEC")
+    _add_set(c)
+    c.set_defaults(run=cmd_check)
+
+    g = sub.add_parser("graph", help="print the unrolled acyclic graph")
+    g.add_argument("spec", metavar="SPEC")
+    g.add_argument("--unroll", default="4", metavar="T",
+                   help="steps per axis: one number for every axis, or s=5,t=3")
+    g.add_argument("--format", choices=("text", "dot", "json"), default="text")
+    g.add_argument("--params", action="store_true", help="draw parameters too (dot)")
+    _add_set(g)
+    g.set_defaults(run=cmd_graph)
+    return p
+
+
+def _add_set(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", action="append", default=[], metavar="DIM=N",
+                   help="override a dim, e.g. --set H=128 (repeatable)")
+
+
+def parse_settings(items: list[str]) -> dict:
+    """--set K=V pairs -> {K: int or float or str}."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SpecError.at(None, f"--set {item}: expected NAME=VALUE", "for example --set H=128")
+        out[key.strip()] = _number(value.strip())
+    return out
+
+
+def _number(text: str):
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+# ---- check -----------------------------------------------------------------------------------
+
+def cmd_check(args) -> int:
+    dims = parse_settings(args.set)
+    failed = 0
+    for path in args.specs:
+        try:
+            model = load_spec(path, dims=dims)
+        except SpecError as exc:
+            print(exc.format(), file=sys.stderr)
+            failed += 1
+            continue
+        print(summary(model))
+    if len(args.specs) > 1:
+        print(f"{len(args.specs) - failed} of {len(args.specs)} specs ok")
+    return 1 if failed else 0
+
+
+def summary(model: ir.Model) -> str:
+    analysis = timegraph.analyse(model)
+    lines = [f"{model.path}: {model.name} ok"]
+    if model.doc:
+        lines.append(f"  {' '.join(model.doc.split())[:100]}")
+    lines.append(f"  dims:   {', '.join(f'{n}={d.value}' for n, d in model.dims) or '-'}")
+    lines.append(f"  inputs: {', '.join(f'{i.name} {i.type}' + (f' over {i.axis}' if i.axis else '') for i in model.inputs)}")
+    lines.append(f"  params: {len(model.params)} tensors, {model.param_count():,} values")
+    for p in model.params:
+        lines.append(f"    {p.name:<12} {str(p.type):<28} {p.init}")
+    for r in analysis.recurrences:
+        delays = ", ".join(str(d) for d in r.delays)
+        lines.append(f"  recurrence {', '.join(r.members)}: {r.direction.value.split()[0]} over {r.axis}, "
+                     f"delay {delays}")
+    for cls in (timegraph.Class.PARALLEL, timegraph.Class.STATIC):
+        names = [n for n, c in analysis.classes.items() if c is cls]
+        if names:
+            lines.append(f"  {cls.value}: {', '.join(names)}")
+    lines.append(f"  loss:   {ir.show(model.loss)}")
+    return "\n".join(lines)
+
+
+# ---- graph -----------------------------------------------------------------------------------
+
+def cmd_graph(args) -> int:
+    model = load_spec(args.spec, dims=parse_settings(args.set))
+    g = unroll(model, _lengths(args.unroll, model))
+    print({"text": graph_text, "dot": graph_dot, "json": graph_json}[args.format](model, g, args.params))
+    return 0
+
+
+def _lengths(text: str, model: ir.Model):
+    try:
+        if "=" not in text:
+            n = int(text)
+            lengths = {a: n for a in model.axes}
+        else:
+            lengths = {k.strip(): int(v) for k, v in (p.split("=") for p in text.split(","))}
+    except ValueError:
+        raise SpecError.at(None, f"--unroll {text}: expected a number or axis=number pairs",
+                           "for example --unroll 4 or --unroll s=5,t=3") from None
+    missing = [a for a in model.axes if a not in lengths]
+    bad = [a for a, n in lengths.items() if a not in model.axes or not 1 <= n <= 1000]
+    if missing or bad:
+        raise SpecError.at(None, f"--unroll {text}: needs 1..1000 steps for each axis of "
+                           f"{model.name} ({', '.join(model.axes)})")
+    return lengths
+
+
+def graph_text(model: ir.Model, g: nx.DiGraph, params: bool = False) -> str:
+    lines = [f"# {model.name}: {g.number_of_nodes()} nodes, {g.number_of_edges()} edges"]
+    for node in nx.lexicographical_topological_sort(g, key=str):
+        if g.nodes[node]["role"] == "param" and not params:
+            continue
+        srcs = [str(s) for s in g.predecessors(node) if params or g.nodes[s]["role"] != "param"]
+        lines.append(f"{node}" + (f" <- {', '.join(sorted(srcs))}" if srcs else ""))
+    return "\n".join(lines)
+
+
+def graph_dot(model: ir.Model, g: nx.DiGraph, params: bool = False) -> str:
+    """Time runs left to right, one column per step; forward recurrences in blue (t rising),
+    backward ones in red (t falling)."""
+    out = [f'digraph "{model.name}" {{', "  rankdir=LR; node [shape=box, style=rounded, fontname=Helvetica];"]
+    steps = {}
+    for node, data in g.nodes(data=True):
+        if data["role"] == "param" and not params:
+            continue
+        shape = {"input": "ellipse", "param": "note"}.get(data["role"], "box")
+        out.append(f'  "{node}" [shape={shape}];')
+        if node.t is not None:
+            steps.setdefault((model.axis_of(node.var), node.t), []).append(f'"{node}"')
+    for (axis, t), names in sorted(steps.items()):
+        out.append(f"  {{ rank=same; {' '.join(sorted(names))} }}  // {axis}={t}")
+    for u, v, data in g.edges(data=True):
+        if g.nodes[u]["role"] == "param" and not params:
+            continue
+        k = data.get("offset")
+        style = ("color=blue" if k and k < 0 else "color=red" if k and k > 0 else
+                 "style=dashed, color=gray40" if u.t is None or v.t is None else "color=black")
+        out.append(f'  "{u}" -> "{v}" [{style}];')
+    out.append("}")
+    return "\n".join(out)
+
+
+def graph_json(model: ir.Model, g: nx.DiGraph, params: bool = False) -> str:
+    """networkx node-link data; nodes are named `var@t` (static ones just `var`)."""
+    named = nx.relabel_nodes(g, {n: str(n) for n in g.nodes})
+    for node in g.nodes:
+        named.nodes[str(node)].update(var=node.var, t=node.t)
+    return json.dumps(nx.node_link_data(named, edges="links"), indent=1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
