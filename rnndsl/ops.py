@@ -285,8 +285,8 @@ def _windows(xp, x, kh, kw, stride, pad):
 
 
 def conv2d(xp, x, w, stride=1, pad=0):
-    win = _windows(xp, x, w.shape[2], w.shape[3], int(stride), int(pad))
-    return xp.einsum("...chwij,ocij->...ohw", win, w)
+    win = _windows(xp, x, w.shape[-2], w.shape[-1], int(stride), int(pad))
+    return xp.einsum("...chwij,...ocij->...ohw", win, w)
 
 
 def maxpool2d(xp, x, size=2, stride=None):
