@@ -7,9 +7,9 @@
 from .errors import DataError, SourcePos, SpecError
 from .interpret import interpret
 from .params import init_params
-from .pipeline import load_spec, loads_spec
+from .pipeline import compile, load_spec, loads_spec
 from .unroll import NodeId, unroll
 
-__all__ = ["DataError", "NodeId", "SourcePos", "SpecError", "init_params", "interpret",
+__all__ = ["DataError", "NodeId", "SourcePos", "SpecError", "compile", "init_params", "interpret",
            "load_spec", "loads_spec", "unroll"]
 __version__ = "0.1.0"

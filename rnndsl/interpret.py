@@ -91,7 +91,7 @@ class Sequence:
         if node is not None:
             return self.values[node]
         item = self.model.lookup(var)
-        return np.zeros(item.type.dims) if item.type.kind is not Kind.INDEX else np.asarray(0)
+        return np.zeros(item.type.dims) if item.type.kind is not Kind.INDEX else np.asarray(-1)
 
     def eval(self, e: ir.Expr, steps: dict):
         if isinstance(e, ir.Const):

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
-import numpy as np
+from . import kernels
 
 
 # ---- value types ----------------------------------------------------------------------------
@@ -71,6 +71,7 @@ class ShapeError(Exception):
 # ---- ops -----------------------------------------------------------------------------------
 
 class Op(enum.Enum):
+    # ops a spec can write
     ADD = "+"
     SUB = "-"
     MUL = "*"
@@ -97,16 +98,54 @@ class Op(enum.Enum):
     MSE = "mse"
     CTC = "ctc"
     SAMPLE = "sample"
+    # ops the compiler introduces in programs
+    COPY = "copy"
+    EMBED = "embed"                    # W @ onehot(i): a column gather
+    REDUCE_SUM = "reduce_sum"
+    REDUCE_MEAN = "reduce_mean"
+    REDUCE_MAX = "reduce_max"
+    REDUCE_MIN = "reduce_min"
+    GATHER = "gather"                  # v[end-k], v[k]
+    SLICE = "slice"                    # a part of a fused buffer
+    ONEHOT = "onehot"                  # class indices as vectors
+    # backward ops, introduced by VJP rules
+    TANH_VJP = "tanh_vjp"
+    SIGMOID_VJP = "sigmoid_vjp"
+    RELU_VJP = "relu_vjp"
+    ABS_VJP = "abs_vjp"
+    CLIP_VJP = "clip_vjp"
+    MIN_VJP = "min_vjp"
+    MAX_VJP = "max_vjp"
+    SOFTMAX_VJP = "softmax_vjp"
+    LOG_SOFTMAX_VJP = "log_softmax_vjp"
+    CROSS_ENTROPY_VJP = "cross_entropy_vjp"
+    MSE_VJP = "mse_vjp"
+    CTC_VJP = "ctc_vjp"
+    MATMUL_VJP = "matmul_vjp"
+    EMBED_VJP = "embed_vjp"
+    RESHAPE_LIKE = "reshape_like"
+    CONV2D_VJP_X = "conv2d_vjp_x"
+    CONV2D_VJP_W = "conv2d_vjp_w"
+    MAXPOOL2D_VJP = "maxpool2d_vjp"
+    REDUCE_SUM_VJP = "reduce_sum_vjp"
+    REDUCE_MEAN_VJP = "reduce_mean_vjp"
+    REDUCE_EXTREME_VJP = "reduce_extreme_vjp"
+    GATHER_VJP = "gather_vjp"
 
 
 @dataclass(frozen=True)
 class OpDef:
     op: Op
     arity: int                    # array arguments; -1 for any number (concat)
-    shape: Callable               # (arg types, attrs) -> result Type, or raise ShapeError
     forward: Callable             # (xp, *arrays, **attrs) -> array
+    shape: Callable | None = None  # (arg types, attrs) -> Type, or raise ShapeError; None: internal
+    vjp: Callable | None = None   # (VJP context) -> one adjoint per argument (None: no gradient)
     attrs: tuple = ()             # constant arguments: (name, default or None if required)
     ranked: bool = False          # forward also takes ranks=(spec rank of each argument)
+    ufunc: str = ""               # a single NumPy function taking out= (attrs follow the arrays)
+    context: str = ""             # "valid" or "lengths" of its sequence argument's axis, or
+                                  # "seq_lengths": the lengths of every sequence argument's axis
+    rank: Callable | None = None  # (arg ranks, attrs) -> result rank; None: elementwise (the max)
     doc: str = ""
 
 
@@ -233,128 +272,164 @@ def _sample(types, attrs):
     return Type(Kind.INDEX, (), y.shape[0])
 
 
-# ---- forward formulas (batch-polymorphic) ----------------------------------------------------
+# ---- VJP rules: build the adjoint of each argument from ops (never numbers) -----------------------
 
-def sigmoid(xp, x):
-    return 0.5 * (1.0 + xp.tanh(0.5 * x))
-
-
-def log_softmax(xp, x):
-    shifted = x - x.max(axis=-1, keepdims=True)
-    return shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
+def _vjp_unary(grad_op: Op, of_output: bool = True):
+    return lambda v: [v.apply(grad_op, v.y if of_output else v.x[0], v.dy, **v.attrs)]
 
 
-def softmax(xp, x):
-    e = xp.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+def _vjp_div(v):
+    return [v.apply(Op.DIV, v.dy, v.x[1]),
+            v.apply(Op.NEG, v.apply(Op.DIV, v.apply(Op.MUL, v.dy, v.y), v.x[1]))]
 
 
-def matmul(xp, a, b, ranks):
-    """Spec-level `a @ b` for vectors and matrices, with leading batch axes on either side."""
-    spec = {(2, 1): "...mn,...n->...m", (1, 2): "...n,...nm->...m",
-            (2, 2): "...mn,...nk->...mk", (1, 1): "...n,...n->..."}[tuple(ranks)]
-    return xp.einsum(spec, a, b)
+def _vjp_matmul(v):
+    ra, rb = v.ranks
+    return [v.param_sum(0, v.apply(Op.MATMUL_VJP, v.dy, v.x[1], side=0, ra=ra, rb=rb, summed=int(v.is_param(0)))),
+            v.param_sum(1, v.apply(Op.MATMUL_VJP, v.dy, v.x[0], side=1, ra=ra, rb=rb, summed=int(v.is_param(1))))]
 
 
-def concat(xp, *parts, ranks):
-    return xp.concatenate(parts, axis=-ranks[0])
+def _vjp_concat(v):
+    starts = [0]
+    for d in v.dims:
+        starts.append(starts[-1] + d[0])
+    return [v.apply(Op.SLICE, v.dy, start=a, stop=b) for a, b in zip(starts, starts[1:])]
 
 
-def flatten(xp, x, ranks):
-    return x.reshape(x.shape[:x.ndim - ranks[0]] + (-1,))
+def _vjp_conv2d(v):
+    a = v.attrs
+    return [v.apply(Op.CONV2D_VJP_X, v.dy, v.x[1], v.x[0], **a),
+            v.param_sum(1, v.apply(Op.CONV2D_VJP_W, v.dy, v.x[0], v.x[1], summed=int(v.is_param(1)), **a))]
 
 
-def cross_entropy(xp, y, target):
-    logp = log_softmax(xp, y)
-    if target.dtype.kind == "f":                       # onehot target given as vectors
-        return -(logp * target).sum(axis=-1)
-    return -xp.take_along_axis(logp, target[..., None].astype(np.int64), axis=-1)[..., 0]
+def _vjp_mse(v):
+    g = v.apply(Op.MSE_VJP, v.x[0], v.x[1], v.dy)
+    return [g, v.apply(Op.NEG, g)]
 
 
-def mse(xp, y, target, ranks):
-    squared = (y - target) ** 2
-    return squared.mean(axis=tuple(range(-ranks[0], 0))) if ranks[0] else squared
+def _vjp_reduce(grad_op: Op):
+    def rule(v):
+        extra = (v.y,) if grad_op is Op.REDUCE_EXTREME_VJP else ()
+        return [v.apply(grad_op, v.dy, v.x[0], *extra)]
+    return rule
 
 
-def _windows(xp, x, kh, kw, stride, pad):
-    """Sliding kh x kw windows over the last two axes: (..., C, H', W', kh, kw)."""
-    if pad:
-        x = xp.pad(x, [(0, 0)] * (x.ndim - 2) + [(pad, pad), (pad, pad)])
-    win = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(-2, -1))
-    return win[..., ::stride, ::stride, :, :]
+def _vjp_gather(v):
+    parts = [v.apply(Op.GATHER_VJP, v.dy, v.x[0], fill=0, **v.attrs)]
+    if len(v.x) == 2:
+        parts.append(v.apply(Op.GATHER_VJP, v.dy, v.x[0], fill=1, **v.attrs))
+    return parts
 
 
-def conv2d(xp, x, w, stride=1, pad=0):
-    win = _windows(xp, x, w.shape[-2], w.shape[-1], int(stride), int(pad))
-    return xp.einsum("...chwij,...ocij->...ohw", win, w)
+def _ufunc(name: str):
+    return lambda xp, *args: getattr(xp, name)(*args)
 
 
-def maxpool2d(xp, x, size=2, stride=None):
-    size = int(size)
-    return _windows(xp, x, size, size, int(stride or size), 0).max(axis=(-2, -1))
-
-
-def ctc(xp, y, labels, blank=0):
-    """-log p(labels | y) for one sequence: scores y (T, K), labels (U,). Log-space forward."""
-    logp = log_softmax(xp, y)
-    ext = [int(blank)]
-    for label in labels:
-        ext += [int(label), int(blank)]
-    n, T = len(ext), len(logp)
-    alpha = np.full(n, -np.inf)
-    alpha[0] = logp[0, ext[0]]
-    if n > 1:
-        alpha[1] = logp[0, ext[1]]
-    for t in range(1, T):
-        prev = alpha.copy()
-        for s in range(n):
-            terms = [prev[s]] + ([prev[s - 1]] if s >= 1 else [])
-            if s >= 2 and ext[s] != blank and ext[s] != ext[s - 2]:
-                terms.append(prev[s - 2])
-            alpha[s] = np.logaddexp.reduce(terms) + logp[t, ext[s]]
-    total = np.logaddexp(alpha[-1], alpha[-2]) if n > 1 else alpha[-1]
-    return -total
-
-
-def sample(xp, y, rng=None, temperature=1.0):
-    """Draw a class from softmax(y / temperature); greedy (argmax) when temperature is 0."""
-    if temperature == 0:
-        return y.argmax(axis=-1)
-    p = softmax(xp, y / temperature)
-    u = (rng or np.random.default_rng()).random(p.shape[:-1] + (1,))
-    return (p.cumsum(axis=-1) < u).sum(axis=-1).clip(0, p.shape[-1] - 1)
-
+K = kernels
+_CE_VJP = lambda v: [v.apply(Op.CROSS_ENTROPY_VJP, v.x[0], v.x[1], v.dy), None]
 
 TABLE: dict[Op, OpDef] = {d.op: d for d in [
-    OpDef(Op.ADD, 2, _same("+"), lambda xp, a, b: a + b),
-    OpDef(Op.SUB, 2, _same("-"), lambda xp, a, b: a - b),
-    OpDef(Op.MUL, 2, _same("*"), lambda xp, a, b: a * b),
-    OpDef(Op.DIV, 2, _same("/"), lambda xp, a, b: a / b),
-    OpDef(Op.NEG, 1, _unary, lambda xp, a: -a),
-    OpDef(Op.MATMUL, 2, _matmul, matmul, ranked=True, doc="[m,n] @ [n] -> [m]; also [n] @ [n,m], [m,n] @ [n,k]"),
-    OpDef(Op.TANH, 1, _unary, lambda xp, x: xp.tanh(x)),
-    OpDef(Op.SIGMOID, 1, _unary, sigmoid),
-    OpDef(Op.RELU, 1, _unary, lambda xp, x: xp.maximum(x, 0.0)),
-    OpDef(Op.EXP, 1, _unary, lambda xp, x: xp.exp(x)),
-    OpDef(Op.LOG, 1, _unary, lambda xp, x: xp.log(x)),
-    OpDef(Op.SOFTPLUS, 1, _unary, lambda xp, x: xp.logaddexp(0.0, x)),
-    OpDef(Op.ABS, 1, _unary, lambda xp, x: xp.abs(x)),
-    OpDef(Op.CLIP, 1, _unary, lambda xp, x, lo, hi: xp.clip(x, lo, hi), attrs=(("lo", None), ("hi", None))),
-    OpDef(Op.MIN, 1, _unary, lambda xp, x, c: xp.minimum(x, c), attrs=(("c", None),)),
-    OpDef(Op.MAX, 1, _unary, lambda xp, x, c: xp.maximum(x, c), attrs=(("c", None),)),
-    OpDef(Op.SOFTMAX, 1, _vector, softmax),
-    OpDef(Op.LOG_SOFTMAX, 1, _vector, log_softmax),
-    OpDef(Op.CONCAT, -1, _concat, concat, ranked=True),
-    OpDef(Op.FLATTEN, 1, _flatten, flatten, ranked=True),
-    OpDef(Op.CONV2D, 2, _conv2d, conv2d, attrs=(("stride", 1), ("pad", 0))),
-    OpDef(Op.MAXPOOL2D, 1, _maxpool2d, maxpool2d, attrs=(("size", 2), ("stride", 0))),
-    OpDef(Op.CROSS_ENTROPY, 2, _cross_entropy, cross_entropy),
-    OpDef(Op.MSE, 2, _mse, mse, ranked=True),
-    OpDef(Op.CTC, 2, _ctc, ctc, attrs=(("blank", 0),), doc="whole sequences: ctc(y, labels, blank=0)"),
-    OpDef(Op.SAMPLE, 1, _sample, sample),
+    OpDef(Op.ADD, 2, _ufunc("add"), _same("+"), lambda v: [v.dy, v.dy], ufunc="add"),
+    OpDef(Op.SUB, 2, _ufunc("subtract"), _same("-"), lambda v: [v.dy, v.apply(Op.NEG, v.dy)], ufunc="subtract"),
+    OpDef(Op.MUL, 2, _ufunc("multiply"), _same("*"),
+          lambda v: [v.apply(Op.MUL, v.dy, v.x[1]), v.apply(Op.MUL, v.dy, v.x[0])], ufunc="multiply"),
+    OpDef(Op.DIV, 2, _ufunc("divide"), _same("/"), _vjp_div, ufunc="divide"),
+    OpDef(Op.NEG, 1, _ufunc("negative"), _unary, lambda v: [v.apply(Op.NEG, v.dy)], ufunc="negative"),
+    OpDef(Op.MATMUL, 2, K.matmul, _matmul, _vjp_matmul, ranked=True,
+          doc="[m,n] @ [n] -> [m]; also [n] @ [n,m] -> [m], [m,n] @ [n,k] -> [m,k], [n] @ [n] -> []"),
+    OpDef(Op.TANH, 1, _ufunc("tanh"), _unary, _vjp_unary(Op.TANH_VJP), ufunc="tanh"),
+    OpDef(Op.SIGMOID, 1, K.sigmoid, _unary, _vjp_unary(Op.SIGMOID_VJP)),
+    OpDef(Op.RELU, 1, K.relu, _unary, _vjp_unary(Op.RELU_VJP)),
+    OpDef(Op.EXP, 1, _ufunc("exp"), _unary, lambda v: [v.apply(Op.MUL, v.dy, v.y)], ufunc="exp"),
+    OpDef(Op.LOG, 1, _ufunc("log"), _unary, lambda v: [v.apply(Op.DIV, v.dy, v.x[0])], ufunc="log"),
+    OpDef(Op.SOFTPLUS, 1, K.softplus, _unary, lambda v: [v.apply(Op.MUL, v.dy, v.apply(Op.SIGMOID, v.x[0]))]),
+    OpDef(Op.ABS, 1, _ufunc("absolute"), _unary, _vjp_unary(Op.ABS_VJP, of_output=False), ufunc="absolute"),
+    OpDef(Op.CLIP, 1, lambda xp, x, lo, hi: xp.clip(x, lo, hi), _unary, _vjp_unary(Op.CLIP_VJP, of_output=False),
+          attrs=(("lo", None), ("hi", None)), ufunc="clip"),
+    OpDef(Op.MIN, 1, lambda xp, x, c: xp.minimum(x, c), _unary, _vjp_unary(Op.MIN_VJP, of_output=False),
+          attrs=(("c", None),), ufunc="minimum"),
+    OpDef(Op.MAX, 1, lambda xp, x, c: xp.maximum(x, c), _unary, _vjp_unary(Op.MAX_VJP, of_output=False),
+          attrs=(("c", None),), ufunc="maximum"),
+    OpDef(Op.SOFTMAX, 1, K.softmax, _vector, _vjp_unary(Op.SOFTMAX_VJP)),
+    OpDef(Op.LOG_SOFTMAX, 1, K.log_softmax, _vector, _vjp_unary(Op.LOG_SOFTMAX_VJP)),
+    OpDef(Op.CONCAT, -1, K.concat, _concat, _vjp_concat, ranked=True),
+    OpDef(Op.FLATTEN, 1, K.flatten, _flatten, lambda v: [v.apply(Op.RESHAPE_LIKE, v.dy, v.x[0])], ranked=True),
+    OpDef(Op.CONV2D, 2, K.conv2d, _conv2d, _vjp_conv2d, attrs=(("stride", 1), ("pad", 0))),
+    OpDef(Op.MAXPOOL2D, 1, K.maxpool2d, _maxpool2d,
+          lambda v: [v.apply(Op.MAXPOOL2D_VJP, v.x[0], v.y, v.dy, **v.attrs)], attrs=(("size", 2), ("stride", 0))),
+    OpDef(Op.CROSS_ENTROPY, 2, K.cross_entropy, _cross_entropy, _CE_VJP),
+    OpDef(Op.MSE, 2, K.mse, _mse, _vjp_mse, ranked=True),
+    OpDef(Op.CTC, 2, K.ctc, _ctc, lambda v: [v.apply(Op.CTC_VJP, v.x[0], v.x[1], v.dy, **v.attrs), None],
+          attrs=(("blank", 0),), context="seq_lengths", doc="whole sequences: ctc(y, labels, blank=0)"),
+    OpDef(Op.SAMPLE, 1, K.sample, _sample),
+    # program ops
+    OpDef(Op.COPY, 1, lambda xp, x: x, None, lambda v: [v.dy]),
+    OpDef(Op.EMBED, 2, K.embed, None,
+          lambda v: [v.param_sum(0, v.apply(Op.EMBED_VJP, v.dy, v.x[1], classes=v.classes(1))), None]),
+    OpDef(Op.REDUCE_SUM, 1, K.reduce_sum, None, _vjp_reduce(Op.REDUCE_SUM_VJP), context="valid"),
+    OpDef(Op.REDUCE_MEAN, 1, K.reduce_mean, None, _vjp_reduce(Op.REDUCE_MEAN_VJP), context="valid"),
+    OpDef(Op.REDUCE_MAX, 1, K.reduce_max, None, _vjp_reduce(Op.REDUCE_EXTREME_VJP), context="valid"),
+    OpDef(Op.REDUCE_MIN, 1, K.reduce_min, None, _vjp_reduce(Op.REDUCE_EXTREME_VJP), context="valid"),
+    OpDef(Op.GATHER, -1, K.gather_step, None, _vjp_gather, attrs=(("from_end", 1), ("offset", 0)),
+          context="lengths", doc="x[end+offset] or x[offset]; outside the sequence the optional fill"),
+    OpDef(Op.ONEHOT, 1, K.onehot, None, lambda v: [None], attrs=(("classes", None),)),
+    OpDef(Op.SLICE, 1, K.slice_last, None, None, attrs=(("start", None), ("stop", None)), ranked=True),
+    # backward ops (first order only: they have no VJP of their own)
+    *[OpDef(op, n, fn, attrs=attrs, ranked=ranked, context=ctx) for op, n, fn, attrs, ranked, ctx in [
+        (Op.TANH_VJP, 2, K.tanh_vjp, (), False, ""),
+        (Op.SIGMOID_VJP, 2, K.sigmoid_vjp, (), False, ""),
+        (Op.RELU_VJP, 2, K.relu_vjp, (), False, ""),
+        (Op.ABS_VJP, 2, K.abs_vjp, (), False, ""),
+        (Op.CLIP_VJP, 2, K.clip_vjp, (("lo", None), ("hi", None)), False, ""),
+        (Op.MIN_VJP, 2, K.min_vjp, (("c", None),), False, ""),
+        (Op.MAX_VJP, 2, K.max_vjp, (("c", None),), False, ""),
+        (Op.SOFTMAX_VJP, 2, K.softmax_vjp, (), False, ""),
+        (Op.LOG_SOFTMAX_VJP, 2, K.log_softmax_vjp, (), False, ""),
+        (Op.CROSS_ENTROPY_VJP, 3, K.cross_entropy_vjp, (), False, ""),
+        (Op.MSE_VJP, 3, K.mse_vjp, (), True, ""),
+        (Op.CTC_VJP, 3, K.ctc_vjp, (("blank", 0),), False, "seq_lengths"),
+        (Op.MATMUL_VJP, 2, K.matmul_vjp, (("side", None), ("ra", None), ("rb", None), ("summed", 0)), False, ""),
+        (Op.EMBED_VJP, 2, K.embed_vjp, (("classes", None),), False, ""),
+        (Op.RESHAPE_LIKE, 2, K.reshape_like, (), True, ""),
+        (Op.CONV2D_VJP_X, 3, K.conv2d_vjp_x, (("stride", 1), ("pad", 0)), False, ""),
+        (Op.CONV2D_VJP_W, 3, K.conv2d_vjp_w, (("stride", 1), ("pad", 0), ("summed", 1)), False, ""),
+        (Op.MAXPOOL2D_VJP, 3, K.maxpool2d_vjp, (("size", 2), ("stride", 0)), False, ""),
+        (Op.REDUCE_SUM_VJP, 2, K.reduce_sum_vjp, (), False, "valid"),
+        (Op.REDUCE_MEAN_VJP, 2, K.reduce_mean_vjp, (), False, "valid"),
+        (Op.REDUCE_EXTREME_VJP, 3, K.reduce_extreme_vjp, (), False, "valid"),
+        (Op.GATHER_VJP, 2, K.gather_vjp, (("from_end", 1), ("offset", 0), ("fill", 0)), False, "lengths"),
+    ]],
 ]}
 
-BY_SPELLING = {op.value: op for op in Op if op.value.isidentifier() and op is not Op.NEG}
+_RANKS = {
+    Op.MATMUL: lambda r, a: r[0] + r[1] - 2,
+    Op.CONCAT: lambda r, a: r[0], Op.FLATTEN: lambda r, a: 1, Op.CONV2D: lambda r, a: 3,
+    Op.CROSS_ENTROPY: lambda r, a: 0, Op.MSE: lambda r, a: 0, Op.CTC: lambda r, a: 0,
+    Op.SAMPLE: lambda r, a: 0, Op.EMBED: lambda r, a: 1, Op.ONEHOT: lambda r, a: 1,
+    Op.REDUCE_SUM: lambda r, a: r[0], Op.GATHER: lambda r, a: r[0], Op.SLICE: lambda r, a: r[0],
+    Op.CROSS_ENTROPY_VJP: lambda r, a: r[0], Op.MSE_VJP: lambda r, a: r[0], Op.CTC_VJP: lambda r, a: 1,
+    Op.MATMUL_VJP: lambda r, a: (a["ra"], a["rb"])[int(a["side"])],
+    Op.EMBED_VJP: lambda r, a: 2, Op.RESHAPE_LIKE: lambda r, a: r[1], Op.CONV2D_VJP_X: lambda r, a: 3,
+    Op.CONV2D_VJP_W: lambda r, a: 4, Op.MAXPOOL2D_VJP: lambda r, a: 3,
+    Op.REDUCE_SUM_VJP: lambda r, a: r[1], Op.REDUCE_MEAN_VJP: lambda r, a: r[1],
+    Op.REDUCE_EXTREME_VJP: lambda r, a: r[1], Op.GATHER_VJP: lambda r, a: r[1],
+}
+for _op in (Op.REDUCE_MEAN, Op.REDUCE_MAX, Op.REDUCE_MIN):
+    _RANKS[_op] = _RANKS[Op.REDUCE_SUM]
+
+
+def result_rank(op: Op, ranks: tuple, attrs: dict) -> int:
+    """The spec rank of an op's result: elementwise ops broadcast to their largest argument."""
+    rule = _RANKS.get(op)
+    return rule(ranks, attrs) if rule else max(ranks, default=0)
+
+
+def elementwise(op: Op) -> bool:
+    return op not in _RANKS
+
+
+SPEC_OPS = [op for op in Op if TABLE[op].shape is not None]
+BY_SPELLING = {op.value: op for op in SPEC_OPS if op.value.isidentifier() and op is not Op.NEG}
 UNARY_OPS = {Op.NEG, Op.TANH, Op.SIGMOID, Op.RELU, Op.EXP, Op.LOG, Op.SOFTPLUS, Op.ABS,
              Op.CLIP, Op.MIN, Op.MAX}
 ELEMENTWISE = UNARY_OPS | {Op.ADD, Op.SUB, Op.MUL, Op.DIV}

@@ -1,13 +1,19 @@
 """The compiler's stages, one line each: a table of contents for the code.
 
     load_spec: YAML text -> located tree (spec) -> typed IR (check) -> time analysis (timegraph)
+    compile:   typed IR -> forward program (lower) -> fused, differentiated, planned program
+               (schedule, autodiff) -> source (backends.emit) -> loaded module (runtime)
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from . import check, ir, spec, timegraph
+from . import check, ir, lower, schedule, spec, timegraph
+from .backends import emit, numpy_runtime
 from .errors import Source
+from .model import CompiledModel
+
+BACKENDS = ("numpy",)
 
 
 def load_spec(path_or_text: str | Path | ir.Model, dims: dict | None = None) -> ir.Model:
@@ -30,3 +36,14 @@ def _check(source: Source, dims: dict | None, name: str) -> ir.Model:
     model = check.check(tree, dims, name)
     timegraph.analyse(model)          # cycles of zero delay or mixed direction are spec errors
     return model
+
+
+def compile(spec_or_path, backend: str = "numpy", dtype: str = "float64", dims: dict | None = None) -> CompiledModel:
+    """Compile a spec (a path, YAML text or a checked model) to a loaded model."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
+    model = load_spec(spec_or_path, dims=dims)
+    analysis = timegraph.analyse(model)
+    program = schedule.schedule(model, lower.lower(model, analysis))
+    source = emit.emit_module(program, f"{model.name}: {model.path}")
+    return CompiledModel(model, program, source, numpy_runtime.load(source, model.name), dtype)

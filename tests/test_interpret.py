@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import rnndsl
-from rnndsl import ops
+from rnndsl import kernels
 
 from conftest import ROOT
 
@@ -125,7 +125,7 @@ def ctc_brute_force(logits, labels, blank):
                                             ([2, 1, 2], 5, 0), ([0, 1], 4, 2), ([], 3, 0)])
 def test_ctc_matches_brute_force(labels, T, blank):
     logits = np.random.default_rng(len(labels) + T).normal(size=(T, 3))
-    assert ops.ctc(np, logits, np.array(labels, int), blank) == pytest.approx(
+    assert kernels.ctc(np, logits, np.array(labels, int), blank) == pytest.approx(
         ctc_brute_force(logits, labels, blank), rel=1e-10)
 
 

@@ -1,0 +1,50 @@
+"""Array helpers the emitted modules call (copied into each module, like the kernels):
+reads of a whole sequence at an offset, and their adjoints."""
+
+
+def shift(xp, a, k, fill=None, valid=None):
+    """a[t + k] for every step t at once; outside the sequence, `fill` (a state init) or
+    zeros. With `valid` (T, B), steps past each sequence's own end count as outside."""
+    T = a.shape[0]
+    out = xp.empty_like(a)
+    empty = -1 if a.dtype.kind in "iu" else 0.0          # an absent class, or zeros
+    out[...] = empty if fill is None else fill
+    if abs(k) < T:
+        if k >= 0:
+            out[:T - k] = a[k:]
+        else:
+            out[-k:] = a[:T + k]
+    if valid is not None and k > 0:
+        inside = xp.zeros_like(valid)
+        inside[:T - k] = valid[k:]
+        inside = inside.reshape(inside.shape + (1,) * (a.ndim - 2))
+        out = xp.where(inside, out, empty if fill is None else fill)
+    return out
+
+
+def unshift_add(xp, d, v, k, valid=None):
+    """The adjoint of shift: d[t + k] += v[t] where t + k lies inside; returns the sum over
+    steps of what fell outside (the adjoint of the fill), (B, ...)."""
+    T = d.shape[0]
+    inside = xp.zeros(v.shape[:2], dtype=bool)
+    if abs(k) < T:
+        if k >= 0:
+            inside[:T - k] = True if valid is None else valid[k:]
+        else:
+            inside[-k:] = True
+    inside = inside.reshape(inside.shape + (1,) * (v.ndim - 2))
+    kept = xp.where(inside, v, 0.0)
+    if abs(k) < T:
+        if k >= 0:
+            d[k:] += kept[:T - k]
+        else:
+            d[:T + k] += kept[-k:]
+    return xp.where(inside, 0.0, v).sum(axis=0)
+
+
+def sum_to_param(xp, value, rank):
+    """A parameter's share of a batched value: summed over every leading axis."""
+    return value.reshape((-1,) + value.shape[value.ndim - rank:]).sum(axis=0)
+
+
+ALWAYS = ("shift", "unshift_add", "sum_to_param")

@@ -1,0 +1,57 @@
+"""The compiled model users hold: parameters, forward, loss_and_grad (DESIGN.md's API)."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import ir
+from .errors import DataError
+from .inputs import prepare
+from .params import init_params
+from .program import Program
+
+
+class CompiledModel:
+    """A spec compiled to code. `source` is the emitted module's text."""
+
+    def __init__(self, spec: ir.Model, program: Program, source: str, module, dtype: str):
+        self.spec, self.program, self.source, self.module = spec, program, source, module
+        self.dtype = np.dtype(dtype)
+
+    def init_params(self, seed: int = 0) -> dict:
+        return init_params(self.spec, seed, self.dtype)
+
+    def forward(self, params: dict, inputs: dict) -> dict:
+        """Every variable (time-major, padded steps zero) and the loss: {"loss": float,
+        "losses": (B,), name: array}."""
+        batch = prepare(self.spec, inputs)
+        tape = self.module.forward(self._params(params), batch.arrays, batch.lengths, self.dtype)
+        out = {"loss": tape["total_loss"], "losses": tape["loss"]}
+        for eq in self.spec.equations:
+            value = tape[eq.name]
+            if eq.axis:
+                valid = tape[f"valid_{eq.axis}"].reshape(tape[f"valid_{eq.axis}"].shape + (1,) * len(eq.type.dims))
+                value = np.where(valid, value, 0)
+            out[eq.name] = value
+        return out
+
+    def loss_and_grad(self, params: dict, inputs: dict, truncate: int | None = None) -> tuple:
+        """The mean loss over the batch and its gradient for every parameter; `truncate`
+        cuts the gradient of each recurrence at windows of that many steps."""
+        batch = prepare(self.spec, inputs)
+        tape = self.module.forward(self._params(params), batch.arrays, batch.lengths, self.dtype)
+        grads = self.module.backward(self._params(params), tape, truncate)
+        return tape["total_loss"], {k: np.asarray(v, self.dtype) for k, v in grads.items()}
+
+    def _params(self, params: dict) -> dict:
+        want = {p.name: p.type.dims for p in self.spec.params}
+        missing, extra = set(want) - set(params), set(params) - set(want)
+        if missing or extra:
+            raise DataError(f"parameters do not match {self.spec.name}: "
+                            + "; ".join(filter(None, [f"missing {', '.join(sorted(missing))}" if missing else "",
+                                                      f"unknown {', '.join(sorted(extra))}" if extra else ""])),
+                            "make them with model.init_params()")
+        for name, dims in want.items():
+            if tuple(np.shape(params[name])) != dims:
+                raise DataError(f"parameter {name} has shape {np.shape(params[name])}; {self.spec.name} "
+                                f"declares {dims}")
+        return params
