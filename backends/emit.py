@@ -72,7 +72,10 @@ def loss_and_grad(params, inputs, lengths, dtype=np.float64, truncate=None):
 class _Emitter:
     def __init__(self, prog: Program):
         self.prog = prog
+        # adjoints without batch axes: of parameters and of values made from them only
         self.param_grads = {"d_" + b.name: b.rank for b in prog.params}
+        self.param_grads.update({"d_" + i.out.name: i.out.rank for i in instructions(prog.forward)
+                                 if i.mode is Mode.PARAM})
         self.lines: list = []
         self.depth = 1
 
@@ -116,21 +119,21 @@ class _Emitter:
         return f"{b.name} = xp.where({mask}, {raw}, {zero}){cast}"
 
     def _allocate_steps(self, items) -> None:
-        """Preallocate every buffer written step by step (and the views into fused ones)."""
-        seen = set()
+        """Preallocate every buffer written step by step, and the views into them."""
+        stepped = []
         for instr in instructions(items):
             b = instr.out
-            if instr.mode is Mode.STEP and b.name not in seen:
-                seen.add(b.name)
-                base = b.view[0] if b.view else b.name
-                if b.view is None:
-                    dt = "dtype" if b.kind is Kind.FLOAT else "np.int64"
-                    self.put(f"{b.name} = xp.empty((T_{b.axis}, B) + {tuple(b.dims)!r}, dtype={dt})")
-        for instr in instructions(items):
-            b = instr.out
-            if instr.mode is Mode.STEP and b.view and b.name not in seen:
-                seen.add(b.name)
-                self.put(f"{b.name} = {b.view[0]}[..., {b.view[1]}:{b.view[2]}]")
+            if instr.mode is Mode.STEP and b.view is None and b.name not in stepped:
+                stepped.append(b.name)
+                dt = "dtype" if b.kind is Kind.FLOAT else "np.int64"
+                self.put(f"{b.name} = xp.empty((T_{b.axis}, B) + {tuple(b.dims)!r}, dtype={dt})")
+        for name in stepped:
+            self._views_of(name)
+
+    def _views_of(self, base: str) -> None:
+        for b in self.prog.values:
+            if b.view and b.view[0] == base:
+                self.put(f"{b.name} = {base}[..., {b.view[1]}:{b.view[2]}]")
 
     def _items(self, items, backward: bool = False) -> None:
         last_line = None
@@ -143,13 +146,8 @@ class _Emitter:
                 self.put(f"# {item.line}")
                 last_line = item.line
             self.put(self._instr(item))
-            self._views_after(item)
-
-    def _views_after(self, instr: Instr) -> None:
-        """Views of a fused buffer just assigned (outside loops)."""
-        for b in self.prog.values:
-            if b.view and b.view[0] == instr.out.name and instr.mode is not Mode.STEP and not instr.accumulate:
-                self.put(f"{b.name} = {instr.out.name}[..., {b.view[1]}:{b.view[2]}]")
+            if not backward:
+                self._views_of(item.out.name)
 
     def _loop(self, loop: Loop, backward: bool) -> None:
         steps = f"range(T_{loop.axis} - 1, -1, -1)" if loop.reverse else f"range(T_{loop.axis})"
@@ -168,6 +166,8 @@ class _Emitter:
 
     # -- instructions --------------------------------------------------------------------------
     def _instr(self, instr: Instr, loop: Loop | None = None) -> str:
+        if instr.target is not None and not instr.accumulate:
+            return self._write(instr)
         if instr.accumulate:
             return self._accumulate(instr, loop)
         value = self._call(instr)
@@ -188,7 +188,7 @@ class _Emitter:
             consts = [_number(instr.attr[k]) for k, _ in d.attrs]
             return f"xp.{d.ufunc}({', '.join(args + consts)})"
         if instr.op is Op.COPY:
-            return args[0] if instr.accumulate or not isinstance(instr.args[0], Ref) else f"{args[0]}.copy()"
+            return args[0]
         extra = [f"{k}={_number(v)}" for k, v in instr.attrs]
         if d.ranked:
             extra.append(f"ranks={ranks!r}")
@@ -256,6 +256,19 @@ class _Emitter:
             return f"{fill.name} += {self._to_target(call, fill.name, Mode.STEP, False)}"
         return self._accumulate_step(instr, value, loop)
 
+    def _write(self, instr: Instr) -> str:
+        """The only contribution to an adjoint: written in place, with out= where it can."""
+        b = instr.target.buf
+        value = self._call(instr)
+        vrank = result_rank(instr.op, tuple(_rank(a) for a in instr.args), instr.attr)
+        reduced = _sum_trailing(value, vrank - len(b.dims))
+        if b.axis is None:
+            reduced = self._to_target(reduced, b.name, instr.mode, instr.summed)
+        dest = f"{b.name}[t]" if instr.mode is Mode.STEP and b.axis else f"{b.name}[...]"
+        if reduced == value and TABLE[instr.op].ufunc:
+            return f"{value[:-1]}, out={dest})"
+        return f"{dest} = {reduced}"
+
     def _accumulate_step(self, instr: Instr, value: str, loop: Loop | None) -> str:
         target, b = instr.target, instr.target.buf
         k = target.offset
@@ -306,7 +319,8 @@ class _Emitter:
             self.put(f"{n} = tape[{n!r}]")
         for g in p.grads:
             if g.view is None:
-                self.put(f"{g.name} = xp.zeros_like({g.name[2:]})")
+                make = "zeros" if g.name in p.zeroed else "empty"
+                self.put(f"{g.name} = xp.{make}({g.name[2:]}.shape, {g.name[2:]}.dtype)")
         for g in p.grads:
             if g.view is not None:
                 self.put(f"{g.name} = {g.view[0]}[..., {g.view[1]}:{g.view[2]}]")

@@ -41,7 +41,8 @@ class Grad:
 
 def adjoint(buf: Buf) -> Buf:
     view = ("d_" + buf.view[0],) + buf.view[1:] if buf.view else None
-    return Buf("d_" + buf.name, buf.dims, buf.axis, Role.GRAD, view=view)
+    role = Role.PARAM if buf.role is Role.PARAM else Role.GRAD      # PARAM: no batch axes
+    return Buf("d_" + buf.name, buf.dims, buf.axis, role, view=view)
 
 
 def differentiable(buf: Buf) -> bool:
@@ -91,7 +92,7 @@ def reverse_loop(loop: Loop) -> list:
     body, after = [], []
     for instr in reversed(loop.body):
         for g in grads(instr):
-            if g.primal.name in local:
+            if (g.primal.view[0] if g.primal.view else g.primal.name) in local:
                 body += flatten(g, Mode.STEP)
             else:
                 after += flatten(g, Mode.SEQ)

@@ -252,6 +252,8 @@ def matmul_vjp(xp, dout, other, side, ra, rb, summed=0):
     other argument. `summed`: the argument is a parameter, so the batch axes are summed
     (one GEMM)."""
     ranks = (ra, rb)
+    if (ra, rb, side) == (2, 1, 1) and other.ndim == 2:          # dx = dout W: one GEMM
+        return dout @ other
     if summed and (ra, rb) == (2, 1) and side == 0:              # dW = dout^T x over all rows
         return dout.reshape(-1, dout.shape[-1]).T @ other.reshape(-1, other.shape[-1])
     if summed and (ra, rb) == (1, 2) and side == 1:              # dW = x^T dout over all rows

@@ -130,6 +130,8 @@ class _Lowerer:
     def _emit(self, op, args, attrs, e: ir.Expr, mode: Mode, sink: list, line: str, target) -> Ref:
         axis = e.axis if mode in (Mode.SEQ, Mode.STEP) else None
         out = target if target is not None else self._temp(e.type.dims, axis, e.type)
+        if mode is Mode.PARAM:
+            out = Buf(out.name, out.dims, None, Role.PARAM)
         sink.append(Instr(out, op, args, mode, tuple(attrs), line=line))
         return Ref(out)
 

@@ -27,7 +27,7 @@ class Mode(enum.Enum):
 
 
 class Role(enum.Enum):
-    PARAM = "param"
+    PARAM = "param"        # a parameter, or a value made from parameters only: no batch axes
     INPUT = "input"
     VALUE = "value"        # a forward value
     GRAD = "grad"          # an adjoint
@@ -101,6 +101,7 @@ class Program:
     grads: tuple                  # every adjoint Buf
     loss: Buf                     # per-sequence loss, (B,)
     outputs: tuple                # names of equation buffers returned to the user
+    zeroed: tuple = ()            # adjoints that start at zero (the rest are written once)
     notes: tuple = ()             # what the scheduler did, for --explain
 
 

@@ -7,37 +7,49 @@
 """
 from __future__ import annotations
 
-from . import autodiff, ir
+from . import adjoints, autodiff, fuse, ir
 from .lower import Lowered
 from .program import Buf, Instr, Loop, Program, Ref, Role, instructions
 
 
 def schedule(model: ir.Model, low: Lowered) -> Program:
-    forward = list(low.items)
-    backward = autodiff.differentiate(forward)
+    forward, fusions = fuse.fuse(list(low.items))
+    backward, written = adjoints.optimise(autodiff.differentiate(forward))
     values = _values(low, forward)
-    params = tuple(b for b in low.bufs.values() if b.role is Role.PARAM)
-    grads = _grads(backward, params)
+    params = tuple(b for b in low.bufs.values() if b.role is Role.PARAM and b.name in _declared(model))
+    grads = _grads(backward, params, {b.name: b for b in values})
     return Program(tuple(forward), tuple(backward), params=params,
                    inputs=tuple(b for b in low.bufs.values() if b.role is Role.INPUT),
                    values=values, grads=grads, loss=low.loss,
-                   outputs=tuple(e.name for e in model.equations), notes=tuple(low.notes))
+                   zeroed=tuple(g.name for g in grads if g.name not in written),
+                   outputs=tuple(e.name for e in model.equations), notes=tuple(low.notes) + tuple(fusions))
 
 
 def _values(low: Lowered, forward: list) -> tuple:
-    seen = dict((b.name, b) for b in low.bufs.values())
-    for instr in instructions(forward):
-        seen.setdefault(instr.out.name, instr.out)
+    """Every forward buffer: inputs, parameters, results and the views into them."""
+    seen = {}
+    for instr in instructions(forward):          # after fusion: some results are views now
+        for buf in [instr.out] + [a.buf for a in instr.refs] + [a.fill for a in instr.refs if a.fill]:
+            seen.setdefault(buf.name, buf)
+    for b in low.bufs.values():
+        seen.setdefault(b.name, b)
     return tuple(seen.values())
 
 
-def _grads(backward: list, params: tuple) -> tuple:
-    """Every adjoint the backward pass reads or accumulates (locals excluded); every
-    parameter has one, even a parameter the loss does not depend on."""
+def _grads(backward: list, params: tuple, values: dict) -> tuple:
+    """Every adjoint the backward pass reads or accumulates (locals excluded), bases of
+    views first; every parameter has one, even a parameter the loss does not depend on."""
     seen = {"d_" + p.name: autodiff.adjoint(p) for p in params}
     for instr in instructions(backward):
         refs = instr.refs + ([instr.target] if instr.target else [])
         for buf in [r.buf for r in refs] + [r.fill for r in refs]:
             if buf is not None and buf.name.startswith("d_"):
+                if buf.view:
+                    base = autodiff.adjoint(values[buf.view[0][2:]])
+                    seen.setdefault(base.name, base)
                 seen.setdefault(buf.name, buf)
-    return tuple(seen.values())
+    return tuple(sorted(seen.values(), key=lambda b: b.view is not None))
+
+
+def _declared(model: ir.Model) -> set:
+    return {p.name for p in model.params}
