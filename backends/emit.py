@@ -62,7 +62,7 @@ def _source(obj, name: str) -> str:
 
 
 _DRIVER = '''
-def loss_and_grad(params, inputs, lengths, dtype=np.float64, truncate=None):
+def loss_and_grad(params, inputs, lengths=None, dtype=np.float64, truncate=None):
     """Mean loss over the batch and the gradient of every parameter."""
     tape = forward(params, inputs, lengths, dtype)
     return tape["total_loss"], backward(params, tape, truncate)
@@ -86,11 +86,17 @@ class _Emitter:
     # -- forward ------------------------------------------------------------------------------
     def forward(self) -> str:
         p = self.prog
-        self.lines = ['def forward(params, inputs, lengths, dtype=np.float64):',
-                      f'{INDENT}"""Every value of the forward pass (the tape), and the loss."""']
+        self.lines = ['def forward(params, inputs, lengths=None, dtype=np.float64):',
+                      f'{INDENT}"""Every value of the forward pass (the tape), and the loss. Inputs are',
+                      f'{INDENT}time-major; lengths {{axis: (B,) ints}} default to the padded length."""']
         self.depth = 1
         axes = sorted({b.axis for b in p.inputs if b.axis})
         first = p.inputs[0] if p.inputs else None
+        self.put("lengths = dict(lengths or {})")
+        for a in axes:
+            seq = next(b for b in p.inputs if b.axis == a)
+            self.put(f"lengths.setdefault({a!r}, np.full(np.shape(inputs[{seq.name!r}])[1], "
+                     f"np.shape(inputs[{seq.name!r}])[0]))")
         self.put(f"B = len(lengths[{axes[0]!r}])" if axes else f"B = len(inputs[{first.name!r}])")
         for a in axes:
             self.put(f"len_{a} = xp.asarray(lengths[{a!r}])")

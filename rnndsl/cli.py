@@ -1,4 +1,4 @@
-"""The command line: `rnndsl check`, `rnndsl graph`.
+"""The command line: check, graph, compile, gradcheck, bench.
 
 A mistake in a spec or in data prints a compiler error and exits 1, never a traceback.
 """
@@ -47,6 +47,28 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--params", action="store_true", help="draw parameters too (dot)")
     _add_set(g)
     g.set_defaults(run=cmd_graph)
+
+    k = sub.add_parser("compile", help="emit a standalone module; print a stage or explain the schedule")
+    k.add_argument("spec", metavar="SPEC")
+    k.add_argument("--backend", choices=("numpy",), default="numpy")
+    k.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    k.add_argument("-o", "--output", metavar="FILE", help="write the module here (default: standard output)")
+    k.add_argument("--dump", choices=("ir", "unrolled", "program", "code"),
+                   help="print one stage: the typed IR, the unrolled graph, the scheduled program, the code")
+    k.add_argument("--explain", action="store_true", help="report what the schedule did, in spec terms")
+    k.add_argument("--steps", type=int, default=100, metavar="T", help="T for --explain's buffer sizes")
+    k.add_argument("--batch", type=int, default=32, metavar="B", help="B for --explain's buffer sizes")
+    _add_set(k)
+    k.set_defaults(run=cmd_compile)
+
+    c = sub.add_parser("gradcheck", help="derived gradients against float64 finite differences")
+    c.add_argument("spec", metavar="SPEC")
+    c.add_argument("--steps", type=int, default=5, metavar="T")
+    c.add_argument("--batch", type=int, default=2, metavar="B")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--tol", type=float, default=1e-6, help="largest relative error accepted")
+    _add_set(c)
+    c.set_defaults(run=cmd_gradcheck)
     return p
 
 
@@ -113,6 +135,62 @@ def summary(model: ir.Model) -> str:
             lines.append(f"  {cls.value}: {', '.join(names)}")
     lines.append(f"  loss:   {ir.show(model.loss)}")
     return "\n".join(lines)
+
+
+# ---- compile and gradcheck ------------------------------------------------------------------
+
+def cmd_compile(args) -> int:
+    from .pipeline import compile as compile_spec
+    model = compile_spec(args.spec, backend=args.backend, dtype=args.dtype, dims=parse_settings(args.set))
+    if args.explain:
+        from .explain import explain
+        print(explain(model, args.steps, args.batch))
+        return 0
+    if args.dump:
+        print(_dump(model, args.dump))
+        return 0
+    if args.output:
+        _write_atomically(args.output, model.source)
+        print(f"wrote {args.output} ({len(model.source.splitlines())} lines, needs only {args.backend})")
+    else:
+        print(model.source, end="")
+    return 0
+
+
+def _dump(model, stage: str) -> str:
+    from . import program
+    if stage == "ir":
+        return ir.pretty(model.spec)
+    if stage == "unrolled":
+        return graph_text(model.spec, unroll(model.spec, 3))
+    if stage == "program":
+        return ("# forward\n" + program.show(model.program.forward)
+                + "\n\n# backward\n" + program.show(model.program.backward))
+    return model.source
+
+
+def _write_atomically(path: str, text: str) -> None:
+    import os
+    import tempfile
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".rnndsl-", suffix=".py")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def cmd_gradcheck(args) -> int:
+    from .gradcheck import gradcheck
+    from .pipeline import compile as compile_spec
+    model = compile_spec(args.spec, dtype="float64", dims=parse_settings(args.set))
+    results = gradcheck(model, args.steps, args.batch, args.seed)
+    print(f"{model.spec.name}: float64 central differences, T={args.steps} B={args.batch}, ragged lengths")
+    for r in results:
+        verdict = "ok" if r.worst <= args.tol else "FAIL"
+        print(f"  {r.name:<14} {str(list(r.shape)):<16} worst relative error {r.worst:.1e}  {verdict}")
+    failed = [r.name for r in results if r.worst > args.tol]
+    print(f"{len(results) - len(failed)} of {len(results)} parameters within {args.tol:g}")
+    return 1 if failed else 0
 
 
 # ---- graph -----------------------------------------------------------------------------------

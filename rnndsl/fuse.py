@@ -101,7 +101,8 @@ def _fuse_matmuls(phase: list, renames: dict, prologue: list, notes: list, loop)
         replaced[id(members[0])] = Instr(z, op, (Ref(w_cat), x), mode, line=members[0].line)
         for m in members[1:]:
             replaced[id(m)] = None
-        notes.append(("matmul", [w.name for w in weights], str(x), mode.value, loop.members if loop else ()))
+        notes.append(("matmul", [w.name for w in weights], str(x), mode.value, loop.members if loop else (),
+                      w_cat.name))
     return [replaced.get(id(i), i) for i in phase if replaced.get(id(i), i) is not None]
 
 

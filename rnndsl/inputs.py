@@ -106,3 +106,33 @@ def _check_values(inp: ir.Input, batch: Batch) -> None:
         where = tuple(int(i) for i in np.argwhere(bad)[0])
         at = f"step {where[0]} of sequence {where[1]}" if inp.axis else f"example {where[0]}"
         raise DataError(f"input {inp.name} holds {what} at {at}")
+
+
+def random_batch(model: ir.Model, steps: int = 5, batch: int = 2, seed: int = 0,
+                 ragged: bool = True) -> dict:
+    """Random inputs for `model` (gradient checks, benchmarks): `steps` per axis, random
+    lengths when `ragged`. CTC labels avoid the blank and fit their frames."""
+    rng = np.random.default_rng(seed)
+    blank, label_axes = _ctc_labels(model)
+    inputs = {}
+    for inp in model.inputs:
+        lead = (steps, batch) if inp.axis else (batch,)
+        if inp.type.kind is Kind.FLOAT:
+            inputs[inp.name] = rng.normal(size=lead + inp.type.dims)
+        else:
+            classes = [c for c in range(inp.type.classes.value) if not (inp.axis in label_axes and c == blank)]
+            inputs[inp.name] = rng.choice(classes, size=lead)
+    lengths = {}
+    for axis in model.axes:
+        top = max(1, steps // 3) if axis in label_axes else steps
+        lengths[axis] = rng.integers(1, top + 1, size=batch) if ragged else np.full(batch, top)
+    inputs["lengths"] = lengths
+    return inputs
+
+
+def _ctc_labels(model: ir.Model) -> tuple:
+    """(blank, axes of label sequences) of the model's ctc calls."""
+    for e in ir.walk(model.loss):
+        if isinstance(e, ir.Apply) and e.op.value == "ctc":
+            return int(e.attr.get("blank", 0)), {e.args[1].axis}
+    return None, set()

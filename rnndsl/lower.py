@@ -26,6 +26,7 @@ class Lowered:
     bufs: dict                         # name -> Buf (inputs, params, values)
     loss: Buf
     notes: list = field(default_factory=list)
+    labels: dict = field(default_factory=dict)   # buffer name -> the spec expression it holds
 
 
 def lower(model: ir.Model, analysis: TimeAnalysis) -> Lowered:
@@ -34,7 +35,7 @@ def lower(model: ir.Model, analysis: TimeAnalysis) -> Lowered:
         low.group(group)
     loss = low.bufs["loss"] = Buf("loss", (), None, Role.VALUE)
     low.equation_root(model.loss, loss, Mode.STATIC, frozenset(), low.items, "loss: " + ir.show(model.loss))
-    return Lowered(low.items, low.bufs, loss, low.notes)
+    return Lowered(low.items, low.bufs, loss, low.notes, low.labels)
 
 
 def buf_for(name: str, t, axis, role: Role) -> Buf:
@@ -53,6 +54,7 @@ class _Lowerer:
         self.bufs.update({e.name: buf_for(e.name, e.type, e.axis, Role.VALUE) for e in model.equations})
         self.eqs = {e.name: e for e in model.equations}
         self.temps = 0
+        self.labels: dict = {}
 
     # -- groups -----------------------------------------------------------------------------
     def group(self, members: tuple) -> None:
@@ -73,7 +75,9 @@ class _Lowerer:
             expr = reassociate(eq.expr, frozenset(members))
             self.equation_root(expr, self.bufs[name], Mode.STEP, frozenset(members), body, eq.text)
         axis = self.eqs[members[0]].axis
-        hoisted = [i.out.name for i in self.items[hoisted_before:] if isinstance(i, Instr)]
+        read = {r.buf.name for i in body for r in i.refs}
+        hoisted = [self.labels[i.out.name] for i in self.items[hoisted_before:]
+                   if isinstance(i, Instr) and i.out.name in read and i.out.name in self.labels]
         self.items.append(Loop(axis, cls is Class.BACKWARD, tuple(body), tuple(members)))
         self.notes.append(("loop", members, cls.value, axis, hoisted, len(body)))
 
@@ -130,6 +134,7 @@ class _Lowerer:
     def _emit(self, op, args, attrs, e: ir.Expr, mode: Mode, sink: list, line: str, target) -> Ref:
         axis = e.axis if mode in (Mode.SEQ, Mode.STEP) else None
         out = target if target is not None else self._temp(e.type.dims, axis, e.type)
+        self.labels[out.name] = ir.show(e, e.axis or "t")
         if mode is Mode.PARAM:
             out = Buf(out.name, out.dims, None, Role.PARAM)
         sink.append(Instr(out, op, args, mode, tuple(attrs), line=line))

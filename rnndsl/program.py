@@ -103,6 +103,7 @@ class Program:
     outputs: tuple                # names of equation buffers returned to the user
     zeroed: tuple = ()            # adjoints that start at zero (the rest are written once)
     notes: tuple = ()             # what the scheduler did, for --explain
+    labels: tuple = ()            # (buffer name, the spec expression it holds)
 
 
 def instructions(items) -> list:
@@ -124,7 +125,10 @@ def show(items, indent: str = "") -> str:
             continue
         args = ", ".join(str(a) if isinstance(a, Ref) else f"{a:g}" for a in item.args)
         attrs = "".join(f", {k}={v:g}" for k, v in item.attrs)
-        target = f"{item.out.name}[{item.out.axis}]" if item.mode is Mode.STEP else item.out.name
+        if item.target is not None:
+            target = str(item.target) if item.mode is Mode.STEP or item.target.offset else item.target.buf.name
+        else:
+            target = f"{item.out.name}[{item.out.axis}]" if item.mode is Mode.STEP else item.out.name
         op = "+=" if item.accumulate else "="
         lines.append(f"{indent}{target} {op} {item.op.name.lower()}({args}{attrs})    [{item.mode.value}]")
     return "\n".join(lines)

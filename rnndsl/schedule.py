@@ -22,7 +22,8 @@ def schedule(model: ir.Model, low: Lowered) -> Program:
                    inputs=tuple(b for b in low.bufs.values() if b.role is Role.INPUT),
                    values=values, grads=grads, loss=low.loss,
                    zeroed=tuple(g.name for g in grads if g.name not in written),
-                   outputs=tuple(e.name for e in model.equations), notes=tuple(low.notes) + tuple(fusions))
+                   outputs=tuple(e.name for e in model.equations), notes=tuple(low.notes) + tuple(fusions),
+                   labels=tuple(low.labels.items()))
 
 
 def _values(low: Lowered, forward: list) -> tuple:
