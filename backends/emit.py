@@ -180,7 +180,7 @@ class _Emitter:
         d = TABLE[instr.op]
         if instr.mode is Mode.STEP and instr.out.axis is not None:
             dest = f"{instr.out.name}[t]"
-            if d.ufunc and instr.out.dims is not None:
+            if d.ufunc or d.out:
                 return f"{value[:-1]}, out={dest})"
             return f"{dest} = {value}"
         return f"{instr.out.name} = {value}"
@@ -271,7 +271,7 @@ class _Emitter:
         if b.axis is None:
             reduced = self._to_target(reduced, b.name, instr.mode, instr.summed)
         dest = f"{b.name}[t]" if instr.mode is Mode.STEP and b.axis else f"{b.name}[...]"
-        if reduced == value and TABLE[instr.op].ufunc:
+        if reduced == value and (TABLE[instr.op].ufunc or TABLE[instr.op].out):
             return f"{value[:-1]}, out={dest})"
         return f"{dest} = {reduced}"
 

@@ -9,16 +9,23 @@ ones a program uses into the module it writes, so these are the only copies.
 import numpy as np
 
 
-def sigmoid(xp, x):
-    return 0.5 + 0.5 * xp.tanh(0.5 * x)
+def sigmoid(xp, x, out=None):
+    """0.5 + 0.5 tanh(x / 2): stable for any x; into `out`, four passes without temporaries."""
+    if out is None:
+        return 0.5 + 0.5 * xp.tanh(0.5 * x)
+    out = xp.multiply(x, 0.5, out=out)
+    xp.tanh(out, out=out)
+    out *= 0.5
+    out += 0.5
+    return out
 
 
 def softplus(xp, x):
     return xp.logaddexp(0.0, x)
 
 
-def relu(xp, x):
-    return xp.maximum(x, 0.0)
+def relu(xp, x, out=None):
+    return xp.maximum(x, 0.0, out=out)
 
 
 def log_softmax(xp, x):
@@ -196,16 +203,28 @@ def ctc_vjp(xp, y, labels, dout, blank=0, lengths=None):
 
 # ---- backward formulas ----------------------------------------------------------------------
 
-def tanh_vjp(xp, y, dy):
-    return dy * (1.0 - y * y)
+def tanh_vjp(xp, y, dy, out=None):
+    """dy (1 - y^2); into `out` without temporaries."""
+    if out is None:
+        return dy * (1.0 - y * y)
+    out = xp.multiply(y, y, out=out)
+    xp.subtract(1.0, out, out=out)
+    out *= dy
+    return out
 
 
-def sigmoid_vjp(xp, y, dy):
-    return dy * y * (1.0 - y)
+def sigmoid_vjp(xp, y, dy, out=None):
+    """dy y (1 - y); into `out` without temporaries."""
+    if out is None:
+        return dy * y * (1.0 - y)
+    out = xp.subtract(1.0, y, out=out)
+    out *= y
+    out *= dy
+    return out
 
 
-def relu_vjp(xp, y, dy):
-    return dy * (y > 0)
+def relu_vjp(xp, y, dy, out=None):
+    return xp.multiply(dy, y > 0, out=out)
 
 
 def abs_vjp(xp, x, dy):

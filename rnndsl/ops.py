@@ -146,6 +146,7 @@ class OpDef:
     context: str = ""             # "valid" or "lengths" of its sequence argument's axis, or
                                   # "seq_lengths": the lengths of every sequence argument's axis
     rank: Callable | None = None  # (arg ranks, attrs) -> result rank; None: elementwise (the max)
+    out: bool = False             # forward takes out= (writes into a preallocated slot)
     doc: str = ""
 
 
@@ -321,6 +322,9 @@ def _vjp_gather(v):
     return parts
 
 
+_IN_PLACE = {Op.TANH_VJP, Op.SIGMOID_VJP, Op.RELU_VJP}
+
+
 def _ufunc(name: str):
     return lambda xp, *args: getattr(xp, name)(*args)
 
@@ -338,8 +342,8 @@ TABLE: dict[Op, OpDef] = {d.op: d for d in [
     OpDef(Op.MATMUL, 2, K.matmul, _matmul, _vjp_matmul, ranked=True,
           doc="[m,n] @ [n] -> [m]; also [n] @ [n,m] -> [m], [m,n] @ [n,k] -> [m,k], [n] @ [n] -> []"),
     OpDef(Op.TANH, 1, _ufunc("tanh"), _unary, _vjp_unary(Op.TANH_VJP), ufunc="tanh"),
-    OpDef(Op.SIGMOID, 1, K.sigmoid, _unary, _vjp_unary(Op.SIGMOID_VJP)),
-    OpDef(Op.RELU, 1, K.relu, _unary, _vjp_unary(Op.RELU_VJP)),
+    OpDef(Op.SIGMOID, 1, K.sigmoid, _unary, _vjp_unary(Op.SIGMOID_VJP), out=True),
+    OpDef(Op.RELU, 1, K.relu, _unary, _vjp_unary(Op.RELU_VJP), out=True),
     OpDef(Op.EXP, 1, _ufunc("exp"), _unary, lambda v: [v.apply(Op.MUL, v.dy, v.y)], ufunc="exp"),
     OpDef(Op.LOG, 1, _ufunc("log"), _unary, lambda v: [v.apply(Op.DIV, v.dy, v.x[0])], ufunc="log"),
     OpDef(Op.SOFTPLUS, 1, K.softplus, _unary, lambda v: [v.apply(Op.MUL, v.dy, v.apply(Op.SIGMOID, v.x[0]))]),
@@ -375,7 +379,8 @@ TABLE: dict[Op, OpDef] = {d.op: d for d in [
     OpDef(Op.ONEHOT, 1, K.onehot, None, lambda v: [None], attrs=(("classes", None),)),
     OpDef(Op.SLICE, 1, K.slice_last, None, None, attrs=(("start", None), ("stop", None)), ranked=True),
     # backward ops (first order only: they have no VJP of their own)
-    *[OpDef(op, n, fn, attrs=attrs, ranked=ranked, context=ctx) for op, n, fn, attrs, ranked, ctx in [
+    *[OpDef(op, n, fn, attrs=attrs, ranked=ranked, context=ctx, out=op in _IN_PLACE)
+      for op, n, fn, attrs, ranked, ctx in [
         (Op.TANH_VJP, 2, K.tanh_vjp, (), False, ""),
         (Op.SIGMOID_VJP, 2, K.sigmoid_vjp, (), False, ""),
         (Op.RELU_VJP, 2, K.relu_vjp, (), False, ""),
