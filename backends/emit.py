@@ -29,7 +29,8 @@ def emit_module(prog: Program, title: str, xp: str = "numpy") -> str:
 def _kernel_sources(prog: Program) -> str:
     """The source of every kernel and helper the program calls, in dependency order."""
     used = {TABLE[i.op].forward.__name__ for i in instructions(prog.forward + prog.backward)
-            if not TABLE[i.op].ufunc and TABLE[i.op].forward.__name__ != "<lambda>"}
+            if not TABLE[i.op].ufunc and TABLE[i.op].forward.__name__ != "<lambda>"
+            and not _gemm(i, ["a", "b"])}
     sources = ["# ---- kernels (rnndsl/kernels.py) and helpers (backends/helpers.py) ----"]
     sources += [_source(f, n) for n, f in _closure(used)]
     return "\n\n".join(s.rstrip() for s in sources)
@@ -109,6 +110,7 @@ class _Emitter:
         for b in p.params:
             self.put(f"{b.name} = xp.asarray(params[{b.name!r}], dtype=dtype)")
         self._allocate_steps(p.forward)
+        self._zeros(p.forward)
         self._items(p.forward)
         self.put("tape = dict(locals())")
         self.put("tape['total_loss'] = float(loss.mean())")
@@ -135,6 +137,13 @@ class _Emitter:
                 self.put(f"{b.name} = xp.empty((T_{b.axis}, B) + {tuple(b.dims)!r}, dtype={dt})")
         for name in stepped:
             self._views_of(name)
+
+    def _zeros(self, items) -> None:
+        """One zero step per buffer that a loop reads before its start (no state init)."""
+        names = sorted({r.buf.name for i in instructions(items) if i.mode is Mode.STEP for r in i.refs
+                        if r.offset and r.fill is None and r.buf.axis})
+        for name in names:
+            self.put(f"_zero_{name} = xp.zeros_like({name}[0])")
 
     def _views_of(self, base: str) -> None:
         for b in self.prog.values:
@@ -180,7 +189,7 @@ class _Emitter:
         d = TABLE[instr.op]
         if instr.mode is Mode.STEP and instr.out.axis is not None:
             dest = f"{instr.out.name}[t]"
-            if d.ufunc or d.out:
+            if _writes_out(instr):
                 return f"{value[:-1]}, out={dest})"
             return f"{dest} = {value}"
         return f"{instr.out.name} = {value}"
@@ -193,6 +202,9 @@ class _Emitter:
         if d.ufunc:
             consts = [_number(instr.attr[k]) for k, _ in d.attrs]
             return f"xp.{d.ufunc}({', '.join(args + consts)})"
+        gemm = _gemm(instr, args)
+        if gemm:
+            return gemm
         if instr.op is Op.COPY:
             return args[0]
         extra = [f"{k}={_number(v)}" for k, v in instr.attrs]
@@ -225,7 +237,7 @@ class _Emitter:
         b = r.buf
         if b.axis is None:
             return b.name
-        fill = r.fill.name if r.fill is not None else f"xp.zeros_like({b.name}[0])"
+        fill = r.fill.name if r.fill is not None else f"_zero_{b.name}"
         masked = r.offset > 0 and b.role is not Role.INPUT
         if mode is Mode.STEP:
             if r.offset == 0:
@@ -235,7 +247,7 @@ class _Emitter:
             value = f"{b.name}[{s}]"
             if masked:
                 value = f"xp.where(valid_{b.axis}[{s}]{_expand(b)}, {value}, {fill})"
-            return f"({value} if {inside} else {fill if r.fill is not None else _zeros(b)})"
+            return f"({value} if {inside} else {fill if r.fill is not None else '_zero_' + b.name})"
         if r.offset == 0:
             return b.name
         valid = f"valid_{b.axis}" if masked else "None"
@@ -271,7 +283,7 @@ class _Emitter:
         if b.axis is None:
             reduced = self._to_target(reduced, b.name, instr.mode, instr.summed)
         dest = f"{b.name}[t]" if instr.mode is Mode.STEP and b.axis else f"{b.name}[...]"
-        if reduced == value and (TABLE[instr.op].ufunc or TABLE[instr.op].out):
+        if reduced == value and _writes_out(instr):
             return f"{value[:-1]}, out={dest})"
         return f"{dest} = {reduced}"
 
@@ -330,11 +342,31 @@ class _Emitter:
         for g in p.grads:
             if g.view is not None:
                 self.put(f"{g.name} = {g.view[0]}[..., {g.view[1]}:{g.view[2]}]")
+        self._zeros(p.backward)
         self.put("d_loss[...] = 1.0 / B")
         self._items(p.backward, backward=True)
         grads = ", ".join(f"{b.name!r}: d_{b.name}" for b in p.params)
         self.put(f"return {{{grads}}}")
         return "\n".join(self.lines)
+
+
+def _gemm(instr: Instr, args: list) -> str:
+    """A product with a parameter matrix as plain matmul (a GEMM that can write out=):
+    W @ x[t] is x[t] @ W.T over the batch; its adjoint for x is dy @ W."""
+    a = instr.args
+    param = lambda r: isinstance(r, Ref) and r.buf.role is Role.PARAM and r.buf.rank == 2
+    if instr.op is Op.MATMUL and tuple(_rank(r) for r in a) == (2, 1) and param(a[0]):
+        return f"xp.matmul({args[1]}, {args[0]}.T)"
+    attr = instr.attr
+    if (instr.op is Op.MATMUL_VJP and (attr.get("ra"), attr.get("rb"), attr.get("side")) == (2, 1, 1)
+            and param(a[1])):
+        return f"xp.matmul({args[0]}, {args[1]})"
+    return ""
+
+
+def _writes_out(instr: Instr) -> bool:
+    d = TABLE[instr.op]
+    return bool(d.ufunc or d.out or _gemm(instr, ["a", "b"]))
 
 
 def _axes(p: Program) -> list:
@@ -351,10 +383,6 @@ def _number(v) -> str:
 
 def _expand(b: Buf) -> str:
     return "[:, " + ", ".join(["None"] * b.rank) + "]" if b.rank else ""
-
-
-def _zeros(b: Buf) -> str:
-    return f"xp.zeros_like({b.name}[0])"
 
 
 def _sum_trailing(value: str, n: int) -> str:

@@ -20,6 +20,7 @@ from .ops import Op, elementwise
 from .program import Buf, Instr, Loop, Mode, Ref, Role
 
 _names = itertools.count(1)
+_BASES: dict = {}           # every result of the program being fused, by name
 
 
 def fuse(items: list) -> tuple:
@@ -38,7 +39,10 @@ def _fuse_all(items: list, rule, notes: list) -> list:
     results are renamed to views everywhere; stacked weights go first."""
     renames: dict = {}
     prologue: list = []
+    _BASES.clear()
+    _BASES.update({i.out.name: i.out for i in _all_instrs(items)})
     top = rule(list(items), renames, prologue, notes, None)
+    _BASES.update({i.out.name: i.out for i in _all_instrs(top + prologue)})
     top = [replace(i, body=tuple(rule(list(i.body), renames, prologue, notes, i))) if isinstance(i, Loop) else i
            for i in top]
     return [_rename(i, renames) for i in prologue + top]
@@ -176,7 +180,7 @@ def _slice_of(buf: Buf, size: int, bases: dict) -> Buf:
 
 def _apply_run(phase: list, run: list, renames: dict, prologue: list, notes: list, loop) -> list:
     n = next(_names)
-    bases = {i.out.name: i.out for i in _all_instrs(phase + prologue)}
+    bases = {**_BASES, **{i.out.name: i.out for i in _all_instrs(phase + prologue)}}
     instrs = [i for _, i in run]
     size = sum(i.out.dims[0] for i in instrs)
     args = []
