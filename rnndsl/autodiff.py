@@ -76,6 +76,8 @@ class VJPContext:
 
 def differentiate(items: list) -> list:
     """The backward program of a forward program."""
+    global _temps
+    _temps = itertools.count(1)           # names depend on the program alone, not on history
     backward: list = []
     for item in reversed(items):
         if isinstance(item, Loop):

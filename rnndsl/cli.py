@@ -69,6 +69,16 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--tol", type=float, default=1e-6, help="largest relative error accepted")
     _add_set(c)
     c.set_defaults(run=cmd_gradcheck)
+
+    b = sub.add_parser("bench", help="time forward and forward+backward; report GFLOP/s")
+    b.add_argument("spec", metavar="SPEC")
+    b.add_argument("--steps", type=int, default=100, metavar="T")
+    b.add_argument("--batch", type=int, default=32, metavar="B")
+    b.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    b.add_argument("--repeat", type=int, default=10)
+    b.add_argument("--threads", type=int, default=None, help="cap BLAS and OpenMP threads (threadpoolctl)")
+    _add_set(b)
+    b.set_defaults(run=cmd_bench)
     return p
 
 
@@ -191,6 +201,15 @@ def cmd_gradcheck(args) -> int:
     failed = [r.name for r in results if r.worst > args.tol]
     print(f"{len(results) - len(failed)} of {len(results)} parameters within {args.tol:g}")
     return 1 if failed else 0
+
+
+def cmd_bench(args) -> int:
+    from . import bench
+    result = bench.bench(args.spec, args.steps, args.batch, parse_settings(args.set) or None,
+                         args.dtype, args.repeat, threads=args.threads)
+    print(bench.report([result], f"{args.spec}: T={args.steps} B={args.batch} {args.dtype}"))
+    print("for a same-run comparison with PyTorch at the standard shapes: python benchmarks/run.py")
+    return 0
 
 
 # ---- graph -----------------------------------------------------------------------------------

@@ -25,6 +25,8 @@ _BASES: dict = {}           # every result of the program being fused, by name
 
 def fuse(items: list) -> tuple:
     """The fused program and a note per fusion (for --explain)."""
+    global _names
+    _names = itertools.count(1)           # names depend on the spec alone, not on history
     notes: list = []
     items = _fuse_all(items, _fuse_matmuls, notes)
     while True:

@@ -79,3 +79,37 @@ def test_console_entry_point_runs():
     out = subprocess.run([sys.executable, "-m", "rnndsl", "check", str(ROOT / "specs/elman.yaml")],
                          capture_output=True, text=True, check=True).stdout
     assert "elman ok" in out
+
+
+def test_compile_writes_a_standalone_module(tmp_path, capsys):
+    out = tmp_path / "elman_model.py"
+    assert main(["compile", str(ROOT / "specs/elman.yaml"), "-o", str(out)]) == 0
+    text = out.read_text()
+    assert "def forward(" in text and "def backward(" in text and "import rnndsl" not in text
+    assert "# h[t] = tanh(W_xh @ x[t] + W_hh @ h[t-1] + b_h)" in text
+
+
+@pytest.mark.parametrize("stage,expect", [("ir", "h[t]: [H=16] = tanh("), ("unrolled", "h@1 <- h@0, x@1"),
+                                          ("program", "for t in reversed steps:"), ("code", "def backward(")])
+def test_compile_dumps_each_stage(stage, expect, capsys):
+    assert main(["compile", str(ROOT / "specs/elman.yaml"), "--dump", stage]) == 0
+    assert expect in capsys.readouterr().out
+
+
+def test_compile_explains_the_schedule(capsys):
+    assert main(["compile", str(ROOT / "specs/lstm.yaml"), "--explain", "--steps", "10", "--batch", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "i, f, o, g, c, h: forward recurrence over t" in out
+    assert "[U_i, U_f, U_o, U_g] @ h[t-1]: one GEMM, once per step" in out
+    assert "sigmoid:" in out and "buffers: forward" in out
+
+
+def test_gradcheck_passes_on_a_spec(capsys):
+    assert main(["gradcheck", str(ROOT / "specs/birnn.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "parameters within 1e-06" in out and "FAIL" not in out
+
+
+def test_bench_reports_times(capsys):
+    assert main(["bench", str(ROOT / "specs/elman.yaml"), "--steps", "5", "--batch", "2", "--repeat", "2"]) == 0
+    assert "fwd+bwd ms" in capsys.readouterr().out

@@ -176,14 +176,14 @@ def forward(params, inputs, lengths=None, dtype=np.float64):
     _zero_hb = xp.zeros_like(hb[0])
     _zero_hf = xp.zeros_like(hf[0])
     # stacked: b_f, b_b
-    _p7_1 = concat(xp, b_f, b_b, ranks=(1, 1))
+    _p2_1 = concat(xp, b_f, b_b, ranks=(1, 1))
     # stacked weights: W_f, W_b
-    _w6 = concat(xp, W_f, W_b, ranks=(2, 2))
+    _w1 = concat(xp, W_f, W_b, ranks=(2, 2))
     # hf[t] = tanh(W_f @ x[t] + U_f @ hf[t-1] + b_f)
-    _z6 = embed(xp, _w6, x)
-    _e7 = xp.add(_z6, _p7_1)
-    _t2 = _e7[..., 0:8]
-    _t6 = _e7[..., 8:16]
+    _z1 = embed(xp, _w1, x)
+    _e2 = xp.add(_z1, _p2_1)
+    _t2 = _e2[..., 0:8]
+    _t6 = _e2[..., 8:16]
     # recurrence hf, running forward over t
     for t in range(T_t):
         # hf[t] = tanh(W_f @ x[t] + U_f @ hf[t-1] + b_f)
@@ -218,8 +218,8 @@ def backward(params, tape, truncate=None):
     V_f = tape['V_f']
     W_b = tape['W_b']
     W_f = tape['W_f']
-    _e7 = tape['_e7']
-    _p7_1 = tape['_p7_1']
+    _e2 = tape['_e2']
+    _p2_1 = tape['_p2_1']
     _t10 = tape['_t10']
     _t11 = tape['_t11']
     _t12 = tape['_t12']
@@ -230,8 +230,8 @@ def backward(params, tape, truncate=None):
     _t7 = tape['_t7']
     _t8 = tape['_t8']
     _t9 = tape['_t9']
-    _w6 = tape['_w6']
-    _z6 = tape['_z6']
+    _w1 = tape['_w1']
+    _z1 = tape['_z1']
     b_b = tape['b_b']
     b_f = tape['b_f']
     c = tape['c']
@@ -259,12 +259,12 @@ def backward(params, tape, truncate=None):
     d_hb = xp.zeros(hb.shape, hb.dtype)
     d_hf = xp.zeros(hf.shape, hf.dtype)
     d__t8 = xp.empty(_t8.shape, _t8.dtype)
-    d__e7 = xp.zeros(_e7.shape, _e7.dtype)
+    d__e2 = xp.zeros(_e2.shape, _e2.dtype)
     d__t4 = xp.empty(_t4.shape, _t4.dtype)
-    d__p7_1 = xp.empty(_p7_1.shape, _p7_1.dtype)
-    d__w6 = xp.empty(_w6.shape, _w6.dtype)
-    d__t6 = d__e7[..., 8:16]
-    d__t2 = d__e7[..., 0:8]
+    d__p2_1 = xp.empty(_p2_1.shape, _p2_1.dtype)
+    d__w1 = xp.empty(_w1.shape, _w1.dtype)
+    d__t6 = d__e2[..., 8:16]
+    d__t2 = d__e2[..., 0:8]
     d_loss[...] = 1.0 / B
     # loss: mean_t cross_entropy(y[t], tag[t])
     d__t12[...] = reduce_mean_vjp(xp, d_loss, _t12, valid=valid_t)
@@ -295,14 +295,14 @@ def backward(params, tape, truncate=None):
     # hf[t] = tanh(W_f @ x[t] + U_f @ hf[t-1] + b_f)
     d__t2[...] = d__t4
     d_U_f[...] = matmul_vjp(xp, d__t4, shift(xp, hf, -1, None, None), ra=2, rb=1, side=0, summed=1)
-    d__p7_1[...] = sum_to_param(xp, d__e7, 1)
-    d__w6[...] = embed_vjp(xp, d__e7, x, classes=10)
+    d__p2_1[...] = sum_to_param(xp, d__e2, 1)
+    d__w1[...] = embed_vjp(xp, d__e2, x, classes=10)
     # stacked weights: W_f, W_b
-    d_W_f[...] = sum_to_param(xp, slice_last(xp, d__w6, start=0, stop=8, ranks=(2,)), 2)
-    d_W_b[...] = sum_to_param(xp, slice_last(xp, d__w6, start=8, stop=16, ranks=(2,)), 2)
+    d_W_f[...] = sum_to_param(xp, slice_last(xp, d__w1, start=0, stop=8, ranks=(2,)), 2)
+    d_W_b[...] = sum_to_param(xp, slice_last(xp, d__w1, start=8, stop=16, ranks=(2,)), 2)
     # stacked: b_f, b_b
-    d_b_f[...] = sum_to_param(xp, slice_last(xp, d__p7_1, start=0, stop=8, ranks=(1,)), 1)
-    d_b_b[...] = sum_to_param(xp, slice_last(xp, d__p7_1, start=8, stop=16, ranks=(1,)), 1)
+    d_b_f[...] = sum_to_param(xp, slice_last(xp, d__p2_1, start=0, stop=8, ranks=(1,)), 1)
+    d_b_b[...] = sum_to_param(xp, slice_last(xp, d__p2_1, start=8, stop=16, ranks=(1,)), 1)
     return {'W_f': d_W_f, 'U_f': d_U_f, 'b_f': d_b_f, 'W_b': d_W_b, 'U_b': d_U_b, 'b_b': d_b_b, 'V_f': d_V_f, 'V_b': d_V_b, 'c': d_c}
 
 
