@@ -10,36 +10,35 @@ from __future__ import annotations
 import math
 
 from . import ir, parse
+from .declare import (declare, declare_dims, declare_inputs, declare_params, dim_names, is_name,
+                      poison, shape_of, time_axes)
 from .errors import Diagnostics, SourcePos, SpecError, did_you_mean
-from .ops import BY_SPELLING, SCALAR, Dim, Kind, Type, floats
-from .spec import YNode
-from .typecheck import ERROR, HOLE, RESERVED, Entity, Pending, Poisoned, Typer, snippet
+from .ops import SCALAR, Kind, Type, floats
+from .spec import YNode, describe, fields, mapping
+from .typecheck import ERROR, HOLE, Entity, Pending, Poisoned, Typer, snippet
 
-MAX_DIM = 1 << 24
-MAX_PARAM_ELEMENTS = 1 << 30
-MAX_EQUATIONS = 1_000
-INITS = {"zeros": 0, "ones": 0, "orthogonal": 0, "xavier": 0, "auto": 0,
-         "constant": (1,), "normal": (1, 2), "uniform": (1, 2)}
 TRAIN_KEYS = {"optimizer": str, "lr": float, "clip": float, "bptt": int, "batch": int,
               "epochs": int, "steps": int, "momentum": float, "nesterov": bool,
               "weight_decay": float, "schedule": str, "decay": float, "decay_every": int,
               "patience": int, "seed": int, "eval_every": int, "beta1": float, "beta2": float,
               "eps": float, "warmup": int, "truncate": int, "bucket": bool}
 GENERATE_KEYS = ("feed", "max_len", "start", "stop", "temperature")
+MAX_EQUATIONS = 1_000
 
 
 def check(tree: YNode, dims: dict | None = None, name: str = "") -> ir.Model:
     """Check a parsed spec; `dims` overrides the spec's dims (as the CLI's --set does)."""
     errs = Diagnostics()
     sections = tree.value
-    dim_map = _dims(sections.get("dims"), dims or {}, errs, tree)
-    names: dict[str, Entity] = {n: Entity(n, "dim", floats(d), None) for n, d in dim_map.items()}
-    inputs = _inputs(sections.get("inputs"), dim_map, names, errs)
-    axes = tuple(dict.fromkeys(i.axis for i in inputs if i.axis))
-    params = _params(sections.get("params"), dim_map, names, axes, errs)
+    dim_map = declare_dims(sections.get("dims"), dims or {}, errs, tree)
+    names = dim_names(dim_map)
+    axes = time_axes(sections.get("inputs"), dim_map)
+    inputs = declare_inputs(sections.get("inputs"), dim_map, names, axes, errs)
+    params = declare_params(sections.get("params"), dim_map, names, axes, errs)
     equations = _equations(sections, tree, names, axes, errs)
+    if equations is None:                 # every later check would only echo that
+        errs.check()
     states, init_eqs = _states(sections.get("state"), equations, dim_map, names, errs)
-    errs.check()
     types = infer_types(equations + init_eqs, names, axes, errs)
     typed = _type_equations(equations + init_eqs, types, names, axes, errs)
     init_params = _check_state_inits(states, typed, types, errs)
@@ -47,241 +46,53 @@ def check(tree: YNode, dims: dict | None = None, name: str = "") -> ir.Model:
     outputs = _outputs(sections.get("outputs"), names, errs)
     generate = _generate(sections.get("generate"), inputs, names, errs)
     train = _train(sections.get("train"), errs)
+    title = _text(sections.get("name"), name, "name", errs)
+    doc = _text(sections.get("doc"), "", "doc", errs)
     errs.check()
     return ir.verify(ir.Model(
-        name=_text(sections.get("name"), name, errs), doc=_text(sections.get("doc"), "", errs),
-        path=tree.pos.path, dims=tuple(dim_map.items()), axes=axes, inputs=tuple(inputs),
+        name=title, doc=doc, path=tree.pos.path, dims=tuple(dim_map.items()), axes=axes, inputs=tuple(inputs),
         params=tuple(params + init_params), equations=tuple(typed), states=tuple(states),
         loss=loss, outputs=outputs, generate=generate, train=train))
 
 
 # ---- small helpers ------------------------------------------------------------------------
 
-def _text(node: YNode | None, default: str, errs: Diagnostics) -> str:
+def _text(node: YNode | None, default: str, what: str, errs: Diagnostics) -> str:
     if node is None:
         return default
     if not isinstance(node.value, (str, int, float)) or isinstance(node.value, bool):
-        errs.add(node.pos, "expected text here")
+        errs.add(node.pos, f"{what}: expected text here")
         return default
     return str(node.value)
 
 
-def _mapping(node: YNode | None, what: str, errs: Diagnostics) -> dict:
-    if node is None or node.value is None:
-        return {}
-    if not node.is_map:
-        errs.add(node.pos, f"{what} must be a mapping of names to entries",
-                 f"write each on its own line as `name: ...`")
-        return {}
-    return node.value
-
-
-def _declare(names: dict, ent: Entity, errs: Diagnostics, axes=()) -> bool:
-    """Add a name, reporting a clash with an earlier one."""
-    pos = ent.pos
-    if not ent.name.isidentifier():
-        errs.add(pos, f"'{ent.name}' is not a valid name", "names are letters, digits and _")
-    elif ent.name in names:
-        other = names[ent.name]
-        errs.add(pos, f"{ent.name} is already defined as a {other.role}"
-                 + (f" on line {other.pos.line}" if other.pos else ""), "rename one of them")
-    elif ent.name in BY_SPELLING or ent.name in RESERVED or ent.name in axes:
-        errs.add(pos, f"'{ent.name}' is reserved (an op, an axis or `end`)", "choose another name")
-    elif ent.name.split("_")[0] in ("sum", "mean", "max", "min") and "_" in ent.name:
-        errs.add(pos, f"'{ent.name}' reads as a reduction ({ent.name.split('_')[0]} over an axis)",
-                 "names beginning sum_, mean_, max_ or min_ are reductions; choose another name")
-    else:
-        names[ent.name] = ent
-        return True
-    return False
-
-
-def dim_value(node: YNode, dims: dict, errs: Diagnostics) -> Dim | None:
-    """A size: a whole number, a dim name or an expression of dims such as F*(2*C+1)."""
-    if isinstance(node.value, bool) or not isinstance(node.value, (int, str)):
-        errs.add(node.pos, f"a size must be a whole number or a dim expression, got {node.value!r}")
-        return None
-    if isinstance(node.value, int):
-        value, name = node.value, ""
-    else:
-        try:
-            value, name = _eval_dim(parse.parse_dim(node), dims), str(node.value).replace(" ", "")
-        except SpecError as exc:
-            errs.extend(exc)
-            return None
-    if not 1 <= value <= MAX_DIM:
-        errs.add(node.pos, f"size {value:,} is out of range", f"sizes run from 1 to {MAX_DIM:,}")
-        return None
-    return Dim(value, name)
-
-
-def _eval_dim(node, dims: dict) -> int:
-    if isinstance(node, parse.Num):
-        if node.value != int(node.value):
-            raise SpecError.at(node.pos, f"a size must be a whole number, got {node.text}")
-        return int(node.value)
-    if isinstance(node, parse.Name):
-        if node.name not in dims:
-            raise SpecError.at(node.pos, f"unknown dim '{node.name}'",
-                               did_you_mean(node.name, dims) or "declare it under dims:")
-        return dims[node.name].value
-    if isinstance(node, parse.Neg):
-        return -_eval_dim(node.operand, dims)
-    a, b = _eval_dim(node.lhs, dims), _eval_dim(node.rhs, dims)
-    if node.op == "/" and (b == 0 or a % b):
-        raise SpecError.at(node.pos, f"{snippet(node.pos)} is not a whole number")
-    return {"+": a + b, "-": a - b, "*": a * b, "/": a // max(b, 1)}[node.op]
-
-
-def _shape(node: YNode | None, dims: dict, errs: Diagnostics) -> tuple | None:
-    if node is None:
-        return None
-    items = node.value if node.is_list else [node]
-    shape = tuple(dim_value(n, dims, errs) for n in items)
-    return None if None in shape else shape
-
-
-def _fields(entry: YNode, name: str, allowed: tuple, errs: Diagnostics) -> dict:
-    if entry.value is None:
-        return {}
-    if not entry.is_map:
-        errs.add(entry.pos, f"{name}: expected a mapping such as {{{allowed[0]}: ...}}")
-        return {}
-    for key in entry.value:
-        if key not in allowed:
-            errs.add(entry.key_pos[key], f"{name}: unknown field '{key}'",
-                     did_you_mean(key, allowed) or "fields are: " + ", ".join(allowed))
-    return entry.value
-
-
-# ---- sections ------------------------------------------------------------------------------
-
-def _dims(node: YNode | None, overrides: dict, errs: Diagnostics, tree: YNode) -> dict:
-    dims: dict[str, Dim] = {}
-    entries = _mapping(node, "dims", errs)
-    for key in overrides:
-        if key not in entries:
-            errs.add(node.pos if node else tree.pos, f"dim override {key}={overrides[key]}: "
-                     f"the spec has no dim {key}", did_you_mean(key, entries) or
-                     "dims: " + (", ".join(entries) or "none"))
-    for key, value in entries.items():
-        if key in overrides:
-            value = YNode(overrides[key], node.key_pos[key])
-        dim = dim_value(value, dims, errs)
-        if not key.isidentifier():
-            errs.add(node.key_pos[key], f"'{key}' is not a valid dim name")
-        elif dim is not None:
-            dims[key] = Dim(dim.value, key)
-    return dims
-
-
-def _inputs(node, dims, names, errs) -> list:
-    inputs = []
-    for name, entry in _mapping(node, "inputs", errs).items():
-        f = _fields(entry, f"input {name}", ("float", "onehot", "index", "axis"), errs)
-        kinds = [k for k in ("float", "onehot", "index") if k in f]
-        if len(kinds) != 1:
-            errs.add(entry.pos, f"input {name} needs exactly one of float: [shape], onehot: V, index: V",
-                     "for example {onehot: V, axis: t} or {float: [F], axis: t}")
-            continue
-        kind = Kind(kinds[0])
-        size = _shape(f[kinds[0]], dims, errs)
-        axis = f.get("axis")
-        if axis is not None and not (isinstance(axis.value, str) and axis.value.isidentifier()):
-            errs.add(axis.pos, f"input {name}: axis must be a name such as t")
-            continue
-        if size is None:
-            continue
-        if kind is not Kind.FLOAT and len(size) != 1:
-            errs.add(f[kinds[0]].pos, f"input {name}: {kind.value} takes one size, the number of classes")
-            continue
-        t = {Kind.FLOAT: lambda: Type(kind, size), Kind.ONEHOT: lambda: Type(kind, size, size[0]),
-             Kind.INDEX: lambda: Type(kind, (), size[0])}[kind]()
-        inp = ir.Input(name, t, axis.value if axis else None, pos=entry.pos)
-        if _declare(names, Entity(name, "input", t, inp.axis, names_pos(entry, name, node)), errs):
-            inputs.append(inp)
-    return inputs
-
-
-def names_pos(entry: YNode, name: str, parent: YNode) -> SourcePos:
-    return parent.key_pos.get(name, entry.pos)
-
-
-def _params(node, dims, names, axes, errs) -> list:
-    params = []
-    for name, entry in _mapping(node, "params", errs).items():
-        f = _fields(entry, f"param {name}", ("shape", "init"), errs)
-        if "shape" not in f:
-            errs.add(entry.pos, f"param {name} needs a shape", "for example {shape: [H, V]}")
-            continue
-        shape = _shape(f["shape"], dims, errs)
-        init = _init(f.get("init"), name, shape, errs)
-        if shape is None or init is None:
-            continue
-        if math.prod(d.value for d in shape) > MAX_PARAM_ELEMENTS:
-            errs.add(f["shape"].pos, f"param {name} has more than {MAX_PARAM_ELEMENTS:,} entries")
-            continue
-        t = floats(*shape)
-        if _declare(names, Entity(name, "param", t, None, node.key_pos[name]), errs, axes):
-            params.append(ir.Param(name, t, init, pos=node.key_pos[name]))
-    return params
-
-
-def _init(node: YNode | None, name: str, shape, errs: Diagnostics) -> ir.Init | None:
-    if node is None:
-        return ir.Init("auto")
-    try:
-        expr = parse.parse_expr(node) if isinstance(node.value, str) else None
-    except SpecError as exc:
-        errs.extend(exc)
-        return None
-    fn, args = None, ()
-    if isinstance(expr, parse.Name):
-        fn = expr.name
-    elif isinstance(expr, parse.Call) and not expr.kwargs:
-        fn = expr.fn
-        args = tuple(_number(a) for a in expr.args)
-    arity = INITS.get(fn)
-    if fn is None or arity is None or None in args or len(args) not in (arity or (0,)):
-        errs.add(node.pos, f"param {name}: unknown initialiser {node.value!r}",
-                 "initialisers: zeros, ones, constant(c), normal(std), normal(mean, std), "
-                 "uniform(a), uniform(lo, hi), orthogonal, xavier, auto")
-        return None
-    if fn == "orthogonal" and shape is not None and len(shape) != 2:
-        errs.add(node.pos, f"param {name}: orthogonal needs a matrix, got {len(shape)} axes")
-        return None
-    return ir.Init(fn, args)
-
-
-def _number(node) -> float | None:
-    if isinstance(node, parse.Num):
-        return node.value
-    if isinstance(node, parse.Neg) and isinstance(node.operand, parse.Num):
-        return -node.operand.value
-    return None
-
-
-def _equations(sections, tree, names, axes, errs) -> list:
+def _equations(sections, tree, names, axes, errs) -> list | None:
+    """The equations that parsed and may be typed (those that did not are reported and their
+    names poisoned); None when there are none to check."""
     node = sections.get("equations")
     if node is None:
         errs.add(tree.pos, "the spec has no equations:",
                  "add `equations: |` with lines such as h[t] = tanh(W @ x[t] + U @ h[t-1] + b)")
-        return []
+        return None
     try:
-        eqs = parse.parse_equations(node)
+        parsed = parse.parse_equations(node)
     except SpecError as exc:
         errs.extend(exc)
-        return []
-    if len(eqs) > MAX_EQUATIONS:
-        errs.add(node.pos, f"more than {MAX_EQUATIONS} equations")
-        return []
+        return None
+    for exc in parsed.errors:
+        errs.extend(exc)
+    if len(parsed.equations) > MAX_EQUATIONS:
+        errs.add(node.pos, f"more than {MAX_EQUATIONS} equations", "is this the right file?")
+        return None
+    for name in parsed.broken:
+        poison(names, name, "var")
     kept = []
-    for eq in eqs:
+    for eq in parsed.equations:
         if eq.axis is not None and eq.axis not in axes:
             errs.add(eq.target_pos, f"{eq.name}[{eq.axis}]: there is no axis {eq.axis}",
                      f"axes come from the inputs' axis: entries; this spec has {', '.join(axes) or 'none'}")
-            continue
-        if _declare(names, Entity(eq.name, "var", None, eq.axis, eq.target_pos), errs, axes):
+            poison(names, eq.name, "var")
+        elif declare(names, Entity(eq.name, "var", None, eq.axis, eq.target_pos), errs, axes):
             kept.append(eq)
     return kept
 
@@ -289,41 +100,55 @@ def _equations(sections, tree, names, axes, errs) -> list:
 def _states(node, equations, dims, names, errs) -> tuple:
     states, init_eqs = [], []
     by_name = {eq.name: eq for eq in equations}
-    for var, entry in _mapping(node, "state", errs).items():
-        f = _fields(entry, f"state {var}", ("init", "shape"), errs)
-        eq = by_name.get(var)
-        pos = node.key_pos[var]
+    for var, entry in mapping(node, "state", errs).items():
+        f = fields(entry, f"state {var}", ("init", "shape"), "{init: zeros}", errs)
+        eq, pos = by_name.get(var), node.key_pos[var]
+        if f is None or getattr(names.get(var), "type", None) is ERROR:
+            continue                      # its equation did not parse: reported there
         if eq is None or eq.axis is None:
             errs.add(pos, f"state {var}: no recurrent variable {var}" if eq is None else
                      f"state {var}: {var} is static; only sequences have states",
                      did_you_mean(var, by_name) or "state: names a variable defined as v[t] = ...")
             continue
-        shape = _shape(f.get("shape"), dims, errs)
+        shape = shape_of(f.get("shape"), dims, errs)
         if shape is not None:
             names[var] = Entity(var, "var", floats(*shape), eq.axis, eq.target_pos)
-        init = f.get("init")
-        text = init.value if init is not None else "zeros"
-        source = f"{var}_init" if text != "zeros" else None
-        if text in ("zeros", "learned") or not isinstance(text, str):
-            if text not in ("zeros", "learned"):
-                errs.add(init.pos, f"state {var}: init must be zeros, learned or an expression")
-                continue
-            if text == "learned" and source in names:
-                errs.add(pos, f"state {var}: a learned init is the parameter {source}, "
-                         f"but {source} is already defined", f"rename {source}")
-                continue
-            states.append(ir.State(var, source, text == "learned", pos=init.pos if init else pos))
-            continue
-        try:
-            expr = parse.parse_expr(init)
-        except SpecError as exc:
-            errs.extend(exc)
-            continue
-        init_eq = parse.Equation(init.pos, source, None, expr, init.pos)
-        if _declare(names, Entity(source, "var", None, None, init.pos), errs):
-            init_eqs.append(init_eq)
-            states.append(ir.State(var, source, False, pos=init.pos))
+        state, init_eq = _state_init(var, f.get("init"), pos, names, errs)
+        states += [state] if state else []
+        init_eqs += [init_eq] if init_eq else []
     return states, init_eqs
+
+
+def _state_init(var: str, init: YNode | None, pos: SourcePos, names, errs) -> tuple:
+    """(State, the init's equation or None), or (None, None) after reporting a mistake."""
+    text = init.value if init is not None else "zeros"
+    source = f"{var}_init"
+    if text == "zeros":
+        return ir.State(var, None, False, pos=init.pos if init else pos), None
+    if text == "learned":
+        if source in names:
+            errs.add(pos, f"state {var}: a learned init is the parameter {source}, "
+                     f"but {source} is already defined", f"rename {source}")
+            return None, None
+        return ir.State(var, source, True, pos=init.pos), None
+    if not isinstance(text, str):
+        errs.add(init.pos, f"state {var}: init must be zeros, learned or an expression",
+                 "for example {init: zeros}, or `init: enc[end]` on its own line")
+        return None, None
+    try:
+        expr = parse.parse_expr(init)
+    except SpecError as exc:
+        errs.extend(exc)
+        return None, None
+    if isinstance(expr, parse.Name) and expr.name not in names:
+        errs.add(expr.pos, f"state {var}: unknown init '{expr.name}'",
+                 did_you_mean(expr.name, ["zeros", "learned"] + [n for n, e in names.items()
+                                                                 if e.role != "dim"])
+                 or "a state init is zeros, learned or an expression such as enc[end]")
+        return None, None
+    if not declare(names, Entity(source, "var", None, None, init.pos), errs):
+        return None, None
+    return ir.State(var, source, False, pos=init.pos), parse.Equation(init.pos, source, None, expr, init.pos)
 
 
 # ---- types ----------------------------------------------------------------------------------
@@ -335,10 +160,11 @@ def infer_types(equations, names, axes, errs) -> dict:
     for name in list(pending):
         if names[name].type is not None:       # given by state: {shape: ...}
             pending.pop(name)
+    failures: dict[str, SpecError] = {}
     while pending:
-        progress = _infer_round(pending, names, axes, errs, guess=False)
+        progress = _infer_round(pending, names, axes, failures, guess=False)
         if not progress:
-            progress = _infer_round(pending, names, axes, errs, guess=True)
+            progress = _infer_round(pending, names, axes, failures, guess=True)
         if not progress:
             for eq in pending.values():
                 errs.add(eq.target_pos, f"cannot infer the shape of {eq.name}",
@@ -346,10 +172,14 @@ def infer_types(equations, names, axes, errs) -> dict:
                          f"state the shape: `state: {{{eq.name}: {{shape: [H]}}}}`")
                 names[eq.name] = Entity(eq.name, "var", ERROR, eq.axis, eq.target_pos)
             break
+    for exc in failures.values():
+        errs.extend(exc)
     return {n: e.type for n, e in names.items() if e.role == "var"}
 
 
-def _infer_round(pending: dict, names, axes, errs, guess: bool) -> bool:
+def _infer_round(pending: dict, names, axes, failures: dict, guess: bool) -> bool:
+    """Type what can be typed now. An equation that fails is reported here, not by the strict
+    pass: a recurrence that reads itself would only see its own poisoned type there."""
     progress = False
     for name, eq in list(pending.items()):
         try:
@@ -357,9 +187,10 @@ def _infer_round(pending: dict, names, axes, errs, guess: bool) -> bool:
         except Pending:
             continue
         except Poisoned:
+            t = ERROR                          # it reads a failed variable; that one is reported
+        except SpecError as exc:
+            failures[name] = exc
             t = ERROR
-        except SpecError:
-            t = ERROR                          # reported by the strict pass below
         if t is None or t is HOLE:
             continue
         names[name] = Entity(name, "var", t, eq.axis, eq.target_pos)
@@ -371,6 +202,8 @@ def _infer_round(pending: dict, names, axes, errs, guess: bool) -> bool:
 def _type_equations(equations, types, names, axes, errs) -> list:
     typed = []
     for eq in equations:
+        if types.get(eq.name) is ERROR:        # reported (or poisoned) during inference
+            continue
         try:
             expr = Typer(names, axes).expr(eq.expr, eq.axis)
         except Poisoned:
@@ -378,7 +211,7 @@ def _type_equations(equations, types, names, axes, errs) -> list:
         except SpecError as exc:
             errs.extend(exc)
             continue
-        if types.get(eq.name) is not ERROR and expr.type != types[eq.name]:
+        if expr.type != types[eq.name]:
             errs.add(eq.pos, f"{eq.name} is used as {types[eq.name]} but its equation gives {expr.type}",
                      f"check the shapes of the terms in {eq.name}'s equation")
             continue
@@ -446,51 +279,104 @@ def _outputs(node, names, errs) -> tuple:
 def _generate(node, inputs, names, errs) -> ir.Generate | None:
     if node is None:
         return None
-    f = _fields(node, "generate", GENERATE_KEYS, errs)
-    feed = []
+    f = fields(node, "generate", GENERATE_KEYS, "{feed: {x: y}, max_len: 50}", errs)
+    if f is None:
+        return None
     feed_node = f.get("feed")
-    by_name = {i.name: i for i in inputs}
-    for inp, out in (_mapping(feed_node, "generate: feed", errs) if feed_node else {}).items():
-        src = names.get(str(out.value))
-        if inp not in by_name or by_name[inp].axis is None:
-            errs.add(feed_node.key_pos[inp], f"generate: feed: {inp} is not a sequence input",
-                     did_you_mean(inp, by_name))
-        elif src is None or src.role != "var" or src.axis is None:
-            errs.add(out.pos, f"generate: feed: {out.value} is not a sequence variable",
-                     did_you_mean(str(out.value), [n for n, e in names.items() if e.role == "var"]))
-        elif src.type not in (None, ERROR) and by_name[inp].type.kind is not Kind.FLOAT \
-                and src.type.dims[-1:] != (by_name[inp].type.classes.value,):
-            errs.add(out.pos, f"generate: feed: {out.value} is {src.type}, but {inp} takes "
-                     f"{by_name[inp].type.classes} classes")
-        else:
-            feed.append((inp, src.name))
-    max_len = f.get("max_len")
-    if max_len is not None and (not isinstance(max_len.value, int) or isinstance(max_len.value, bool)
-                                or not 1 <= max_len.value <= 100_000):
-        errs.add(max_len.pos, "generate: max_len must be a whole number from 1 to 100,000")
-        max_len = None
-    text = lambda k: None if f.get(k) is None else str(f[k].value)
-    return ir.Generate(tuple(feed), max_len.value if max_len else 50, text("start"), text("stop"),
+    entries = mapping(feed_node, "generate: feed", errs) if feed_node else {}
+    feed = [pair for inp, out in entries.items()
+            if (pair := _feed(inp, out, feed_node.key_pos[inp], inputs, names, errs))]
+    max_len = _whole_number(f.get("max_len"), "generate: max_len", 1, 100_000, errs)
+    temperature = f.get("temperature")
+    if temperature is not None and not (_is_number(temperature.value) and temperature.value >= 0):
+        errs.add(temperature.pos, "generate: temperature must be a number, 0 or more",
+                 "1 samples from the model's distribution, 0 always takes the likeliest class")
+    return ir.Generate(tuple(feed), max_len or 50, _gen_text(f, "start", errs), _gen_text(f, "stop", errs),
                        pos=node.pos)
+
+
+def _feed(inp: str, out: YNode, inp_pos: SourcePos, inputs, names, errs) -> tuple | None:
+    """One `input: output` pair of generate's feed (x[t] := sample(y[t-1])), or None."""
+    by_name = {i.name: i for i in inputs}
+    var_names = [n for n, e in names.items() if e.role == "var"]
+    src = names.get(out.value) if is_name(out.value) else None
+    if ERROR in (getattr(names.get(inp), "type", None), getattr(src, "type", None)):
+        return None                       # its own entry was wrong, and is reported
+    if inp not in by_name or by_name[inp].axis is None:
+        errs.add(inp_pos, f"generate: feed: {inp} is not a sequence input", did_you_mean(inp, by_name))
+    elif src is None or src.role != "var" or src.axis is None:
+        shown = out.value if isinstance(out.value, (str, int, float)) else describe(out)
+        errs.add(out.pos, f"generate: feed: {shown} is not a sequence variable",
+                 did_you_mean(str(shown), var_names) or "feed: maps an input to the output sampled into it")
+    elif src.type not in (None, ERROR) and not _feeds(src.type, by_name[inp].type):
+        want = by_name[inp].type
+        takes = f"{want.classes} classes" if want.kind is not Kind.FLOAT else f"vectors {want}"
+        errs.add(out.pos, f"generate: feed: {out.value} is {src.type}, but {inp} takes {takes}")
+    else:
+        return inp, src.name
+    return None
+
+
+def _feeds(out: Type, inp: Type) -> bool:
+    """Whether samples of `out` fit input `inp`: scores over its classes, or vectors of its shape."""
+    if inp.kind is Kind.FLOAT:
+        return out.dims == inp.dims
+    return out.dims[-1:] == (inp.classes.value,)
+
+
+def _gen_text(f: dict, key: str, errs: Diagnostics) -> str | None:
+    node = f.get(key)
+    if node is None:
+        return None
+    if isinstance(node.value, bool) or not isinstance(node.value, (str, int)):
+        errs.add(node.pos, f"generate: {key} must be a token such as \"<start>\" or a class number")
+        return None
+    return str(node.value)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _whole_number(node: YNode | None, what: str, lo: int, hi: int, errs: Diagnostics) -> int | None:
+    if node is None:
+        return None
+    v = node.value
+    if not (isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi):
+        errs.add(node.pos, f"{what} must be a whole number from {lo:,} to {hi:,}")
+        return None
+    return v
+
+
+TRAIN_POSITIVE = {"lr", "batch", "epochs", "steps", "bptt", "eps", "decay_every", "eval_every"}
 
 
 def _train(node, errs) -> tuple:
     if node is None:
         return ()
     out = []
-    for key, value in _fields(node, "train", tuple(TRAIN_KEYS), errs).items():
+    f = fields(node, "train", tuple(TRAIN_KEYS), "{optimizer: adam, lr: 0.001}", errs)
+    for key, value in (f or {}).items():
         want = TRAIN_KEYS.get(key)
-        v = value.value
-        ok = (isinstance(v, bool) if want is bool else isinstance(v, str) if want is str else
-              isinstance(v, (int, float)) and not isinstance(v, bool) and (want is float or v == int(v)))
         if want is None:
             continue
-        if not ok:
-            errs.add(value.pos, f"train: {key} must be {_describe(want)}, got {v!r}")
+        problem = _train_problem(key, want, value.value)
+        if problem:
+            errs.add(value.pos, f"train: {key} must be {problem}, got {value.value!r}"
+                     if not isinstance(value.value, (dict, list)) else f"train: {key} must be {problem}")
         else:
-            out.append((key, want(v)))
+            out.append((key, want(value.value)))
     return tuple(out)
 
 
-def _describe(t) -> str:
-    return {bool: "true or false", str: "a name", int: "a whole number", float: "a number"}[t]
+def _train_problem(key: str, want: type, v) -> str:
+    """'' if `v` suits the train key, else what it must be."""
+    if want is bool:
+        return "" if isinstance(v, bool) else "true or false"
+    if want is str:
+        return "" if isinstance(v, str) else "a name"
+    what = "a whole number" if want is int else "a number"
+    what += " above 0" if key in TRAIN_POSITIVE else ", 0 or more"
+    if not _is_number(v) or (want is int and v != int(v)):
+        return what
+    return "" if (v > 0 if key in TRAIN_POSITIVE else v >= 0) else what

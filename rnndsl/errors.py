@@ -21,8 +21,8 @@ class Source:
     text: str
 
     def line(self, number: int) -> str:
-        lines = self.text.splitlines()
-        return lines[number - 1] if 1 <= number <= len(lines) else ""
+        lines = self.text.split("\n")        # as YAML counts lines (spec.parse_yaml normalises breaks)
+        return lines[number - 1].rstrip("\r") if 1 <= number <= len(lines) else ""
 
 
 @dataclass(frozen=True)
@@ -58,16 +58,30 @@ class Diagnostic:
         return "\n".join(out)
 
 
+QUOTE_WIDTH = 100       # longer lines are quoted around the caret
+
+
 def _quote(pos: SourcePos) -> list[str]:
     """The source line and a caret under the span (a single caret if it spans lines)."""
-    text = pos.source.line(pos.line)
+    text = "".join(c if c.isprintable() else " " for c in pos.source.line(pos.line))  # a column each
     if not text.strip():
         return []
     width = pos.end_col - pos.col if pos.end_line == pos.line and pos.end_col > pos.col else 1
-    width = max(1, min(width, len(text) - pos.col + 1))
+    text, col = _window(text, pos.col)
+    width = max(1, min(width, len(text) - col + 1))
     gutter = f"{pos.line:>5} | "
-    caret = " " * (pos.col - 1) + "^" + "~" * (width - 1)
+    caret = " " * (col - 1) + "^" + "~" * (width - 1)
     return [gutter + text, " " * (len(gutter) - 2) + "| " + caret]
+
+
+def _window(text: str, col: int) -> tuple[str, int]:
+    """At most QUOTE_WIDTH characters of a long line around column `col`, and its column there."""
+    if len(text) <= QUOTE_WIDTH:
+        return text, col
+    start = max(0, min(col - 1 - QUOTE_WIDTH // 3, len(text) - QUOTE_WIDTH))
+    head = "..." if start else ""
+    tail = "..." if start + QUOTE_WIDTH < len(text) else ""
+    return head + text[start:start + QUOTE_WIDTH] + tail, col - start + len(head)
 
 
 class SpecError(Exception):

@@ -6,17 +6,21 @@ Three entry points share one grammar: `parse_equations` (the equations block),
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from .errors import SourcePos, SpecError
 from .spec import YNode
 
-MAX_DEPTH = 64          # nesting of parentheses and calls
+MAX_DEPTH = 32          # nesting of parentheses and calls
+MAX_OPERATORS = 100     # per expression; with MAX_DEPTH this bounds the AST depth (recursion)
 MAX_EQUATION_CHARS = 20_000
+_TARGET = re.compile(r"^\s*([A-Za-z_]\w*)\s*(?:\[[^\]]*\])?\s*=", re.MULTILINE)  # `h[t] =`
+_OPERATOR = re.compile(r"[-+*/@]|\b(sum|mean|max|min)_[A-Za-z]")
 
 GRAMMAR = r"""
 equation: NAME ("[" NAME "]")? "=" expr
@@ -130,25 +134,49 @@ def _parser() -> Lark:
                 propagate_positions=True, maybe_placeholders=False)
 
 
-def parse_equations(node: YNode) -> list[Equation]:
-    """Parse an equations block (a string, one equation per logical line, or a list)."""
+@dataclass(frozen=True)
+class ParsedEquations:
+    equations: list           # Equation, in spec order
+    errors: list              # SpecError, one per statement that did not parse
+    broken: frozenset         # names those statements seem to define, so nothing else reports them
+
+
+def parse_equations(node: YNode) -> ParsedEquations:
+    """Parse an equations block (a string, one equation per logical line, or a list). Each
+    statement is parsed on its own, so one syntax error hides none of the others."""
     if node.is_list:
-        return [eq for item in node.value for eq in parse_equations(item)]
+        parts = [parse_equations(item) for item in node.value]
+        return ParsedEquations([e for p in parts for e in p.equations], [e for p in parts for e in p.errors],
+                               frozenset().union(*(p.broken for p in parts)))
     if not isinstance(node.value, str):
         raise SpecError.at(node.pos, "equations must be text, one equation per line",
                            "write `equations: |` and the equations indented below it")
-    return [_parse(node, start, text, "equation") for start, text in _statements(node.value)]
+    equations, errors, broken = [], [], set()
+    for start, text in _statements(node.source_text):
+        try:
+            equations.append(_parse(node, start, text, "equation"))
+        except SpecError as exc:
+            errors.append(exc)
+            broken.update(_TARGET.findall(text))
+    return ParsedEquations(equations, errors, frozenset(broken))
 
 
 def parse_expr(node: YNode) -> Node:
     """Parse a single expression (loss:, a state init, a param init)."""
-    text = str(node.value)
-    return _parse(node, 0, text, "expr")
+    return _parse(_scalar(node, "an expression"), 0, node.source_text, "expr")
 
 
 def parse_dim(node: YNode) -> Node:
     """Parse a dim expression such as `F*(2*C+1)`."""
-    return _parse(node, 0, str(node.value), "dimexpr")
+    return _parse(_scalar(node, "a size"), 0, node.source_text, "dimexpr")
+
+
+def _scalar(node: YNode, what: str) -> YNode:
+    if node.is_map or node.is_list:
+        kind = "a mapping" if node.is_map else "a list"
+        raise SpecError.at(node.pos, f"expected {what} here, found {kind}",
+                           "YAML reads [...] as a list and {...} as a mapping; put the expression in quotes")
+    return node
 
 
 def _statements(text: str):
@@ -180,10 +208,12 @@ def _blank_comments(text: str) -> str:
 
 def _parse(node: YNode, base: int, text: str, start: str) -> Node:
     pos_at = lambda a, b: node.pos_at(base + a, base + b)
+    lead = len(text) - len(text.lstrip())
     if len(text) > MAX_EQUATION_CHARS:
-        raise SpecError.at(pos_at(0, 1), f"expression is {len(text):,} characters; "
+        raise SpecError.at(pos_at(lead, lead + 1), f"expression is {len(text):,} characters; "
                            f"the limit is {MAX_EQUATION_CHARS:,}", "split it into several equations")
     _check_depth(text, pos_at)
+    _check_operators(text, pos_at)
     if not text.strip():
         raise SpecError.at(node.pos, "expected an expression here, found nothing")
     try:
@@ -202,6 +232,14 @@ def _check_depth(text: str, pos_at) -> None:
                                "name the inner parts as variables of their own")
 
 
+def _check_operators(text: str, pos_at) -> None:
+    for count, match in enumerate(_OPERATOR.finditer(text), 1):
+        if count > MAX_OPERATORS:
+            raise SpecError.at(pos_at(match.start(), match.start() + 1),
+                               f"expression has more than {MAX_OPERATORS} operators",
+                               "split it into several equations")
+
+
 _TOKEN_NAMES = {"NAME": "a name", "NUMBER": "a number", "REDUCER": "a reduction such as sum_t",
                 "LPAR": "'('", "RPAR": "')'", "LSQB": "'['", "RSQB": "']'", "EQUAL": "'='",
                 "PLUS": "'+'", "MINUS": "'-'", "STAR": "'*'", "SLASH": "'/'", "AT": "'@'",
@@ -209,7 +247,6 @@ _TOKEN_NAMES = {"NAME": "a name", "NUMBER": "a number", "REDUCER": "a reduction 
 
 
 def _syntax_error(exc: UnexpectedInput, text: str, pos_at) -> SpecError:
-    offset = getattr(exc, "pos_in_stream", None)
     if isinstance(exc, UnexpectedToken) and exc.token.type != "$END":
         offset, width = exc.token.start_pos, max(1, len(exc.token))
         found = f"'{exc.token}'"
@@ -218,19 +255,46 @@ def _syntax_error(exc: UnexpectedInput, text: str, pos_at) -> SpecError:
         found = f"character '{text[offset]}'"
     else:
         offset, width = len(text.rstrip()), 1
-        found = "the end of the expression"
+        found = "end of the expression"
+    unclosed = _unclosed_bracket(text, offset)
+    if unclosed is not None and (found == "end of the expression" or "\n" in text[unclosed:offset]):
+        return _unclosed_error(text, unclosed, pos_at)
     expected = sorted({_TOKEN_NAMES.get(t, t) for t in (getattr(exc, "expected", None)
                                                         or getattr(exc, "allowed", None) or ())})
     return SpecError.at(pos_at(offset, offset + width), f"syntax error: unexpected {found}",
                         _syntax_hint(text, offset, found, expected))
 
 
+def _unclosed_bracket(text: str, offset: int) -> int | None:
+    """The offset of the innermost bracket still open at `offset`, if any."""
+    stack = []
+    for i, ch in enumerate(text[:offset]):
+        if ch in "([":
+            stack.append(i)
+        elif ch in ")]" and stack:
+            stack.pop()
+    return stack[-1] if stack else None
+
+
+def _unclosed_error(text: str, at: int, pos_at) -> SpecError:
+    """An open bracket makes the statement run on to the end, so point at the bracket itself."""
+    closer = ")" if text[at] == "(" else "]"
+    return SpecError.at(pos_at(at, at + 1), f"syntax error: '{text[at]}' is never closed",
+                        f"add the missing '{closer}'; a statement continues onto the next line "
+                        "while a bracket is open")
+
+
 def _syntax_hint(text: str, offset: int, found: str, expected: list[str]) -> str:
     if found == "'='" and "'='" not in expected:
         return "one equation per line: `name[t] = expression`; comparisons are not expressions"
-    if found.startswith("character '['") or found.startswith("character '{'"):
+    if found in ("')'", "']'") and _unclosed_bracket(text, offset) is None:
+        return f"there is no opening bracket for this {found}"
+    if found.startswith("character '{'"):
         return "index a variable by time as v[t], v[t-1], v[t-C:t+C], v[end]"
-    if "'='" in expected and found != "the end of the expression":
+    if found.startswith("character"):
+        return ("expressions are made of names, numbers, + - * / @, parentheses, calls such as "
+                "tanh(x), time indices such as h[t-1] and reductions such as mean_t")
+    if "'='" in expected and found != "end of the expression":
         return "an equation reads `h[t] = expression` (or `v = expression` for a static value)"
     if expected:
         shown = [e for e in expected if not e.isupper()][:6]

@@ -103,17 +103,22 @@ def _classify(g: nx.MultiDiGraph, members: list) -> Recurrence | None:
     sub = g.subgraph(members)
     if sub.number_of_edges() == 0:
         return None
-    if any(d["kind"] != "step" for _, _, d in sub.edges(data=True)):
-        raise _cycle_error(g, nx.find_cycle(sub), "depends on itself through a static value",
+    edges = list(sub.edges(data=True))
+    not_step = next((e for e in edges if e[2]["kind"] != "step"), None)
+    if not_step:
+        raise _cycle_error(g, _cycle_through(sub, not_step), "depends on itself through a static value",
                            "a static value (a reduction, v[end], a state init) cannot read a variable "
                            "that reads it back; compute it from earlier values only")
-    offsets = [d["offset"] for _, _, d in sub.edges(data=True)]
+    offsets = [d["offset"] for _, _, d in edges]
     if any(k > 0 for k in offsets) and any(k < 0 for k in offsets):
-        return _raise_mixed(g, sub)
-    zero = nx.DiGraph([(u, v) for u, v, d in sub.edges(data=True) if d["offset"] == 0])
+        raise _cycle_error(g, _mixed_cycle(sub), "mixes directions (it reads both earlier and later steps)",
+                           "a recurrence runs one way; a bidirectional layer is two equations, "
+                           "one reading v[t-1] and one reading w[t+1]")
+    zero = nx.DiGraph([(u, v) for u, v, d in edges if d["offset"] == 0])
     zero.add_nodes_from(members)
     if not nx.is_directed_acyclic_graph(zero):
-        raise _cycle_error(g, nx.find_cycle(zero), "is a cycle of zero total delay",
+        cycle = [(u, v, {"kind": "step", "offset": 0}) for u, v in nx.find_cycle(zero)]
+        raise _cycle_error(g, cycle, "is a cycle of zero total delay",
                            "a value cannot need itself at the same step: read one of these at an "
                            "earlier step (such as t-1) to make a recurrence")
     backward = any(k > 0 for k in offsets)
@@ -122,33 +127,50 @@ def _classify(g: nx.MultiDiGraph, members: list) -> Recurrence | None:
                       tuple(sorted({abs(k) for k in offsets if k})))
 
 
-def _raise_mixed(g, sub):
-    """Report a cycle that runs through a forward read and, somewhere, a backward one."""
-    fwd = next((u, v) for u, v, d in sub.edges(data=True) if d["offset"] < 0)
-    bwd = next((u, v) for u, v, d in sub.edges(data=True) if d["offset"] > 0)
-    path = nx.shortest_path(sub, fwd[1], fwd[0])
-    cycle = [(a, b) for a, b in zip(path, path[1:])] + [fwd]
-    if all(sub.get_edge_data(a, b) and all(d["offset"] <= 0 for d in sub.get_edge_data(a, b).values())
-           for a, b in cycle):
-        back = nx.shortest_path(sub, bwd[1], bwd[0])
-        cycle += [(a, b) for a, b in zip(back, back[1:])] + [bwd]
-    raise _cycle_error(g, cycle, "mixes directions: it reads both earlier and later steps",
-                       "a recurrence runs one way; a bidirectional layer is two equations, "
-                       "one reading v[t-1] and one reading w[t+1]")
+def _cycle_through(sub, edge, prefer=lambda d: False) -> list:
+    """A cycle, as (u, v, edge data) triples, that starts with `edge` and returns to it by a
+    shortest path, taking the edges that `prefer` likes where nodes are joined by several."""
+    u, v, _ = edge
+    path = nx.shortest_path(sub, v, u)
+    back = []
+    for a, b in zip(path, path[1:]):
+        choices = list(sub.get_edge_data(a, b).values())
+        back.append((a, b, next((d for d in choices if prefer(d)), choices[0])))
+    return [edge] + back
 
 
-def _cycle_error(g: nx.MultiDiGraph, edges, what: str, hint: str) -> SpecError:
-    """A diagnostic naming the cycle as the chain of equations that forms it."""
-    edges = [(e[0], e[1]) for e in edges]
-    chain = []
-    for u, v in edges:
-        offsets = sorted(d["offset"] for d in g.get_edge_data(u, v).values() if d["offset"] is not None)
-        chain.append(f"{_at(g, v, 0)} reads {_at(g, u, offsets[0] if offsets else None)}")
-    flow = " -> ".join([u for u, _ in edges] + [edges[0][0]])
-    members = sorted({v for _, v in edges}, key=lambda n: g.nodes[n]["line"])
+def _mixed_cycle(sub) -> list:
+    """A cycle through a forward read and a backward one (two loops joined if need be)."""
+    edges = list(sub.edges(data=True))
+    fwd = next(e for e in edges if e[2]["offset"] < 0)
+    cycle = _cycle_through(sub, fwd, prefer=lambda d: d["offset"] > 0)
+    if all(d["offset"] <= 0 for _, _, d in cycle):
+        bwd = next(e for e in edges if e[2]["offset"] > 0)
+        cycle += _cycle_through(sub, bwd)
+    return cycle
+
+
+def _cycle_error(g: nx.MultiDiGraph, edges: list, what: str, hint: str) -> SpecError:
+    """A diagnostic naming the cycle as the chain of reads that forms it; the hint lists the
+    equations it runs through with their lines."""
+    first = min(range(len(edges)), key=lambda i: g.nodes[edges[i][0]]["line"])
+    edges = edges[first:] + edges[:first]          # start from the earliest equation in the spec
+    chain = ", ".join(_describe_read(g, u, v, d) for u, v, d in edges)
+    flow = " -> ".join([u for u, _, _ in edges] + [edges[0][0]])
+    members = sorted({n for u, v, _ in edges for n in (u, v)}, key=lambda n: g.nodes[n]["line"])
     listing = "\n".join(f"  line {g.nodes[n]['line']}: {g.nodes[n]['text']}" for n in members)
-    return SpecError([Diagnostic(g.nodes[members[0]]["pos"], f"cycle {flow} {what}: " + ", ".join(chain),
+    return SpecError([Diagnostic(g.nodes[members[0]]["pos"], f"cycle {flow} {what}: {chain}",
                                  f"{hint}\nthe cycle runs through:\n{listing}")])
+
+
+def _describe_read(g, u: str, v: str, data: dict) -> str:
+    reader = _at(g, v, 0)
+    kind = data["kind"]
+    if kind == "step":
+        return f"{reader} reads {_at(g, u, data['offset'])}"
+    if kind == "init":
+        return f"{reader} starts from {u}"
+    return f"{reader} reads {u}" + (" as a whole sequence" if kind == "whole" else "")
 
 
 def _at(g, name: str, offset) -> str:

@@ -7,12 +7,16 @@ static expression). Reads of variables whose type is not known yet raise `Pendin
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+
+import numpy as np
 
 from . import ir, parse
 from .errors import SourcePos, SpecError, did_you_mean
 from .ops import BY_SPELLING, SCALAR, TABLE, Dim, Kind, Op, ShapeError, Type, floats
 
+MAX_SIZE = 1 << 24            # declare.MAX_DIM: no axis of any value is longer
 MAX_OFFSET = 10_000
 MAX_WINDOW = 1_000
 HOLE = Type(Kind.FLOAT, (Dim(-1, "?"),))       # a type still being inferred
@@ -44,11 +48,16 @@ def snippet(pos: SourcePos) -> str:
     return line[pos.col - 1:end].strip() or line.strip()
 
 
+def head(pos: SourcePos, width: int) -> SourcePos:
+    """The first `width` characters of a span, such as the name of a call."""
+    return SourcePos(pos.source, pos.line, pos.col, pos.line, pos.col + width)
+
+
 def linear_index(node, axes: set, consts) -> tuple:
     """A time index as (symbol, offset): `t-1` -> ('t', -1), `end` -> ('end', 0), `3` -> (None, 3).
     `consts(name)` gives a dim's value. Raises SpecError for anything not of that form."""
     if isinstance(node, parse.Num):
-        if node.value != int(node.value):
+        if not math.isfinite(node.value) or node.value != int(node.value):
             raise SpecError.at(node.pos, f"a time offset must be a whole number, got {node.text}")
         return None, int(node.value)
     if isinstance(node, parse.Name):
@@ -85,7 +94,22 @@ class Typer:
         method = getattr(self, "_" + type(node).__name__.lower())
         return method(node, axis)
 
+    def exprs(self, nodes, axis: str | None) -> list:
+        """Type sibling expressions. A poisoned one does not hide a mistake in the others:
+        they are independent, so their errors are new."""
+        out, poisoned = [], None
+        for n in nodes:
+            try:
+                out.append(self.expr(n, axis))
+            except Poisoned as exc:
+                poisoned = exc
+        if poisoned:
+            raise poisoned
+        return out
+
     def _num(self, node: parse.Num, axis) -> ir.Expr:
+        if not math.isfinite(node.value):
+            raise SpecError.at(node.pos, f"the number {node.text} is too large")
         return ir.Const(SCALAR, None, node.value, pos=node.pos)
 
     def _neg(self, node: parse.Neg, axis) -> ir.Expr:
@@ -95,13 +119,20 @@ class Typer:
         return self.apply(Op.NEG, [x], (), node)
 
     def _binop(self, node: parse.BinOp, axis) -> ir.Expr:
-        lhs, rhs = self.expr(node.lhs, axis), self.expr(node.rhs, axis)
+        lhs, rhs = self.exprs([node.lhs, node.rhs], axis)
         op = {"+": Op.ADD, "-": Op.SUB, "*": Op.MUL, "/": Op.DIV, "@": Op.MATMUL}[node.op]
+        if op is Op.DIV and isinstance(rhs, ir.Const) and rhs.value == 0:
+            raise SpecError.at(node.rhs.pos, f"division by zero in {snippet(node.pos)}")
         if isinstance(lhs, ir.Const) and isinstance(rhs, ir.Const) and op is not Op.MATMUL:
-            value = TABLE[op].forward(None, lhs.value, rhs.value) if (op, rhs.value) != (Op.DIV, 0) else None
-            if value is not None:
-                return ir.Const(SCALAR, None, float(value), pos=node.pos)
+            return self._fold(op, lhs, rhs, node)
         return self.apply(op, [lhs, rhs], (), node)
+
+    def _fold(self, op: Op, lhs: ir.Const, rhs: ir.Const, node) -> ir.Const:
+        """Constant arithmetic, done here so that `1 - 0.5` is one number in the IR."""
+        value = float(TABLE[op].forward(np, lhs.value, rhs.value))
+        if not math.isfinite(value):
+            raise SpecError.at(node.pos, f"{snippet(node.pos)} is too large a number")
+        return ir.Const(SCALAR, None, value, pos=node.pos)
 
     # -- names ------------------------------------------------------------------------------
     def entity(self, name: str, pos: SourcePos) -> Entity:
@@ -116,6 +147,8 @@ class Typer:
             raise SpecError.at(pos, f"unknown name '{name}'",
                                did_you_mean(name, candidates)
                                or "declare it under params: or inputs:, or define it by an equation")
+        if ent.type is ERROR:
+            raise Poisoned(name)
         return ent
 
     def _typed(self, ent: Entity) -> Type:
@@ -130,7 +163,7 @@ class Typer:
     def _name(self, node: parse.Name, axis) -> ir.Expr:
         ent = self.entity(node.name, node.pos)
         if ent.role == "dim":
-            return ir.Const(SCALAR, None, float(ent.type.dims[0]), pos=node.pos)
+            return ir.Const(SCALAR, None, float(self._typed(ent).dims[0]), pos=node.pos)
         if ent.axis is not None:
             a = ent.axis
             raise SpecError.at(node.pos, f"{node.name} is a sequence over {a}; read it at a step",
@@ -174,7 +207,7 @@ class Typer:
         ent = self.entity(node.name, node.pos)
         if ent.role != "dim":
             raise SpecError.at(node.pos, f"{node.name} is not a dim; a time index is t, t-k, end or a number")
-        return ent.type.dims[0]
+        return self._typed(ent).dims[0]
 
     def _read(self, node, ent: Entity, index: tuple, axis) -> ir.Expr:
         sym, k = index
@@ -188,7 +221,7 @@ class Typer:
                                f"reduce over {sym} (mean_{sym} {node.name}[{sym}], sum_{sym} ...) "
                                f"or read one step: {node.name}[end]")
         if axis != sym:
-            raise SpecError.at(node.pos, f"{node.name} is a sequence over {sym}, but this runs over {axis}",
+            raise SpecError.at(node.pos, f"{node.name} is a sequence over {sym}; it cannot be read at a step of {axis}",
                                f"a variable on another axis is reached through a static value: "
                                f"{node.name}[end] or mean_{sym} {node.name}[{sym}]")
         return ir.Read(self._typed(ent), axis, ent.name, k, pos=node.pos)
@@ -196,7 +229,8 @@ class Typer:
     # -- reductions and calls --------------------------------------------------------------
     def _reduce(self, node: parse.Reduce, axis) -> ir.Expr:
         if node.axis not in self.axes:
-            raise SpecError.at(node.pos, f"{node.fn}_{node.axis}: there is no axis {node.axis}",
+            raise SpecError.at(head(node.pos, len(node.fn) + 1 + len(node.axis)),
+                               f"{node.fn}_{node.axis}: there is no axis {node.axis}",
                                f"axes come from inputs' axis: entries; this spec has "
                                f"{', '.join(self.axes) or 'none'}; names beginning sum_, mean_, max_ "
                                f"or min_ are reductions")
@@ -211,15 +245,14 @@ class Typer:
     def _call(self, node: parse.Call, axis) -> ir.Expr:
         op = BY_SPELLING.get(node.fn)
         if op is None:
-            raise SpecError.at(node.pos, f"unknown function '{node.fn}'",
-                               did_you_mean(node.fn, BY_SPELLING) or "ops: " + ", ".join(sorted(BY_SPELLING)))
+            raise self._unknown_function(node)
         if op is Op.SAMPLE:
             raise SpecError.at(node.pos, "sample() is only used while generating",
                                "the generate: section's feed: says which output is sampled into which input")
         if op is Op.CTC:
             args = [self._whole(a) for a in node.args]
         else:
-            args = [self.expr(a, axis) for a in node.args]
+            args = self.exprs(node.args, axis)
         d = TABLE[op]
         if op in (Op.MIN, Op.MAX) and len(args) == 2 and isinstance(args[0], ir.Const):
             args = args[::-1]
@@ -229,6 +262,17 @@ class Typer:
                                f"argument{'s' * (len(args) != 1)}")
         attrs = self._attrs(node, d, args[n:])
         return self.apply(op, args[:n], attrs, node)
+
+    def _unknown_function(self, node: parse.Call) -> SpecError:
+        pos = head(node.pos, len(node.fn))
+        ent = self.names.get(node.fn)
+        if ent is not None:
+            role = {"var": "a variable", "input": "an input"}.get(ent.role, f"a {ent.role}")
+            hint = (f"read a step with square brackets: {node.fn}[{ent.axis}-1]" if ent.axis
+                    else f"multiply with @ or *: {node.fn} @ x")
+            return SpecError.at(pos, f"{node.fn} is {role}, not a function", hint)
+        return SpecError.at(pos, f"unknown function '{node.fn}'",
+                            did_you_mean(node.fn, BY_SPELLING) or "ops: " + ", ".join(sorted(BY_SPELLING)))
 
     def _attrs(self, node: parse.Call, d, extra: list) -> tuple:
         """The op's constant arguments, given after its arrays or by keyword."""
@@ -252,8 +296,9 @@ class Typer:
                 raise SpecError.at(value.pos, f"{node.fn}: {name} must be a constant number",
                                    "max over time is max_t; an elementwise max takes one constant"
                                    if d.op in (Op.MIN, Op.MAX) else "")
-            elif isinstance(default, int) and value.value != int(value.value):
-                raise SpecError.at(value.pos, f"{node.fn}: {name} must be a whole number")
+            elif isinstance(default, int) and (value.value != int(value.value) or abs(value.value) > MAX_SIZE):
+                raise SpecError.at(value.pos, f"{node.fn}: {name} must be a whole number"
+                                   + (f" of at most {MAX_SIZE:,}" if value.value == int(value.value) else ""))
             else:
                 attrs[name] = type(default)(value.value) if isinstance(default, int) else value.value
         return tuple(sorted(attrs.items()))
@@ -278,6 +323,11 @@ class Typer:
             result = d.shape(types, dict(attrs))
         except ShapeError as exc:
             raise SpecError.at(node.pos, exc.message.replace("{expr}", snippet(node.pos)), exc.hint) from None
+        except ZeroDivisionError:          # a window rule given a stride or size of 0
+            raise SpecError.at(node.pos, f"{op.value}: a stride or size of 0 is not allowed") from None
+        if any(n > MAX_SIZE for n in result.dims):
+            raise SpecError.at(node.pos, f"{snippet(node.pos)} is {result}, larger than {MAX_SIZE:,} "
+                               "in one axis", "check the sizes, the window width or the padding")
         return ir.Apply(result, axis, op, tuple(args), attrs, pos=node.pos)
 
     @staticmethod
