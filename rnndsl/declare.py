@@ -117,9 +117,10 @@ def declare_dims(node: YNode | None, overrides: dict, errs: Diagnostics, tree: Y
     for key, value in entries.items():
         dim = (_override(key, overrides[key], node.key_pos[key], dims, errs) if key in overrides
                else dim_value(value, dims, errs))
-        if not is_name(key):
-            errs.add(node.key_pos[key], f"'{key}' is not a valid dim name",
-                     "names are ASCII letters, digits and _, not starting with a digit")
+        problem, hint = _name_problem({}, key, ())
+        if problem:
+            errs.add(node.key_pos[key], problem.replace("name", "dim name", 1) if "valid" in problem else problem, hint)
+            dims.failed.add(key)
         elif dim is None:
             dims.failed.add(key)
         else:

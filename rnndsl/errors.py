@@ -142,7 +142,7 @@ class Diagnostics:
 
 def did_you_mean(name: str, candidates) -> str:
     """A hint naming the closest candidate, or '' when nothing is close."""
-    close = difflib.get_close_matches(name, sorted(candidates), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(name, sorted(c for c in candidates if c != name), n=1, cutoff=0.6)
     return f"did you mean {close[0]}?" if close else ""
 
 

@@ -222,7 +222,7 @@ def _conv2d(types, attrs):
     if x.rank != 3 or w.rank != 4:
         raise ShapeError(f"conv2d takes an image [C, H, W] and filters [O, C, KH, KW], got {x} and {w}")
     if x.shape[0] != w.shape[1]:
-        raise ShapeError(f"conv2d: the image has {x.shape[0]} channels but the filters take {w.shape[1]}")
+        raise ShapeError(f"conv2d: the image has C={x.shape[0]} channels but the filters take {w.shape[1]}")
     s, p = int(attrs["stride"]), int(attrs["pad"])
     h = _out_size(x.dims[1], w.dims[2], s, p, "conv2d")
     v = _out_size(x.dims[2], w.dims[3], s, p, "conv2d")
