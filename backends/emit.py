@@ -77,6 +77,7 @@ class _Emitter:
         self.param_grads = {"d_" + b.name: b.rank for b in prog.params}
         self.param_grads.update({"d_" + i.out.name: i.out.rank for i in instructions(prog.forward)
                                  if i.mode is Mode.PARAM})
+        self.carried = _carried(prog)
         self.lines: list = []
         self.depth = 1
 
@@ -87,9 +88,11 @@ class _Emitter:
     # -- forward ------------------------------------------------------------------------------
     def forward(self) -> str:
         p = self.prog
-        self.lines = ['def forward(params, inputs, lengths=None, dtype=np.float64):',
+        self.lines = ['def forward(params, inputs, lengths=None, dtype=np.float64, carry=None):',
                       f'{INDENT}"""Every value of the forward pass (the tape), and the loss. Inputs are',
-                      f'{INDENT}time-major; lengths {{axis: (B,) ints}} default to the padded length."""']
+                      f'{INDENT}time-major; lengths {{axis: (B,) ints}} default to the padded length; carry',
+                      f'{INDENT}{{variable: (B, ...)}} replaces a recurrence\'s start (the last window\'s',
+                      f'{INDENT}tape["final"]), and no gradient flows into it."""']
         self.depth = 1
         axes = sorted({b.axis for b in p.inputs if b.axis})
         first = p.inputs[0] if p.inputs else None
@@ -111,7 +114,9 @@ class _Emitter:
             self.put(f"{b.name} = xp.asarray(params[{b.name!r}], dtype=dtype)")
         self._allocate_steps(p.forward)
         self._zeros(p.forward)
+        self._carry_prologue()
         self._items(p.forward)
+        self._finals()
         self.put("tape = dict(locals())")
         self.put("tape['total_loss'] = float(loss.mean())")
         self.put("return tape")
@@ -138,10 +143,25 @@ class _Emitter:
         for name in stepped:
             self._views_of(name)
 
+    def _carry_prologue(self) -> None:
+        for name, default in sorted(self.carried.items()):
+            start = default or f"xp.zeros_like({name}[0])"
+            self.put(f"_carried_{name} = carry is not None and {name!r} in carry")
+            self.put(f"_fill_{name} = xp.asarray(carry[{name!r}], dtype=dtype) if _carried_{name} else {start}")
+
+    def _finals(self) -> None:
+        """Each carried variable at each sequence's last step: the next window's carry."""
+        finals = ", ".join(f"{n!r}: {n}[len_{self._axis_of(n)} - 1, xp.arange(B)]" for n in sorted(self.carried))
+        self.put(f"final = {{{finals}}}")
+
+    def _axis_of(self, name: str) -> str:
+        return next(b.axis for b in self.prog.values if b.name == name)
+
     def _zeros(self, items) -> None:
         """One zero step per buffer that a loop reads before its start (no state init)."""
         names = sorted({r.buf.name for i in instructions(items) if i.mode is Mode.STEP for r in i.refs
-                        if r.offset and r.fill is None and r.buf.axis})
+                        if r.offset and r.fill is None and r.buf.axis
+                        and not (r.offset < 0 and r.buf.name in self.carried)})
         for name in names:
             self.put(f"_zero_{name} = xp.zeros_like({name}[0])")
 
@@ -238,6 +258,8 @@ class _Emitter:
         if b.axis is None:
             return b.name
         fill = r.fill.name if r.fill is not None else f"_zero_{b.name}"
+        if r.offset < 0 and b.name in self.carried:
+            fill = f"_fill_{b.name}"
         masked = r.offset > 0 and b.role is not Role.INPUT
         if mode is Mode.STEP:
             if r.offset == 0:
@@ -247,11 +269,12 @@ class _Emitter:
             value = f"{b.name}[{s}]"
             if masked:
                 value = f"xp.where(valid_{b.axis}[{s}]{_expand(b)}, {value}, {fill})"
-            return f"({value} if {inside} else {fill if r.fill is not None else '_zero_' + b.name})"
+            return f"({value} if {inside} else {fill})"
         if r.offset == 0:
             return b.name
         valid = f"valid_{b.axis}" if masked else "None"
-        return f"shift(xp, {b.name}, {r.offset}, {r.fill.name if r.fill else 'None'}, {valid})"
+        seq_fill = fill if (r.fill is not None or fill.startswith("_fill_")) else "None"
+        return f"shift(xp, {b.name}, {r.offset}, {seq_fill}, {valid})"
 
     # -- accumulation into adjoints --------------------------------------------------------------
     def _accumulate(self, instr: Instr, loop: Loop | None) -> str:
@@ -271,8 +294,15 @@ class _Emitter:
             call = f"unshift_add(xp, {b.name}, {value}, {target.offset}, {valid})"
             if fill is None:
                 return call
-            return f"{fill.name} += {self._to_target(call, fill.name, Mode.STEP, False)}"
+            guard = self._fill_guard(target)
+            add = f"{fill.name} += {self._to_target('_outside', fill.name, Mode.STEP, False)}"
+            return f"_outside = {call}\n" + (f"if {guard}:\n{INDENT}{add}" if guard else add)
         return self._accumulate_step(instr, value, loop)
+
+    def _fill_guard(self, target: Ref) -> str:
+        """A carried start is data: the learned init it replaced gets no gradient from it."""
+        var = target.buf.name[2:]
+        return f"not _carried_{var}" if target.offset < 0 and var in self.carried else ""
 
     def _write(self, instr: Instr) -> str:
         """The only contribution to an adjoint: written in place, with out= where it can."""
@@ -288,31 +318,30 @@ class _Emitter:
         return f"{dest} = {reduced}"
 
     def _accumulate_step(self, instr: Instr, value: str, loop: Loop | None) -> str:
+        """d[t+k] += value inside the sequence (cut at truncation windows); what a read
+        outside it took from the fill goes to the fill's adjoint."""
         target, b = instr.target, instr.target.buf
         k = target.offset
         if k == 0:
             return f"{b.name}[t] += {value}"
         s = f"t{k:+d}"
         inside = f"{s} >= 0" if k < 0 else f"{s} < T_{b.axis}"
-        if loop is not None and loop.truncate and any(m == b.name[2:] for m in loop.members):
-            inside += f" and (truncate is None or ({s}) // truncate == t // truncate)"
-            cut = True
-        else:
-            cut = False
-        lines = [f"_v = {value}"]
+        keep = inside
+        if loop is not None and loop.truncate and b.name[2:] in loop.members:
+            keep += f" and (truncate is None or ({s}) // truncate == t // truncate)"
+        mask = f"valid_{b.axis}[{s}]{_expand(b)}"
+        lines = [f"_v = {value}", f"if {keep}:",
+                 f"{INDENT}{b.name}[{s}] += " + (f"xp.where({mask}, _v, 0.0)" if k > 0 else "_v")]
         fill = target.fill
-        to_fill = lambda v: f"{fill.name} += {self._to_target(v, fill.name, Mode.STEP, False)}"
-        if k > 0:
-            mask = f"valid_{b.axis}[{s}]{_expand(b)}"
-            lines += [f"if {s} < T_{b.axis}:", f"{INDENT}{b.name}[{s}] += xp.where({mask}, _v, 0.0)"]
-            if fill is not None:
-                lines += [f"{INDENT}{to_fill(f'xp.where({mask}, 0.0, _v)')}", "else:", f"{INDENT}{to_fill('_v')}"]
-            if cut:
-                lines[1] = f"if {inside}:"
+        if fill is None:
             return "\n".join(lines)
-        lines += [f"if {inside}:", f"{INDENT}{b.name}[{s}] += _v"]
-        if fill is not None:
-            lines += [f"elif {s} < 0:", f"{INDENT}{to_fill('_v')}"]
+        to_fill = lambda v: f"{fill.name} += {self._to_target(v, fill.name, Mode.STEP, False)}"
+        if k > 0:                           # past each sequence's own end, the read took the fill
+            lines += [f"if {inside}:", f"{INDENT}{to_fill(f'xp.where({mask}, 0.0, _v)')}",
+                      "else:", f"{INDENT}{to_fill('_v')}"]
+        else:
+            guard = self._fill_guard(target)
+            lines += [f"if not ({inside})" + (f" and {guard}" if guard else "") + ":", f"{INDENT}{to_fill('_v')}"]
         return "\n".join(lines)
 
     def _to_target(self, value: str, target: str, mode: Mode, summed: bool) -> str:
@@ -331,8 +360,9 @@ class _Emitter:
                       f'{INDENT}"""The gradient of the mean loss with respect to every parameter '
                       f'(truncate: BPTT window)."""']
         self.depth = 1
-        names = sorted({b.name for b in p.values} | {"B", "dtype"} | {f"{k}_{a}" for a in _axes(p)
-                                                                      for k in ("T", "len", "valid")})
+        names = sorted({b.name for b in p.values} | {"B", "dtype"}
+                       | {f"{k}_{a}" for a in _axes(p) for k in ("T", "len", "valid")}
+                       | {f"{k}_{n}" for n in self.carried for k in ("_fill", "_carried")})
         for n in names:
             self.put(f"{n} = tape[{n!r}]")
         for g in p.grads:
@@ -348,6 +378,20 @@ class _Emitter:
         grads = ", ".join(f"{b.name!r}: d_{b.name}" for b in p.params)
         self.put(f"return {{{grads}}}")
         return "\n".join(self.lines)
+
+
+def _carried(prog: Program) -> dict:
+    """Recurrent variables whose reads before the start may take a carried state (streams cut
+    into windows): name -> the default fill (a learned init parameter) or None (zeros)."""
+    out = {}
+    for instr in instructions(prog.forward):
+        if instr.mode is not Mode.STEP:
+            continue
+        for r in instr.refs:
+            if r.offset < 0 and r.buf.role is Role.VALUE and r.buf.axis and (
+                    r.fill is None or r.fill.role is Role.PARAM):
+                out[r.buf.name] = r.fill.name if r.fill is not None else None
+    return out
 
 
 def _gemm(instr: Instr, args: list) -> str:

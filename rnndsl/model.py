@@ -1,6 +1,8 @@
 """The compiled model users hold: parameters, forward, loss_and_grad (DESIGN.md's API)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from . import ir
@@ -8,6 +10,16 @@ from .errors import DataError
 from .inputs import prepare
 from .params import init_params
 from .program import Program
+
+
+@dataclass(frozen=True)
+class Step:
+    """One training step's result: mean loss, per-sequence losses, gradients, and each
+    carried recurrence's state at each sequence's last step (the next window's carry)."""
+    loss: float
+    losses: np.ndarray
+    grads: dict
+    final: dict
 
 
 class CompiledModel:
@@ -41,6 +53,17 @@ class CompiledModel:
         tape = self.module.forward(self._params(params), batch.arrays, batch.lengths, self.dtype)
         grads = self.module.backward(self._params(params), tape, truncate)
         return tape["total_loss"], {k: np.asarray(v, self.dtype) for k, v in grads.items()}
+
+    def step(self, params: dict, inputs: dict, carry: dict | None = None, truncate: int | None = None,
+             grad: bool = True) -> Step:
+        """Forward (and backward) on one batch, starting recurrences from `carry` (the last
+        window's `final`): truncated BPTT over a stream cut into windows."""
+        batch = prepare(self.spec, inputs)
+        params = self._params(params)
+        tape = self.module.forward(params, batch.arrays, batch.lengths, self.dtype, carry)
+        grads = self.module.backward(params, tape, truncate) if grad else {}
+        return Step(tape["total_loss"], tape["loss"], {k: np.asarray(v, self.dtype) for k, v in grads.items()},
+                    tape["final"])
 
     def _params(self, params: dict) -> dict:
         want = {p.name: p.type.dims for p in self.spec.params}

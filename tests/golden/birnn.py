@@ -146,9 +146,11 @@ def sum_to_param(xp, value, rank):
     """A parameter's share of a batched value: summed over every leading axis."""
     return value.reshape((-1,) + value.shape[value.ndim - rank:]).sum(axis=0)
 
-def forward(params, inputs, lengths=None, dtype=np.float64):
+def forward(params, inputs, lengths=None, dtype=np.float64, carry=None):
     """Every value of the forward pass (the tape), and the loss. Inputs are
-    time-major; lengths {axis: (B,) ints} default to the padded length."""
+    time-major; lengths {axis: (B,) ints} default to the padded length; carry
+    {variable: (B, ...)} replaces a recurrence's start (the last window's
+    tape["final"]), and no gradient flows into it."""
     lengths = dict(lengths or {})
     lengths.setdefault('t', np.full(np.shape(inputs['x'])[1], np.shape(inputs['x'])[0]))
     B = len(lengths['t'])
@@ -174,7 +176,8 @@ def forward(params, inputs, lengths=None, dtype=np.float64):
     _t8 = xp.empty((T_t, B) + (8,), dtype=dtype)
     hb = xp.empty((T_t, B) + (8,), dtype=dtype)
     _zero_hb = xp.zeros_like(hb[0])
-    _zero_hf = xp.zeros_like(hf[0])
+    _carried_hf = carry is not None and 'hf' in carry
+    _fill_hf = xp.asarray(carry['hf'], dtype=dtype) if _carried_hf else xp.zeros_like(hf[0])
     # stacked: b_f, b_b
     _p2_1 = concat(xp, b_f, b_b, ranks=(1, 1))
     # stacked weights: W_f, W_b
@@ -187,7 +190,7 @@ def forward(params, inputs, lengths=None, dtype=np.float64):
     # recurrence hf, running forward over t
     for t in range(T_t):
         # hf[t] = tanh(W_f @ x[t] + U_f @ hf[t-1] + b_f)
-        xp.matmul((hf[t-1] if t-1 >= 0 else _zero_hf), U_f.T, out=_t3[t])
+        xp.matmul((hf[t-1] if t-1 >= 0 else _fill_hf), U_f.T, out=_t3[t])
         xp.add(_t2[t], _t3[t], out=_t4[t])
         xp.tanh(_t4[t], out=hf[t])
     # recurrence hb, running backward over t
@@ -204,6 +207,7 @@ def forward(params, inputs, lengths=None, dtype=np.float64):
     # loss: mean_t cross_entropy(y[t], tag[t])
     _t12 = cross_entropy(xp, y, tag)
     loss = reduce_mean(xp, _t12, valid=valid_t)
+    final = {'hf': hf[len_t - 1, xp.arange(B)]}
     tape = dict(locals())
     tape['total_loss'] = float(loss.mean())
     return tape
@@ -218,7 +222,9 @@ def backward(params, tape, truncate=None):
     V_f = tape['V_f']
     W_b = tape['W_b']
     W_f = tape['W_f']
+    _carried_hf = tape['_carried_hf']
     _e2 = tape['_e2']
+    _fill_hf = tape['_fill_hf']
     _p2_1 = tape['_p2_1']
     _t10 = tape['_t10']
     _t11 = tape['_t11']
@@ -294,7 +300,7 @@ def backward(params, tape, truncate=None):
             d_hf[t-1] += _v
     # hf[t] = tanh(W_f @ x[t] + U_f @ hf[t-1] + b_f)
     d__t2[...] = d__t4
-    d_U_f[...] = matmul_vjp(xp, d__t4, shift(xp, hf, -1, None, None), ra=2, rb=1, side=0, summed=1)
+    d_U_f[...] = matmul_vjp(xp, d__t4, shift(xp, hf, -1, _fill_hf, None), ra=2, rb=1, side=0, summed=1)
     d__p2_1[...] = sum_to_param(xp, d__e2, 1)
     d__w1[...] = embed_vjp(xp, d__e2, x, classes=10)
     # stacked weights: W_f, W_b

@@ -132,9 +132,11 @@ def sum_to_param(xp, value, rank):
     """A parameter's share of a batched value: summed over every leading axis."""
     return value.reshape((-1,) + value.shape[value.ndim - rank:]).sum(axis=0)
 
-def forward(params, inputs, lengths=None, dtype=np.float64):
+def forward(params, inputs, lengths=None, dtype=np.float64, carry=None):
     """Every value of the forward pass (the tape), and the loss. Inputs are
-    time-major; lengths {axis: (B,) ints} default to the padded length."""
+    time-major; lengths {axis: (B,) ints} default to the padded length; carry
+    {variable: (B, ...)} replaces a recurrence's start (the last window's
+    tape["final"]), and no gradient flows into it."""
     lengths = dict(lengths or {})
     lengths.setdefault('t', np.full(np.shape(inputs['x'])[1], np.shape(inputs['x'])[0]))
     B = len(lengths['t'])
@@ -152,14 +154,15 @@ def forward(params, inputs, lengths=None, dtype=np.float64):
     _t3 = xp.empty((T_t, B) + (16,), dtype=dtype)
     _t4 = xp.empty((T_t, B) + (16,), dtype=dtype)
     h = xp.empty((T_t, B) + (16,), dtype=dtype)
-    _zero_h = xp.zeros_like(h[0])
+    _carried_h = carry is not None and 'h' in carry
+    _fill_h = xp.asarray(carry['h'], dtype=dtype) if _carried_h else xp.zeros_like(h[0])
     # h[t] = tanh(W_xh @ x[t] + W_hh @ h[t-1] + b_h)
     _t1 = embed(xp, W_xh, x)
     _t2 = xp.add(_t1, b_h)
     # recurrence h, running forward over t
     for t in range(T_t):
         # h[t] = tanh(W_xh @ x[t] + W_hh @ h[t-1] + b_h)
-        xp.matmul((h[t-1] if t-1 >= 0 else _zero_h), W_hh.T, out=_t3[t])
+        xp.matmul((h[t-1] if t-1 >= 0 else _fill_h), W_hh.T, out=_t3[t])
         xp.add(_t2[t], _t3[t], out=_t4[t])
         xp.tanh(_t4[t], out=h[t])
     # y[t] = W_hy @ h[t] + b_y
@@ -168,6 +171,7 @@ def forward(params, inputs, lengths=None, dtype=np.float64):
     # loss: mean_t cross_entropy(y[t], target[t])
     _t6 = cross_entropy(xp, y, target)
     loss = reduce_mean(xp, _t6, valid=valid_t)
+    final = {'h': h[len_t - 1, xp.arange(B)]}
     tape = dict(locals())
     tape['total_loss'] = float(loss.mean())
     return tape
@@ -179,6 +183,8 @@ def backward(params, tape, truncate=None):
     W_hh = tape['W_hh']
     W_hy = tape['W_hy']
     W_xh = tape['W_xh']
+    _carried_h = tape['_carried_h']
+    _fill_h = tape['_fill_h']
     _t1 = tape['_t1']
     _t2 = tape['_t2']
     _t3 = tape['_t3']
@@ -221,7 +227,7 @@ def backward(params, tape, truncate=None):
         if t-1 >= 0 and (truncate is None or (t-1) // truncate == t // truncate):
             d_h[t-1] += _v
     # h[t] = tanh(W_xh @ x[t] + W_hh @ h[t-1] + b_h)
-    d_W_hh[...] = matmul_vjp(xp, d__t4, shift(xp, h, -1, None, None), ra=2, rb=1, side=0, summed=1)
+    d_W_hh[...] = matmul_vjp(xp, d__t4, shift(xp, h, -1, _fill_h, None), ra=2, rb=1, side=0, summed=1)
     d_b_h[...] = sum_to_param(xp, d__t4, 1)
     d_W_xh[...] = embed_vjp(xp, d__t4, x, classes=4)
     return {'W_xh': d_W_xh, 'W_hh': d_W_hh, 'b_h': d_b_h, 'W_hy': d_W_hy, 'b_y': d_b_y}

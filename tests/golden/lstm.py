@@ -165,9 +165,11 @@ def sum_to_param(xp, value, rank):
     """A parameter's share of a batched value: summed over every leading axis."""
     return value.reshape((-1,) + value.shape[value.ndim - rank:]).sum(axis=0)
 
-def forward(params, inputs, lengths=None, dtype=np.float64):
+def forward(params, inputs, lengths=None, dtype=np.float64, carry=None):
     """Every value of the forward pass (the tape), and the loss. Inputs are
-    time-major; lengths {axis: (B,) ints} default to the padded length."""
+    time-major; lengths {axis: (B,) ints} default to the padded length; carry
+    {variable: (B, ...)} replaces a recurrence's start (the last window's
+    tape["final"]), and no gradient flows into it."""
     lengths = dict(lengths or {})
     lengths.setdefault('t', np.full(np.shape(inputs['x'])[1], np.shape(inputs['x'])[0]))
     B = len(lengths['t'])
@@ -205,8 +207,10 @@ def forward(params, inputs, lengths=None, dtype=np.float64):
     f = _e5[..., 32:64]
     i = _e5[..., 0:32]
     o = _e5[..., 64:96]
-    _zero_c = xp.zeros_like(c[0])
-    _zero_h = xp.zeros_like(h[0])
+    _carried_c = carry is not None and 'c' in carry
+    _fill_c = xp.asarray(carry['c'], dtype=dtype) if _carried_c else xp.zeros_like(c[0])
+    _carried_h = carry is not None and 'h' in carry
+    _fill_h = xp.asarray(carry['h'], dtype=dtype) if _carried_h else xp.zeros_like(h[0])
     # stacked: b_i, b_f, b_o, b_g
     _p3_1 = concat(xp, b_i, b_f, b_o, b_g, ranks=(1, 1, 1, 1))
     # stacked weights: W_i, W_f, W_o, W_g
@@ -219,13 +223,13 @@ def forward(params, inputs, lengths=None, dtype=np.float64):
     # recurrence i, f, o, g, c, h, running forward over t
     for t in range(T_t):
         # i[t] = sigmoid(W_i @ x[t] + U_i @ h[t-1] + b_i)
-        xp.matmul((h[t-1] if t-1 >= 0 else _zero_h), _w2.T, out=_z2[t])
+        xp.matmul((h[t-1] if t-1 >= 0 else _fill_h), _w2.T, out=_z2[t])
         xp.add(_e3[t], _z2[t], out=_e4[t])
         sigmoid(xp, _e4_0_96[t], out=_e5[t])
         # g[t] = tanh(W_g @ x[t] + U_g @ h[t-1] + b_g)
         xp.tanh(_t16[t], out=g[t])
         # c[t] = f[t] * c[t-1] + i[t] * g[t]
-        xp.multiply(f[t], (c[t-1] if t-1 >= 0 else _zero_c), out=_t17[t])
+        xp.multiply(f[t], (c[t-1] if t-1 >= 0 else _fill_c), out=_t17[t])
         xp.multiply(i[t], g[t], out=_t18[t])
         xp.add(_t17[t], _t18[t], out=c[t])
         # h[t] = o[t] * tanh(c[t])
@@ -237,6 +241,7 @@ def forward(params, inputs, lengths=None, dtype=np.float64):
     # loss: mean_t cross_entropy(y[t], target[t])
     _t21 = cross_entropy(xp, y, target)
     loss = reduce_mean(xp, _t21, valid=valid_t)
+    final = {'c': c[len_t - 1, xp.arange(B)], 'h': h[len_t - 1, xp.arange(B)]}
     tape = dict(locals())
     tape['total_loss'] = float(loss.mean())
     return tape
@@ -254,10 +259,14 @@ def backward(params, tape, truncate=None):
     W_i = tape['W_i']
     W_o = tape['W_o']
     W_y = tape['W_y']
+    _carried_c = tape['_carried_c']
+    _carried_h = tape['_carried_h']
     _e3 = tape['_e3']
     _e4 = tape['_e4']
     _e4_0_96 = tape['_e4_0_96']
     _e5 = tape['_e5']
+    _fill_c = tape['_fill_c']
+    _fill_h = tape['_fill_h']
     _p3_1 = tape['_p3_1']
     _t16 = tape['_t16']
     _t17 = tape['_t17']
@@ -318,7 +327,6 @@ def backward(params, tape, truncate=None):
     d_f = d__e5[..., 32:64]
     d__t16 = d__e4[..., 96:128]
     d__e4_0_96 = d__e4[..., 0:96]
-    _zero_c = xp.zeros_like(c[0])
     d_loss[...] = 1.0 / B
     # loss: mean_t cross_entropy(y[t], target[t])
     d__t21[...] = reduce_mean_vjp(xp, d_loss, _t21, valid=valid_t)
@@ -336,7 +344,7 @@ def backward(params, tape, truncate=None):
         # c[t] = f[t] * c[t-1] + i[t] * g[t]
         xp.multiply(d_c[t], g[t], out=d_i[t])
         xp.multiply(d_c[t], i[t], out=d_g[t])
-        xp.multiply(d_c[t], (c[t-1] if t-1 >= 0 else _zero_c), out=d_f[t])
+        xp.multiply(d_c[t], (c[t-1] if t-1 >= 0 else _fill_c), out=d_f[t])
         _v = xp.multiply(d_c[t], f[t])
         if t-1 >= 0 and (truncate is None or (t-1) // truncate == t // truncate):
             d_c[t-1] += _v
@@ -348,7 +356,7 @@ def backward(params, tape, truncate=None):
         if t-1 >= 0 and (truncate is None or (t-1) // truncate == t // truncate):
             d_h[t-1] += _v
     # i[t] = sigmoid(W_i @ x[t] + U_i @ h[t-1] + b_i)
-    d__w2[...] = matmul_vjp(xp, d__e4, shift(xp, h, -1, None, None), ra=2, rb=1, side=0, summed=1)
+    d__w2[...] = matmul_vjp(xp, d__e4, shift(xp, h, -1, _fill_h, None), ra=2, rb=1, side=0, summed=1)
     d__p3_1[...] = sum_to_param(xp, d__e4, 1)
     d__w1[...] = embed_vjp(xp, d__e4, x, classes=65)
     # stacked weights: U_i, U_f, U_o, U_g
