@@ -145,7 +145,7 @@ class _Emitter:
 
     def _carry_prologue(self) -> None:
         for name, default in sorted(self.carried.items()):
-            start = default or f"xp.zeros_like({name}[0])"
+            start = default or _empty_step(self._buf(name))
             self.put(f"_carried_{name} = carry is not None and {name!r} in carry")
             self.put(f"_fill_{name} = xp.asarray(carry[{name!r}], dtype=dtype) if _carried_{name} else {start}")
 
@@ -155,15 +155,17 @@ class _Emitter:
         self.put(f"final = {{{finals}}}")
 
     def _axis_of(self, name: str) -> str:
-        return next(b.axis for b in self.prog.values if b.name == name)
+        return self._buf(name).axis
+
+    def _buf(self, name: str) -> Buf:
+        return next(b for b in self.prog.values if b.name == name)
 
     def _zeros(self, items) -> None:
         """One zero step per buffer that a loop reads before its start (no state init)."""
-        names = sorted({r.buf.name for i in instructions(items) if i.mode is Mode.STEP for r in i.refs
-                        if r.offset and r.fill is None and r.buf.axis
-                        and not (r.offset < 0 and r.buf.name in self.carried)})
-        for name in names:
-            self.put(f"_zero_{name} = xp.zeros_like({name}[0])")
+        bufs = {r.buf.name: r.buf for i in instructions(items) if i.mode is Mode.STEP for r in i.refs
+                if r.offset and r.fill is None and r.buf.axis and not (r.offset < 0 and r.buf.name in self.carried)}
+        for name, buf in sorted(bufs.items()):
+            self.put(f"_zero_{name} = {_empty_step(buf)}")
 
     def _views_of(self, base: str) -> None:
         for b in self.prog.values:
@@ -226,12 +228,26 @@ class _Emitter:
         if gemm:
             return gemm
         if instr.op is Op.COPY:
-            return args[0]
+            return self._copy(instr, args[0])
+        if instr.op is Op.ONEHOT:
+            return f"onehot(xp, {args[0]}, {instr.attr['classes']}, dtype)"
         extra = [f"{k}={_number(v)}" for k, v in instr.attrs]
         if d.ranked:
             extra.append(f"ranks={ranks!r}")
         extra += self._context(instr)
         return f"{d.forward.__name__}(xp, {', '.join(args + extra)})"
+
+    def _copy(self, instr: Instr, arg: str) -> str:
+        """A copy, broadcast when a value without time (or batch) fills a sequence (or a
+        per-sequence value): `v[t] = tanh(b)`."""
+        out, src = instr.out, instr.args[0]
+        if instr.accumulate or not isinstance(src, Ref) or out.dims is None or None in out.dims:
+            return arg
+        if instr.mode is Mode.SEQ and out.axis and not src.buf.axis:
+            return f"xp.array(xp.broadcast_to({arg}, (T_{out.axis}, B) + {tuple(out.dims)!r}))"
+        if instr.mode is Mode.STATIC and src.buf.role is Role.PARAM and out.role is not Role.PARAM:
+            return f"xp.array(xp.broadcast_to({arg}, (B,) + {tuple(out.dims)!r}))"
+        return arg
 
     def _context(self, instr: Instr) -> list:
         ctx = TABLE[instr.op].context
@@ -378,6 +394,13 @@ class _Emitter:
         grads = ", ".join(f"{b.name!r}: d_{b.name}" for b in p.params)
         self.put(f"return {{{grads}}}")
         return "\n".join(self.lines)
+
+
+def _empty_step(buf: Buf) -> str:
+    """One step of a buffer with nothing in it: zeros, or no class (-1) for class indices."""
+    if buf.kind is Kind.FLOAT:
+        return f"xp.zeros((B,) + {tuple(buf.dims)!r}, dtype=dtype)"
+    return "xp.full((B,), -1, dtype=np.int64)"
 
 
 def _carried(prog: Program) -> dict:

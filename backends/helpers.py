@@ -16,7 +16,8 @@ def shift(xp, a, k, fill=None, valid=None):
             out[-k:] = a[:T + k]
     if valid is not None and k > 0:
         inside = xp.zeros_like(valid)
-        inside[:T - k] = valid[k:]
+        if k < T:
+            inside[:T - k] = valid[k:]
         inside = inside.reshape(inside.shape + (1,) * (a.ndim - 2))
         out = xp.where(inside, out, empty if fill is None else fill)
     return out

@@ -21,19 +21,21 @@ from .program import Buf, Instr, Loop, Mode, Ref, Role
 
 _names = itertools.count(1)
 _BASES: dict = {}           # every result of the program being fused, by name
+VIEWS: dict = {}            # every result turned into a view, by name (read or not)
 
 
 def fuse(items: list) -> tuple:
     """The fused program and a note per fusion (for --explain)."""
     global _names
     _names = itertools.count(1)           # names depend on the spec alone, not on history
+    VIEWS.clear()
     notes: list = []
     items = _fuse_all(items, _fuse_matmuls, notes)
     while True:
         before = len(notes)
         items = _fuse_all(items, _fuse_elementwise, notes)
         if len(notes) == before:
-            return items, notes
+            return items, notes, dict(VIEWS)
 
 
 def _fuse_all(items: list, rule, notes: list) -> list:
@@ -47,6 +49,7 @@ def _fuse_all(items: list, rule, notes: list) -> list:
     _BASES.update({i.out.name: i.out for i in _all_instrs(top + prologue)})
     top = [replace(i, body=tuple(rule(list(i.body), renames, prologue, notes, i))) if isinstance(i, Loop) else i
            for i in top]
+    VIEWS.update(renames)
     return [_rename(i, renames) for i in prologue + top]
 
 
@@ -56,6 +59,12 @@ def _rename(item, renames: dict):
     swap = lambda r: replace(r, buf=renames.get(r.buf.name, r.buf),
                              fill=renames.get(r.fill.name, r.fill) if r.fill else None) if isinstance(r, Ref) else r
     return replace(item, out=renames.get(item.out.name, item.out), args=tuple(swap(a) for a in item.args))
+
+
+def _declared_param(buf: Buf) -> bool:
+    """A parameter of the spec (stacked before anything runs), not a value computed from
+    parameters, which exists only once its instruction has run."""
+    return buf.role is Role.PARAM and buf.name not in _BASES
 
 
 def _all_instrs(items: list) -> list:
@@ -75,7 +84,7 @@ def _matmul_key(instr: Instr):
     if instr.op not in (Op.MATMUL, Op.EMBED) or instr.accumulate or instr.out.view:
         return None
     w, x = instr.args
-    if not (isinstance(w, Ref) and w.buf.role is Role.PARAM and w.buf.rank == 2 and isinstance(x, Ref)):
+    if not (isinstance(w, Ref) and _declared_param(w.buf) and w.buf.rank == 2 and isinstance(x, Ref)):
         return None
     if instr.op is Op.MATMUL and x.buf.rank != 1:
         return None
@@ -143,7 +152,7 @@ def _signature(instr: Instr):
             parts.append(("const", a))
         elif a.buf.view and a.fill is None:
             parts.append(("view", a.buf.view[0], a.offset))
-        elif a.buf.role is Role.PARAM and a.buf.rank == 1:
+        elif _declared_param(a.buf) and a.buf.rank == 1:
             parts.append(("param",))
         else:
             return None

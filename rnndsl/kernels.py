@@ -50,13 +50,11 @@ def matmul(xp, a, b, ranks):
 
 
 def concat(xp, *parts, ranks):
-    lead = max(p.ndim - r for p, r in zip(parts, ranks))
-    parts = [xp.broadcast_to(p, parts_shape(p, lead, r)) for p, r in zip(parts, ranks)]
+    """Parts joined along their first spec axis; leading (batch, time) axes broadcast, so a
+    step can be joined with a static value or a parameter."""
+    lead = np.broadcast_shapes(*[p.shape[:p.ndim - r] for p, r in zip(parts, ranks)])
+    parts = [xp.broadcast_to(p, lead + p.shape[p.ndim - r:]) for p, r in zip(parts, ranks)]
     return xp.concatenate(parts, axis=-ranks[0])
-
-
-def parts_shape(p, lead, rank):
-    return (1,) * (lead - (p.ndim - rank)) + p.shape
 
 
 def flatten(xp, x, ranks):
@@ -305,8 +303,9 @@ def embed_vjp(xp, dout, idx, classes):
     return grad
 
 
-def onehot(xp, idx, classes):
-    return (idx[..., None] == xp.arange(int(classes))).astype(np.float64)
+def onehot(xp, idx, classes, dtype=np.float64):
+    """Class indices as vectors; no class (-1) is the zero vector."""
+    return (idx[..., None] == xp.arange(int(classes))).astype(dtype)
 
 
 def slice_last(xp, x, start, stop, ranks):
@@ -369,7 +368,7 @@ def reduce_sum(xp, x, valid):
 
 
 def reduce_mean(xp, x, valid):
-    count = valid.sum(axis=0)
+    count = valid.sum(axis=0).astype(x.dtype)
     return reduce_sum(xp, x, valid) / _expand(count, x[0])
 
 
@@ -386,7 +385,7 @@ def reduce_sum_vjp(xp, dy, x, valid):
 
 
 def reduce_mean_vjp(xp, dy, x, valid):
-    count = valid.sum(axis=0)
+    count = valid.sum(axis=0).astype(dy.dtype)
     return reduce_sum_vjp(xp, dy / _expand(count, dy), x, valid)
 
 

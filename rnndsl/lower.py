@@ -92,9 +92,14 @@ class _Lowerer:
 
     # -- expressions ------------------------------------------------------------------------
     def equation_root(self, e: ir.Expr, target: Buf, mode: Mode, members, out: list, line: str) -> None:
-        ref = self.expr(e, mode, members, out, line, target)
+        """Lower an equation into its variable's buffer; a value with fewer leading axes than
+        the variable (`v[t] = tanh(b)`: no time) is computed once and broadcast by a copy."""
+        fewer = (target.axis and e.axis is None) or (target.axis is None and self._mode(e, mode, members)
+                                                     is Mode.PARAM)
+        ref = self.expr(e, mode, members, out, line, None if fewer else target)
         if not (isinstance(ref, Ref) and ref.buf == target):
-            out.append(Instr(target, Op.COPY, (ref,), mode, line=line))
+            sink = out if mode is Mode.STEP else self.items
+            sink.append(Instr(target, Op.COPY, (ref,), mode, line=line))
 
     def expr(self, e: ir.Expr, mode: Mode, members, out: list, line: str, target: Buf | None = None):
         """Lower `e`; returns a Ref (or a float). Invariant parts go to self.items."""

@@ -406,8 +406,10 @@ TABLE: dict[Op, OpDef] = {d.op: d for d in [
     ]],
 ]}
 
-_RANKS = {
+_RANKS = {                      # ops listed here are not elementwise (fusion must not join them)
     Op.MATMUL: lambda r, a: r[0] + r[1] - 2,
+    Op.SOFTMAX: lambda r, a: r[0], Op.LOG_SOFTMAX: lambda r, a: r[0],
+    Op.SOFTMAX_VJP: lambda r, a: r[0], Op.LOG_SOFTMAX_VJP: lambda r, a: r[0],
     Op.CONCAT: lambda r, a: r[0], Op.FLATTEN: lambda r, a: 1, Op.CONV2D: lambda r, a: 3,
     Op.CROSS_ENTROPY: lambda r, a: 0, Op.MSE: lambda r, a: 0, Op.CTC: lambda r, a: 0,
     Op.SAMPLE: lambda r, a: 0, Op.EMBED: lambda r, a: 1, Op.ONEHOT: lambda r, a: 1,

@@ -13,9 +13,9 @@ from .program import Buf, Instr, Loop, Program, Ref, Role, instructions
 
 
 def schedule(model: ir.Model, low: Lowered) -> Program:
-    forward, fusions = fuse.fuse(list(low.items))
+    forward, fusions, views = fuse.fuse(list(low.items))
     backward, written = adjoints.optimise(autodiff.differentiate(forward))
-    values = _values(low, forward)
+    values = _values(low, forward, views)
     params = tuple(b for b in low.bufs.values() if b.role is Role.PARAM and b.name in _declared(model))
     grads = _grads(backward, params, {b.name: b for b in values})
     return Program(tuple(forward), tuple(backward), params=params,
@@ -26,9 +26,10 @@ def schedule(model: ir.Model, low: Lowered) -> Program:
                    labels=tuple(low.labels.items()))
 
 
-def _values(low: Lowered, forward: list) -> tuple:
-    """Every forward buffer: inputs, parameters, results and the views into them."""
-    seen = {}
+def _values(low: Lowered, forward: list, views: dict) -> tuple:
+    """Every forward buffer: inputs, parameters, results and the views into them (also the
+    views nothing reads: a variable is still returned to the user)."""
+    seen = dict(views)
     for instr in instructions(forward):          # after fusion: some results are views now
         for buf in [instr.out] + [a.buf for a in instr.refs] + [a.fill for a in instr.refs if a.fill]:
             seen.setdefault(buf.name, buf)

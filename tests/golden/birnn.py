@@ -17,12 +17,11 @@ def softmax(xp, x):
     return e / e.sum(axis=-1, keepdims=True)
 
 def concat(xp, *parts, ranks):
-    lead = max(p.ndim - r for p, r in zip(parts, ranks))
-    parts = [xp.broadcast_to(p, parts_shape(p, lead, r)) for p, r in zip(parts, ranks)]
+    """Parts joined along their first spec axis; leading (batch, time) axes broadcast, so a
+    step can be joined with a static value or a parameter."""
+    lead = np.broadcast_shapes(*[p.shape[:p.ndim - r] for p, r in zip(parts, ranks)])
+    parts = [xp.broadcast_to(p, lead + p.shape[p.ndim - r:]) for p, r in zip(parts, ranks)]
     return xp.concatenate(parts, axis=-ranks[0])
-
-def parts_shape(p, lead, rank):
-    return (1,) * (lead - (p.ndim - rank)) + p.shape
 
 def cross_entropy(xp, y, target):
     """-log softmax(y)[target]; a float target is a onehot (or any) distribution. A target
@@ -94,14 +93,14 @@ def reduce_sum(xp, x, valid):
     return xp.where(_expand(valid, x), x, 0.0).sum(axis=0)
 
 def reduce_mean(xp, x, valid):
-    count = valid.sum(axis=0)
+    count = valid.sum(axis=0).astype(x.dtype)
     return reduce_sum(xp, x, valid) / _expand(count, x[0])
 
 def reduce_sum_vjp(xp, dy, x, valid):
     return xp.where(_expand(valid, x), dy[None], 0.0).astype(x.dtype)
 
 def reduce_mean_vjp(xp, dy, x, valid):
-    count = valid.sum(axis=0)
+    count = valid.sum(axis=0).astype(dy.dtype)
     return reduce_sum_vjp(xp, dy / _expand(count, dy), x, valid)
 
 def shift(xp, a, k, fill=None, valid=None):
@@ -118,7 +117,8 @@ def shift(xp, a, k, fill=None, valid=None):
             out[-k:] = a[:T + k]
     if valid is not None and k > 0:
         inside = xp.zeros_like(valid)
-        inside[:T - k] = valid[k:]
+        if k < T:
+            inside[:T - k] = valid[k:]
         inside = inside.reshape(inside.shape + (1,) * (a.ndim - 2))
         out = xp.where(inside, out, empty if fill is None else fill)
     return out
@@ -175,15 +175,17 @@ def forward(params, inputs, lengths=None, dtype=np.float64, carry=None):
     _t7 = xp.empty((T_t, B) + (8,), dtype=dtype)
     _t8 = xp.empty((T_t, B) + (8,), dtype=dtype)
     hb = xp.empty((T_t, B) + (8,), dtype=dtype)
-    _zero_hb = xp.zeros_like(hb[0])
+    _zero_hb = xp.zeros((B,) + (8,), dtype=dtype)
     _carried_hf = carry is not None and 'hf' in carry
-    _fill_hf = xp.asarray(carry['hf'], dtype=dtype) if _carried_hf else xp.zeros_like(hf[0])
+    _fill_hf = xp.asarray(carry['hf'], dtype=dtype) if _carried_hf else xp.zeros((B,) + (8,), dtype=dtype)
     # stacked: b_f, b_b
     _p2_1 = concat(xp, b_f, b_b, ranks=(1, 1))
     # stacked weights: W_f, W_b
     _w1 = concat(xp, W_f, W_b, ranks=(2, 2))
     # hf[t] = tanh(W_f @ x[t] + U_f @ hf[t-1] + b_f)
     _z1 = embed(xp, _w1, x)
+    _t1 = _z1[..., 0:8]
+    _t5 = _z1[..., 8:16]
     _e2 = xp.add(_z1, _p2_1)
     _t2 = _e2[..., 0:8]
     _t6 = _e2[..., 8:16]
@@ -226,12 +228,14 @@ def backward(params, tape, truncate=None):
     _e2 = tape['_e2']
     _fill_hf = tape['_fill_hf']
     _p2_1 = tape['_p2_1']
+    _t1 = tape['_t1']
     _t10 = tape['_t10']
     _t11 = tape['_t11']
     _t12 = tape['_t12']
     _t2 = tape['_t2']
     _t3 = tape['_t3']
     _t4 = tape['_t4']
+    _t5 = tape['_t5']
     _t6 = tape['_t6']
     _t7 = tape['_t7']
     _t8 = tape['_t8']

@@ -80,14 +80,14 @@ def reduce_sum(xp, x, valid):
     return xp.where(_expand(valid, x), x, 0.0).sum(axis=0)
 
 def reduce_mean(xp, x, valid):
-    count = valid.sum(axis=0)
+    count = valid.sum(axis=0).astype(x.dtype)
     return reduce_sum(xp, x, valid) / _expand(count, x[0])
 
 def reduce_sum_vjp(xp, dy, x, valid):
     return xp.where(_expand(valid, x), dy[None], 0.0).astype(x.dtype)
 
 def reduce_mean_vjp(xp, dy, x, valid):
-    count = valid.sum(axis=0)
+    count = valid.sum(axis=0).astype(dy.dtype)
     return reduce_sum_vjp(xp, dy / _expand(count, dy), x, valid)
 
 def shift(xp, a, k, fill=None, valid=None):
@@ -104,7 +104,8 @@ def shift(xp, a, k, fill=None, valid=None):
             out[-k:] = a[:T + k]
     if valid is not None and k > 0:
         inside = xp.zeros_like(valid)
-        inside[:T - k] = valid[k:]
+        if k < T:
+            inside[:T - k] = valid[k:]
         inside = inside.reshape(inside.shape + (1,) * (a.ndim - 2))
         out = xp.where(inside, out, empty if fill is None else fill)
     return out
@@ -155,7 +156,7 @@ def forward(params, inputs, lengths=None, dtype=np.float64, carry=None):
     _t4 = xp.empty((T_t, B) + (16,), dtype=dtype)
     h = xp.empty((T_t, B) + (16,), dtype=dtype)
     _carried_h = carry is not None and 'h' in carry
-    _fill_h = xp.asarray(carry['h'], dtype=dtype) if _carried_h else xp.zeros_like(h[0])
+    _fill_h = xp.asarray(carry['h'], dtype=dtype) if _carried_h else xp.zeros((B,) + (16,), dtype=dtype)
     # h[t] = tanh(W_xh @ x[t] + W_hh @ h[t-1] + b_h)
     _t1 = embed(xp, W_xh, x)
     _t2 = xp.add(_t1, b_h)

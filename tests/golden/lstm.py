@@ -27,12 +27,11 @@ def softmax(xp, x):
     return e / e.sum(axis=-1, keepdims=True)
 
 def concat(xp, *parts, ranks):
-    lead = max(p.ndim - r for p, r in zip(parts, ranks))
-    parts = [xp.broadcast_to(p, parts_shape(p, lead, r)) for p, r in zip(parts, ranks)]
+    """Parts joined along their first spec axis; leading (batch, time) axes broadcast, so a
+    step can be joined with a static value or a parameter."""
+    lead = np.broadcast_shapes(*[p.shape[:p.ndim - r] for p, r in zip(parts, ranks)])
+    parts = [xp.broadcast_to(p, lead + p.shape[p.ndim - r:]) for p, r in zip(parts, ranks)]
     return xp.concatenate(parts, axis=-ranks[0])
-
-def parts_shape(p, lead, rank):
-    return (1,) * (lead - (p.ndim - rank)) + p.shape
 
 def cross_entropy(xp, y, target):
     """-log softmax(y)[target]; a float target is a onehot (or any) distribution. A target
@@ -113,14 +112,14 @@ def reduce_sum(xp, x, valid):
     return xp.where(_expand(valid, x), x, 0.0).sum(axis=0)
 
 def reduce_mean(xp, x, valid):
-    count = valid.sum(axis=0)
+    count = valid.sum(axis=0).astype(x.dtype)
     return reduce_sum(xp, x, valid) / _expand(count, x[0])
 
 def reduce_sum_vjp(xp, dy, x, valid):
     return xp.where(_expand(valid, x), dy[None], 0.0).astype(x.dtype)
 
 def reduce_mean_vjp(xp, dy, x, valid):
-    count = valid.sum(axis=0)
+    count = valid.sum(axis=0).astype(dy.dtype)
     return reduce_sum_vjp(xp, dy / _expand(count, dy), x, valid)
 
 def shift(xp, a, k, fill=None, valid=None):
@@ -137,7 +136,8 @@ def shift(xp, a, k, fill=None, valid=None):
             out[-k:] = a[:T + k]
     if valid is not None and k > 0:
         inside = xp.zeros_like(valid)
-        inside[:T - k] = valid[k:]
+        if k < T:
+            inside[:T - k] = valid[k:]
         inside = inside.reshape(inside.shape + (1,) * (a.ndim - 2))
         out = xp.where(inside, out, empty if fill is None else fill)
     return out
@@ -202,15 +202,22 @@ def forward(params, inputs, lengths=None, dtype=np.float64, carry=None):
     c = xp.empty((T_t, B) + (32,), dtype=dtype)
     _t19 = xp.empty((T_t, B) + (32,), dtype=dtype)
     h = xp.empty((T_t, B) + (32,), dtype=dtype)
-    _e4_0_96 = _e4[..., 0:96]
+    _t3 = _z2[..., 0:32]
+    _t7 = _z2[..., 32:64]
+    _t11 = _z2[..., 64:96]
+    _t15 = _z2[..., 96:128]
+    _t4 = _e4[..., 0:32]
+    _t8 = _e4[..., 32:64]
+    _t12 = _e4[..., 64:96]
     _t16 = _e4[..., 96:128]
-    f = _e5[..., 32:64]
+    _e4_0_96 = _e4[..., 0:96]
     i = _e5[..., 0:32]
+    f = _e5[..., 32:64]
     o = _e5[..., 64:96]
     _carried_c = carry is not None and 'c' in carry
-    _fill_c = xp.asarray(carry['c'], dtype=dtype) if _carried_c else xp.zeros_like(c[0])
+    _fill_c = xp.asarray(carry['c'], dtype=dtype) if _carried_c else xp.zeros((B,) + (32,), dtype=dtype)
     _carried_h = carry is not None and 'h' in carry
-    _fill_h = xp.asarray(carry['h'], dtype=dtype) if _carried_h else xp.zeros_like(h[0])
+    _fill_h = xp.asarray(carry['h'], dtype=dtype) if _carried_h else xp.zeros((B,) + (32,), dtype=dtype)
     # stacked: b_i, b_f, b_o, b_g
     _p3_1 = concat(xp, b_i, b_f, b_o, b_g, ranks=(1, 1, 1, 1))
     # stacked weights: W_i, W_f, W_o, W_g
@@ -219,7 +226,15 @@ def forward(params, inputs, lengths=None, dtype=np.float64, carry=None):
     _w2 = concat(xp, U_i, U_f, U_o, U_g, ranks=(2, 2, 2, 2))
     # i[t] = sigmoid(W_i @ x[t] + U_i @ h[t-1] + b_i)
     _z1 = embed(xp, _w1, x)
+    _t1 = _z1[..., 0:32]
+    _t5 = _z1[..., 32:64]
+    _t9 = _z1[..., 64:96]
+    _t13 = _z1[..., 96:128]
     _e3 = xp.add(_z1, _p3_1)
+    _t2 = _e3[..., 0:32]
+    _t6 = _e3[..., 32:64]
+    _t10 = _e3[..., 64:96]
+    _t14 = _e3[..., 96:128]
     # recurrence i, f, o, g, c, h, running forward over t
     for t in range(T_t):
         # i[t] = sigmoid(W_i @ x[t] + U_i @ h[t-1] + b_i)
@@ -268,12 +283,27 @@ def backward(params, tape, truncate=None):
     _fill_c = tape['_fill_c']
     _fill_h = tape['_fill_h']
     _p3_1 = tape['_p3_1']
+    _t1 = tape['_t1']
+    _t10 = tape['_t10']
+    _t11 = tape['_t11']
+    _t12 = tape['_t12']
+    _t13 = tape['_t13']
+    _t14 = tape['_t14']
+    _t15 = tape['_t15']
     _t16 = tape['_t16']
     _t17 = tape['_t17']
     _t18 = tape['_t18']
     _t19 = tape['_t19']
+    _t2 = tape['_t2']
     _t20 = tape['_t20']
     _t21 = tape['_t21']
+    _t3 = tape['_t3']
+    _t4 = tape['_t4']
+    _t5 = tape['_t5']
+    _t6 = tape['_t6']
+    _t7 = tape['_t7']
+    _t8 = tape['_t8']
+    _t9 = tape['_t9']
     _w1 = tape['_w1']
     _w2 = tape['_w2']
     _z1 = tape['_z1']

@@ -1,0 +1,743 @@
+"""The emitted NumPy backend against the reference interpreter, over random specs and the corpus.
+
+Hypothesis draws random valid specs (expression trees over the op table, reads of other
+variables at offsets in both directions, context windows, concat, static values, state
+inits, mse and cross_entropy losses), random dims, T in 1..7, B in 1..3 and random lengths.
+For each, the compiled model must
+
+  (a) agree with the interpreter on the loss and every variable at valid steps (1e-10),
+  (b) have gradients equal to central differences of the interpreter's loss (rel. 1e-6),
+  (c) give full BPTT when truncated at k >= T, and cut gradients only at window edges,
+  (d) ignore padding: extra masked steps full of garbage change neither loss nor gradients,
+  (e) agree between float32 and float64 to float32 precision.
+
+Every spec in specs/ is also compiled, checked against the interpreter and finite
+differences (`rnndsl gradcheck` over the corpus), and timed (compiling takes under 0.5 s).
+Hypothesis settings come from the profile in conftest.py.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+import re
+import time
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, strategies as st
+
+import rnndsl
+from rnndsl.backends import numpy_runtime
+from rnndsl import ir, kernels, timegraph
+from rnndsl.ops import TABLE, Kind, Op
+
+from conftest import SPECS
+from test_specs import random_inputs
+
+interpret_module = importlib.import_module("rnndsl.interpret")     # the package exports the function
+
+# ---- random specs -------------------------------------------------------------------------------
+#
+# Variables v0..vn-1 each get a direction d (-1 forward, +1 backward, 0 none). A run of
+# consecutive variables with the same d != 0 is a cluster: inside it a variable reads itself
+# and later members only at offsets of sign d (a delay of at least one step) and earlier
+# members at offsets of sign d or 0, so every cycle runs one way with a nonzero delay. Outside
+# its cluster a variable reads only earlier variables, at any offset. Static values reduce a
+# variable over time; a variable reads (or starts from) only statics of variables before its
+# cluster. Recurrent variables end in a bounded op (or are an LSTM-like gated cell), so values
+# stay moderate for any T; exp, log and / only see arguments kept away from trouble.
+
+UNARY = ["tanh", "sigmoid", "relu", "softplus", "abs", "neg", "exp", "log", "softmax",
+         "log_softmax", "clip", "min", "max", "scale", "one_minus", "halve"]
+BINARY = ["add", "sub", "mul", "div_tanh", "div_softplus"]
+PRODUCTS = ["param_left", "param_right", "param_param", "dot_scale"]
+BOUNDED_TOPS = ["tanh", "sigmoid", "softmax", "gated", "clip"]
+
+
+
+@dataclasses.dataclass
+class SpecBuilder:
+    """What a drawn spec needs besides its equations: params, inputs, states, statics."""
+    dims: dict
+    directions: list
+    inits: list                                                 # state init kind per variable
+    biases: int = 0                                             # bare parameters in this equation
+    params: list = dataclasses.field(default_factory=list)      # (name, shape text)
+    inputs: dict = dataclasses.field(default_factory=dict)      # name -> declaration
+    states: list = dataclasses.field(default_factory=list)      # YAML lines
+    statics: dict = dataclasses.field(default_factory=dict)     # var index -> static name
+    equations: list = dataclasses.field(default_factory=list)
+
+    def param(self, shape: str) -> str:
+        name = f"P{len(self.params)}"
+        self.params.append((name, shape))
+        return name
+
+    def use(self, name: str, declaration: str) -> str:
+        self.inputs[name] = declaration
+        return name
+
+    def cluster_start(self, i: int) -> int:
+        d = self.directions[i]
+        start = i
+        while d and start > 0 and self.directions[start - 1] == d:
+            start -= 1
+        return start
+
+    def cluster_end(self, i: int) -> int:
+        d = self.directions[i]
+        end = i
+        while d and end + 1 < len(self.directions) and self.directions[end + 1] == d:
+            end += 1
+        return end
+
+    def text(self, loss: str) -> str:
+        dims = ", ".join(f"{k}: {v}" for k, v in self.dims.items())
+        lines = [f"name: random", f"dims: {{{dims}}}", "inputs:"]
+        lines += [f"  {name}: {decl}" for name, decl in self.inputs.items()]
+        lines += ["params:"] + [f"  {n}: {{shape: [{s}], init: normal(0.5)}}" for n, s in self.params]
+        lines += ["state:", *self.states] if self.states else []
+        lines += ["equations: |"] + [f"  {e}" for e in self.equations]
+        return "\n".join(lines + [f"loss: {loss}"]) + "\n"
+
+
+def _at(offset: int) -> str:
+    return f"t{offset:+d}" if offset else "t"
+
+
+@st.composite
+def _offset(draw, sign: int | None, lo: int = 0) -> int:
+    """An offset in -3..3, or of the given sign (lo: the least delay)."""
+    if sign is None:
+        return draw(st.integers(-3, 3))
+    return sign * draw(st.integers(lo, 3 if lo else 2))
+
+
+@st.composite
+def _var_read(draw, b: SpecBuilder, i: int):
+    """(text, variable index or None for a static value) of a read of size H that variable i
+    may make, or None if there is none."""
+    start, end, d = b.cluster_start(i), b.cluster_end(i), b.directions[i]
+    choices = [("other", j) for j in range(start)] + [("low", j) for j in range(start, i)]
+    choices += [("self", i)] if d else []
+    choices += [("high", j) for j in range(i + 1, end + 1)]
+    choices += [("static", j) for j in b.statics if j < start]
+    if not choices:
+        return None
+    kind, j = draw(st.sampled_from(choices))
+    if kind == "static":
+        return b.statics[j], None
+    sign, lo = {"other": (None, 0), "low": (d, 0), "self": (d, 1), "high": (d, 1)}[kind]
+    return f"v{j}[{_at(draw(_offset(sign, lo)))}]", j
+
+
+def _joinable(b: SpecBuilder, j: int | None) -> bool:
+    """Whether concat and windows may take variable j (None: a static value)."""
+    return True
+
+
+@st.composite
+def _var_window(draw, b: SpecBuilder, i: int):
+    """(read text, size text) of a context window over an earlier variable or, in a
+    recurrence, over the variable's own past (future), or None if there is none."""
+    d, choices = b.directions[i], [j for j in range(b.cluster_start(i)) if _joinable(b, j)]
+    if d and draw(st.booleans()) or not choices:
+        if not d or not _joinable(b, i):
+            return None
+        lo, hi = sorted(d * draw(st.integers(1, 2)) for _ in range(2))
+        return f"v{i}[{_at(lo)}:{_at(hi)}]", f"H*{hi - lo + 1}"
+    lo = draw(st.integers(-2, 2))
+    hi = draw(st.integers(lo, 2))
+    return f"v{draw(st.sampled_from(choices))}[{_at(lo)}:{_at(hi)}]", f"H*{hi - lo + 1}"
+
+
+@st.composite
+def _input_read(draw, b: SpecBuilder, embedded: bool = True):
+    """(read text, size text) of an input: a frame, a context window, or a onehot (used as
+    a vector unless `embedded`, a parameter's column gather)."""
+    kind = draw(st.sampled_from(["frame", "window", "onehot"]))
+    if kind == "window":
+        lo = draw(st.integers(-2, 2))
+        hi = draw(st.integers(lo, 2))
+        return f"{b.use('x', '{float: [F], axis: t}')}[{_at(lo)}:{_at(hi)}]", f"F*{hi - lo + 1}"
+    if kind == "onehot":
+        offset = draw(_offset(None))
+        return f"{b.use('c', '{onehot: V, axis: t}')}[{_at(offset)}]", "V"
+    return f"{b.use('x', '{float: [F], axis: t}')}[{_at(draw(_offset(None)))}]", "F"
+
+
+@st.composite
+def _leaf(draw, b: SpecBuilder, i: int) -> str:
+    kind = draw(st.sampled_from(["bias", "project", "project", "read", "concat", "window"]))
+    var, j = draw(_var_read(b, i)) or (None, None)
+    if kind == "read" and var:
+        return var
+    if kind == "bias":
+        b.biases += 1
+        return b.param("H")
+    if kind == "concat":
+        joinable = var is not None and _joinable(b, j)
+        parts = [(var, "H") if joinable and draw(st.booleans()) else draw(_input_read(b, embedded=False))
+                 for _ in range(2)]
+        return f"({b.param('H, ' + '+'.join(s for _, s in parts))} @ concat({parts[0][0]}, {parts[1][0]}))"
+    window = draw(_var_window(b, i)) if kind == "window" else None
+    read, size = window or ((var, "H") if var and draw(st.booleans()) else draw(_input_read(b)))
+    return f"({b.param(f'H, {size}')} @ {read})"
+
+
+@st.composite
+def _expr(draw, b: SpecBuilder, i: int, depth: int) -> str:
+    """A random expression of shape [H] for variable i."""
+    if depth == 0 or draw(st.integers(0, 3)) == 0:
+        return draw(_leaf(b, i))
+    kind = draw(st.sampled_from(["unary", "unary", "binary", "binary", "product"]))
+    sub = lambda: draw(_expr(b, i, depth - 1))
+    arg = lambda: _varying(b, sub())
+    if kind == "unary":
+        return _unary(draw, b, draw(st.sampled_from(UNARY)), arg())
+    if kind == "binary":
+        op, first = draw(st.sampled_from(BINARY)), sub()
+        return _binary(op, first, arg() if op.startswith("div") or _params_only(first) else sub())
+    op = draw(st.sampled_from(PRODUCTS))
+    if op == "param_left":
+        return f"({b.param('H, H')} @ {arg()})"
+    if op == "param_right":
+        return f"({arg()} @ {b.param('H, H')})"
+    if op == "param_param":
+        return f"({b.param('H, H')} @ {b.param('H, H')} @ {sub()})"
+    return f"(({sub()} @ {arg()}) * {sub()})"               # a dot product scales a vector
+
+
+def _params_only(e: str) -> bool:
+    return "[" not in e and not re.search(r"\bs\d", e)
+
+
+def _varying(b: SpecBuilder, e: str) -> str:
+    """`e` (values of parameters alone included)."""
+    return e
+
+
+def _call(b: SpecBuilder, op: str, e: str) -> str:
+    return f"{op}({e})"
+
+
+def _unary(draw, b: SpecBuilder, op: str, e: str) -> str:
+    if op == "neg":
+        return f"(-{e})"
+    if op == "exp":
+        return f"exp(tanh({e}))"                               # bounded input
+    if op == "log":
+        return draw(st.sampled_from([f"log(2 + tanh({e}))", f"log(1 + softplus({e}))"]))
+    if op == "clip":
+        return f"clip({e}, {draw(st.sampled_from([-1, -0.5, 0]))}, {draw(st.sampled_from([0.5, 1, 2]))})"
+    if op in ("min", "max"):
+        return f"{op}({e}, {draw(st.sampled_from([-0.5, 0, 0.5]))})"
+    if op == "scale":
+        return f"(0.5 * {e})"
+    if op == "one_minus":
+        return f"(1 - {e})"
+    if op == "halve":
+        return f"({e} / 2)"
+    return _call(b, op, e)
+
+
+def _binary(op: str, a: str, c: str) -> str:
+    return {"add": f"({a} + {c})", "sub": f"({a} - {c})", "mul": f"({a} * {c})",
+            "div_tanh": f"({a} / (2 + tanh({c})))",          # denominators at least 1
+            "div_softplus": f"({a} / (1 + softplus({c})))"}[op]
+
+
+@st.composite
+def _equation(draw, b: SpecBuilder, i: int) -> str:
+    d, b.biases = b.directions[i], 0
+    tree = draw(_expr(b, i, draw(st.integers(0, 3))))
+    if not d:
+        top = draw(st.sampled_from(["none", "tanh", "sigmoid", "relu", "softmax", "log_softmax"]))
+        return f"v{i}[t] = " + (tree if top == "none" else _call(b, top, tree))
+    me = f"v{i}[{_at(d * draw(st.integers(1, 2)))}]"             # the recurrence itself
+    recur = f"{b.param('H, H')} @ {me}" if draw(st.booleans()) else me
+    top = draw(st.sampled_from(BOUNDED_TOPS))
+    if top == "gated":                                              # an LSTM-like cell
+        gate = f"sigmoid({_varying(b, draw(_expr(b, i, 1)))})"
+        return f"v{i}[t] = {gate} * {me} + (1 - {gate}) * tanh({_varying(b, tree)})"
+    if top == "clip":
+        return f"v{i}[t] = clip({tree} + {recur}, -2, 2)"
+    return f"v{i}[t] = {_call(b, top, f'{tree} + {recur}')}"
+
+
+@st.composite
+def _static(draw, i: int) -> str:
+    v = f"v{i}"
+    return draw(st.sampled_from([f"mean_t {v}[t]", f"sum_t tanh({v}[t])", f"{v}[end]", f"{v}[0]",
+                                 f"{v}[end-1]", f"mean_t ({v}[t] * {v}[t])", f"max_t {v}[t]", f"min_t {v}[t]"]))
+
+
+@st.composite
+def _state(draw, b: SpecBuilder, i: int) -> list:
+    kind = b.inits[i]
+    statics = [b.statics[j] for j in b.statics if j < b.cluster_start(i)]
+    head = [f"  v{i}:", "    shape: [H]"]             # stated: the ops may not determine it
+    if kind in ("zeros", "learned"):
+        return head + [f"    init: {kind}"]
+    if kind == "expr":
+        return head + [f"    init: tanh({b.param('H, H')} @ {b.use('z', '{float: [H]}')})"]
+    if kind == "static" and statics:
+        return head + [f"    init: {draw(st.sampled_from(statics))}"]
+    return head
+
+
+@st.composite
+def _loss(draw, b: SpecBuilder, n: int) -> str:
+    y, k = "{float: [H], axis: t}", "{index: H, axis: t}"
+    ys, lab = "{float: [H]}", "{index: H}"
+
+    def term(j):
+        v, s = f"v{j}", b.statics.get(j)
+        options = [f"mean_t mse({v}[t], y[t])", f"sum_t mse({v}[t], y[t])",
+                   f"mean_t cross_entropy({v}[t], k[t])", f"mse({v}[end], ys)", f"cross_entropy({v}[0], lab)"]
+        options += [f"mse({s}, ys)", f"cross_entropy({s}, lab)"] if s else []
+        chosen = draw(st.sampled_from(options))
+        for name, decl in [("y", y), ("k", k), ("ys", ys), ("lab", lab)]:
+            if f"{name}[t]" in chosen or f", {name})" in chosen:
+                b.use(name, decl)
+        return chosen
+    others = draw(st.lists(st.integers(0, n - 1), max_size=2))
+    return " + ".join(term(j) for j in [n - 1] + others)
+
+
+@st.composite
+def random_specs(draw) -> str:
+    """The text of a random valid spec."""
+    n = draw(st.integers(1, 4))
+    dims = {"F": draw(st.integers(1, 3)), "H": draw(st.integers(1, 4)), "V": draw(st.integers(2, 4))}
+    b = SpecBuilder(dims, [draw(st.sampled_from([-1, 0, 1])) for _ in range(n)],
+                    [draw(st.sampled_from(["default", "zeros", "learned", "expr", "static"])) for _ in range(n)])
+    b.use("x", "{float: [F], axis: t}")                       # the axis exists even if x is unread
+    for i in range(n):
+        b.equations.append(draw(_equation(b, i)))
+        b.states += draw(_state(b, i))
+        if draw(st.booleans()) and b.cluster_end(i) == i or draw(st.integers(0, 3)) == 0:
+            b.statics[i] = f"s{i}"
+    for i, name in b.statics.items():
+        b.equations.append(f"{name} = {draw(_static(i))}")
+    return b.text(draw(_loss(b, n)))
+
+
+# ---- helpers ------------------------------------------------------------------------------------
+
+def setup(text: str, T: int, B: int, seed: int, dtype: str = "float64"):
+    """(checked spec, compiled model, params, inputs with random lengths) for a drawn case."""
+    spec = rnndsl.loads_spec(text)
+    model = rnndsl.compile(spec, dtype=dtype)
+    rng = np.random.default_rng(seed)
+    params = {k: rng.normal(0, 0.5, np.shape(v)) for k, v in rnndsl.init_params(spec, seed).items()}
+    return spec, model, params, random_inputs(spec, {a: T for a in spec.axes}, B, rng)
+
+
+def loss_of(spec, params: dict, inputs: dict) -> float:
+    return rnndsl.interpret(spec, params, inputs).loss
+
+
+def fd_errors(spec, params: dict, inputs: dict, grads: dict, seed: int, eps: float = 1e-5) -> dict:
+    """Per parameter: (relative error, <grad, u>, central difference of the interpreter's loss
+    along u) for a random direction u. Derivatives far below the loss itself drown in the
+    rounding of the differences (about 1e-16 |loss| / eps), so the error is relative to at
+    least 1e-4 |loss|: an absolute error of 1e-10 |loss| still fails."""
+    rng = np.random.default_rng(seed)
+    floor = max(1e-4 * abs(loss_of(spec, params, inputs)), 1e-8)
+    out = {}
+    for name, value in params.items():
+        u = rng.normal(size=np.shape(value))
+        plus = loss_of(spec, {**params, name: value + eps * u}, inputs)
+        minus = loss_of(spec, {**params, name: value - eps * u}, inputs)
+        analytic, numeric = float(np.sum(grads[name] * u)), (plus - minus) / (2 * eps)
+        out[name] = (abs(analytic - numeric) / max(abs(analytic) + abs(numeric), floor), analytic, numeric)
+    return out
+
+
+# Ops with kinks, and where their arguments stand: the signed distances to each kink (for
+# max-pooling and max_t/min_t, the gap between the two largest or smallest candidates).
+def _gap(values, axis):
+    top = np.sort(np.moveaxis(values, axis, -1), axis=-1)
+    return top[..., -1] - top[..., -2] if top.shape[-1] > 1 else np.ones(top.shape[:-1])
+
+
+def _pool_gap(x, size=2, stride=0):
+    win = kernels._windows(np, x, int(size), int(size), int(stride or size), 0)
+    return _gap(win.reshape(win.shape[:-2] + (-1,)), -1)
+
+
+KINKS = {Op.RELU: lambda x: [x], Op.ABS: lambda x: [x], Op.CLIP: lambda x, lo, hi: [x - lo, x - hi],
+         Op.MIN: lambda x, c: [x - c], Op.MAX: lambda x, c: [x - c],
+         Op.MAXPOOL2D: lambda x, **attrs: [_pool_gap(x, **attrs)]}
+REDUCER_KINKS = {ir.Reducer.MAX: lambda v: [_gap(v, 0)], ir.Reducer.MIN: lambda v: [_gap(-v, 0)]}
+
+
+@contextlib.contextmanager
+def recording_kinks(log: list):
+    """While active, the interpreter logs the distances to the kinks of every kinked op it
+    applies (the op table's entries and the reducers are swapped for recording copies)."""
+    saved, saved_reducers = {op: TABLE[op] for op in KINKS}, dict(interpret_module.REDUCERS)
+
+    def op_recorder(op, forward):
+        def record(xp, *args, **attrs):
+            log.append(KINKS[op](*(np.asarray(a, np.float64) for a in args), **attrs))
+            return forward(xp, *args, **attrs)
+        return record
+
+    def reducer_recorder(fn, reduce):
+        def record(values):
+            log.append(REDUCER_KINKS[fn](np.asarray(values, np.float64)))
+            return reduce(values)
+        return record
+    try:
+        TABLE.update({op: dataclasses.replace(d, forward=op_recorder(op, d.forward)) for op, d in saved.items()})
+        interpret_module.REDUCERS.update({fn: reducer_recorder(fn, saved_reducers[fn]) for fn in REDUCER_KINKS})
+        yield
+    finally:
+        TABLE.update(saved)
+        interpret_module.REDUCERS.update(saved_reducers)
+
+
+def near_a_kink(spec, params: dict, inputs: dict, margin: float = 1e-4) -> bool:
+    """Whether an argument of relu, abs, clip, min, max, maxpool2d, max_t or min_t lies
+    within `margin` of a kink and moves with the parameters (one that never moves, like
+    relu of a zero fill, is harmless: neither side of the kink is ever reached)."""
+    base, moved = [], []
+    rng = np.random.default_rng(0)
+    nudged = {k: v + 1e-3 * rng.normal(size=np.shape(v)) for k, v in params.items()}
+    with recording_kinks(base):
+        rnndsl.interpret(spec, params, inputs)
+    with recording_kinks(moved):
+        rnndsl.interpret(spec, nudged, inputs)
+    for distances, nudged_distances in zip(base, moved):
+        for a, b in zip(distances, nudged_distances):
+            a, b = np.broadcast_arrays(a, b)
+            if ((np.abs(a - b) > 1e-12) & (np.abs(a) < margin)).any():
+                return True
+    return False
+
+
+def assert_grads_close(got: dict, want: dict, rtol: float, atol: float = 0.0) -> None:
+    assert set(got) == set(want)
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=rtol, atol=atol, err_msg=name)
+
+
+CASES = (random_specs(), st.integers(1, 7), st.integers(1, 3), st.integers(0, 2**16))
+
+
+# ---- (a) forward ------------------------------------------------------------------------------
+
+@given(*CASES)
+def test_forward_matches_the_interpreter(text, T, B, seed):
+    spec, model, params, inputs = setup(text, T, B, seed)
+    ref = rnndsl.interpret(spec, params, inputs)
+    out = model.forward(params, inputs)
+    assert out["loss"] == pytest.approx(ref.loss, rel=1e-10, abs=1e-10)
+    np.testing.assert_allclose(out["losses"], ref.losses, rtol=1e-10, atol=1e-10)
+    for eq in spec.equations:          # padded steps are zero in both
+        np.testing.assert_allclose(out[eq.name], ref.values[eq.name], rtol=1e-10, atol=1e-10, err_msg=eq.name)
+
+
+# ---- (b) gradients ------------------------------------------------------------------------------
+
+@given(*CASES)
+def test_gradients_match_finite_differences(text, T, B, seed):
+    spec, model, params, inputs = setup(text, T, B, seed)
+    assume(not near_a_kink(spec, params, inputs))
+    loss, grads = model.loss_and_grad(params, inputs)
+    assert loss == pytest.approx(loss_of(spec, params, inputs), rel=1e-10, abs=1e-10)
+    errors = fd_errors(spec, params, inputs, grads, seed)
+    bad = {name: e for name, e in errors.items() if e[0] > 1e-6}
+    assert not bad, bad
+
+
+# ---- (c) truncated BPTT -------------------------------------------------------------------------
+
+@given(*CASES, st.integers(0, 3))
+def test_truncation_at_the_length_or_beyond_is_full_bptt(text, T, B, seed, extra):
+    spec, model, params, inputs = setup(text, T, B, seed)
+    loss, full = model.loss_and_grad(params, inputs)
+    truncated_loss, truncated = model.loss_and_grad(params, inputs, truncate=T + extra)
+    assert truncated_loss == loss
+    assert_grads_close(truncated, full, rtol=1e-12, atol=1e-14)
+
+
+@given(*CASES, st.integers(1, 6))
+def test_truncation_cuts_only_recurrences(text, T, B, seed, k):
+    """Any window: the loss is unchanged and gradients stay finite; a spec without a
+    recurrence has nothing to cut."""
+    spec, model, params, inputs = setup(text, T, B, seed)
+    loss, full = model.loss_and_grad(params, inputs)
+    truncated_loss, truncated = model.loss_and_grad(params, inputs, truncate=k)
+    assert truncated_loss == loss
+    assert all(np.isfinite(g).all() for g in truncated.values())
+    if not timegraph.analyse(spec).recurrences:
+        assert_grads_close(truncated, full, rtol=1e-12, atol=1e-14)
+
+
+# A two-member recurrence (an LSTM-like pair) whose state outside the sequence is an input:
+# truncated BPTT with windows [0, k), [k, 2k), ... is then exactly the sum over windows of the
+# full gradient of that window's loss, run from the true state next to the window (held
+# constant), which the interpreter and finite differences give independently.
+WINDOWED = """
+name: windowed
+dims: {F: 2, H: 3}
+inputs:
+  x:  {float: [F], axis: t}
+  y:  {float: [H], axis: t}
+  h0: {float: [H]}
+  c0: {float: [H]}
+params:
+  W: {shape: [H, F], init: normal(0.5)}
+  U: {shape: [H, H], init: normal(0.5)}
+  G: {shape: [H, F], init: normal(0.5)}
+  b: {shape: [H], init: normal(0.5)}
+state:
+  h:
+    init: h0
+  c:
+    init: c0
+equations: |
+  c[t] = sigmoid(G @ x[t]) * c[t-1] + (1 - sigmoid(G @ x[t])) * tanh(W @ x[t] + U @ h[t-1] + b)
+  h[t] = tanh(c[t])
+loss: sum_t mse(h[t], y[t])
+"""
+
+
+@pytest.mark.parametrize("direction", ["forward", "backward"])
+@pytest.mark.parametrize("k", [1, 2, 3, 5])
+def test_truncated_bptt_is_the_sum_of_gradients_over_windows(direction, k):
+    T, B = 7, 2
+    text = WINDOWED if direction == "forward" else WINDOWED.replace("[t-1]", "[t+1]")
+    spec = rnndsl.loads_spec(text)
+    model = rnndsl.compile(spec)
+    rng = np.random.default_rng(k)
+    params = {name: rng.normal(0, 0.5, np.shape(v)) for name, v in model.init_params(0).items()}
+    inputs = {"x": rng.normal(size=(T, B, 2)), "y": rng.normal(size=(T, B, 3)),
+              "h0": rng.normal(size=(B, 3)), "c0": rng.normal(size=(B, 3))}
+    states = model.forward(params, inputs)
+    windows = []
+    for start in range(0, T, k):
+        stop = min(start + k, T)
+        outside = start - 1 if direction == "forward" else stop      # the step the window starts from
+        windows.append({"x": inputs["x"][start:stop], "y": inputs["y"][start:stop],
+                        **{f"{v}0": states[v][outside] if 0 <= outside < T else inputs[f"{v}0"] for v in "hc"}})
+    _, truncated = model.loss_and_grad(params, inputs, truncate=k)
+    for name, value in params.items():
+        u = rng.normal(size=value.shape)
+        eps = 1e-5
+        numeric = sum((loss_of(spec, {**params, name: value + eps * u}, w)
+                       - loss_of(spec, {**params, name: value - eps * u}, w)) / (2 * eps) for w in windows)
+        assert float(np.sum(truncated[name] * u)) == pytest.approx(numeric, rel=1e-6, abs=1e-9), name
+    _, full = model.loss_and_grad(params, inputs)
+    assert not np.allclose(truncated["U"], full["U"]), "cutting a 7-step recurrence changes its gradient"
+
+
+# ---- (d) padding --------------------------------------------------------------------------------
+
+def padded(spec, inputs: dict, extra: int, rng) -> dict:
+    """`inputs` with `extra` more steps on every axis and garbage in every padded step
+    (huge values, NaN, infinities, class indices out of range); lengths unchanged."""
+    out = dict(inputs)
+    for inp in (i for i in spec.inputs if i.axis):
+        a = inputs[inp.name]
+        grown = np.concatenate([a, np.zeros((extra,) + a.shape[1:], a.dtype)])
+        junk = rng.choice([1e6, -1e9, np.nan, np.inf, -np.inf, 3.0] if inp.type.kind is Kind.FLOAT
+                          else [-7, 99, 2**31 - 1, 0], size=grown.shape)
+        pad = np.arange(len(grown))[:, None] >= inputs["lengths"][inp.axis][None, :]
+        out[inp.name] = np.where(pad.reshape(pad.shape + (1,) * (grown.ndim - 2)), junk, grown)
+    return out
+
+
+@given(*CASES, st.integers(1, 3))
+def test_padding_changes_nothing(text, T, B, seed, extra):
+    spec, model, params, inputs = setup(text, T, B, seed)
+    rng = np.random.default_rng(seed + 1)
+    more = padded(spec, inputs, extra, rng)
+    loss, grads = model.loss_and_grad(params, inputs)
+    padded_loss, padded_grads = model.loss_and_grad(params, more)
+    assert padded_loss == pytest.approx(loss, rel=1e-12, abs=1e-14)
+    assert_grads_close(padded_grads, grads, rtol=1e-10, atol=1e-13)
+    out, padded_out = model.forward(params, inputs), model.forward(params, more)
+    for eq in spec.equations:
+        got = padded_out[eq.name]
+        if eq.axis:
+            assert not got[T:].any(), f"{eq.name}: padded steps are zero"
+            got = got[:T]
+        np.testing.assert_allclose(got, out[eq.name], rtol=1e-12, atol=1e-14, err_msg=eq.name)
+
+
+# ---- (e) float32 ----------------------------------------------------------------------------------
+
+@given(*CASES)
+def test_float32_agrees_with_float64(text, T, B, seed):
+    spec, model, params, inputs = setup(text, T, B, seed)
+    assume(not near_a_kink(spec, params, inputs))
+    single = rnndsl.compile(spec, dtype="float32")
+    loss, grads = model.loss_and_grad(params, inputs)
+    loss32, grads32 = single.loss_and_grad(params, inputs)
+    assert loss32 == pytest.approx(loss, rel=1e-4, abs=1e-5)
+    scale = max([np.abs(g).max() for g in grads.values() if g.size] + [1e-3])
+    for name, g in grads.items():
+        assert grads32[name].dtype == np.float32, name
+        np.testing.assert_allclose(grads32[name], g, rtol=1e-4, atol=1e-4 * scale, err_msg=name)
+    out = single.forward(params, inputs)
+    for eq in spec.equations:
+        assert out[eq.name].dtype == np.float32, f"{eq.name} is {out[eq.name].dtype}"
+
+
+# ---- the corpus -----------------------------------------------------------------------------------
+
+def corpus_case(path, seed: int):
+    """A spec of specs/ with small dims, T = 4, B = 3, random lengths (CTC labels short
+    enough for the frames) and parameters moved off their initial values."""
+    spec = rnndsl.load_spec(path)
+    try:
+        spec = rnndsl.load_spec(path, dims={name: min(d.value, 6) for name, d in spec.dims})
+    except rnndsl.SpecError:
+        pass                      # some dims are tied (an image size); keep the defaults
+    rng = np.random.default_rng(seed)
+    inputs = random_inputs(spec, {a: 4 for a in spec.axes}, 3, rng)
+    if "u" in spec.axes:
+        inputs["lengths"] = {a: np.minimum(n, 2) if a == "u" else np.maximum(n, 3)
+                             for a, n in inputs["lengths"].items()}
+    params = {k: v + rng.normal(0, 0.3, np.shape(v)) for k, v in rnndsl.init_params(spec, seed).items()}
+    return spec, params, inputs
+
+
+def smooth_corpus_case(path):
+    """The first corpus case whose kinked ops stay clear of their kinks."""
+    for seed in range(10):
+        spec, params, inputs = corpus_case(path, seed)
+        if not near_a_kink(spec, params, inputs):
+            return spec, params, inputs
+    raise AssertionError("every seed lands near a kink")
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
+def test_corpus_forward_matches_the_interpreter(path):
+    spec, params, inputs = corpus_case(path, 0)
+    ref = rnndsl.interpret(spec, params, inputs)
+    out = rnndsl.compile(spec).forward(params, inputs)
+    assert np.isfinite(ref.loss)
+    assert out["loss"] == pytest.approx(ref.loss, rel=1e-10, abs=1e-10)
+    for eq in spec.equations:
+        np.testing.assert_allclose(out[eq.name], ref.values[eq.name], rtol=1e-10, atol=1e-10, err_msg=eq.name)
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
+def test_corpus_gradcheck(path):
+    spec, params, inputs = smooth_corpus_case(path)
+    loss, grads = rnndsl.compile(spec).loss_and_grad(params, inputs)
+    assert set(grads) == set(params)
+    errors = fd_errors(spec, params, inputs, grads, seed=1)
+    bad = {name: e for name, e in errors.items() if e[0] > 1e-6}
+    assert not bad, bad
+    assert any(abs(e[1]) > 1e-6 for e in errors.values()), "the loss depends on the parameters"
+
+
+@pytest.fixture(scope="module")
+def warm_compiler():
+    """The first compile in a process pays for imports and parser tables."""
+    rnndsl.compile(rnndsl.load_spec(SPECS[0]))
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
+def test_corpus_compiles_in_under_half_a_second(path, warm_compiler, monkeypatch):
+    spec = rnndsl.load_spec(path)
+    times = []
+    for _ in range(3):                         # the best of three: the machine may be busy
+        monkeypatch.setattr(numpy_runtime, "_CACHE", {})        # compile the module, not fetch it
+        start = time.perf_counter()
+        rnndsl.compile(spec)
+        times.append(time.perf_counter() - start)
+    assert min(times) < 0.5, f"{path.stem}: {min(times):.3f} s"
+
+
+# ---- regressions: bugs these properties found, reduced to small specs ------------------------------
+
+def agrees_with_the_interpreter(text: str, T: int = 3, B: int = 2, seed: int = 0) -> None:
+    spec, model, params, inputs = setup(text, T, B, seed)
+    ref = rnndsl.interpret(spec, params, inputs)
+    out = model.forward(params, inputs)
+    assert out["loss"] == pytest.approx(ref.loss, rel=1e-10, abs=1e-10)
+    for eq in spec.equations:
+        np.testing.assert_allclose(out[eq.name], ref.values[eq.name], rtol=1e-10, atol=1e-10, err_msg=eq.name)
+    _, grads = model.loss_and_grad(params, inputs)
+    bad = {name: e for name, e in fd_errors(spec, params, inputs, grads, seed).items() if e[0] > 1e-6}
+    assert not bad, bad
+
+
+def bug_spec(inputs: str, params: str, equations: str, loss: str, state: str = "") -> str:
+    return (f"dims: {{F: 2, H: 3, V: 3}}\ninputs:\n{inputs}\nparams:\n{params}\n"
+            + (f"state:\n{state}\n" if state else "") + f"equations: |\n{equations}\nloss: {loss}\n")
+
+
+X = "  x: {float: [F], axis: t}"
+
+
+@pytest.mark.parametrize("inputs, params, equations, state", [
+    (X + "\n  z: {float: [H]}", "  W: {shape: [H, F+H]}", "  h[t] = W @ concat(x[t], z)", ""),
+    (X, "  W: {shape: [H, F+H]}", "  h[t] = tanh(W @ concat(x[t], h[t-1]))", "  h: {init: learned}"),
+    (X, "  W: {shape: [H, H*2]}", "  h[t] = tanh(W @ h[t-2:t-1])", "  h: {init: learned}"),
+], ids=["static-input", "learned-init-fill", "window-over-learned-init"])
+def test_concat_of_a_step_and_a_value_without_time(inputs, params, equations, state):
+    agrees_with_the_interpreter(bug_spec(inputs, params, equations, "mean_t h[t] @ h[t]", state), T=2, B=3)
+
+
+@pytest.mark.parametrize("inputs, equations, loss", [
+    ("  y: {float: [H], axis: t}", "  v[t] = tanh(b)", "mean_t mse(v[t], y[t])"),
+    ("  y: {float: [H], axis: t}\n  z: {float: [H]}", "  v[t] = tanh(z)\n  s = mean_t v[t]", "mse(s, z)"),
+], ids=["params-only", "static-only"])
+def test_a_sequence_variable_constant_in_time(inputs, equations, loss):
+    agrees_with_the_interpreter(bug_spec(inputs, "  b: {shape: [H]}", equations, loss))
+
+
+def test_softmax_of_fused_matmuls():
+    agrees_with_the_interpreter(bug_spec(X + "\n  y: {float: [H], axis: t}",
+                                         "  Wu: {shape: [H, F]}\n  Wv: {shape: [H, F]}",
+                                         "  u[t] = softmax(Wu @ x[t])\n  v[t] = softmax(Wv @ x[t])",
+                                         "mean_t mse(u[t], y[t]) + mean_t mse(v[t], y[t])"))
+
+
+def test_a_fused_result_nothing_reads():
+    agrees_with_the_interpreter(bug_spec(X + "\n  y: {float: [H], axis: t}",
+                                         "  Wu: {shape: [H, F]}\n  Wv: {shape: [H, F]}",
+                                         "  u[t] = Wu @ x[t]\n  v[t] = Wv @ x[t]", "mean_t mse(u[t], y[t])"))
+
+
+@pytest.mark.parametrize("inputs, params, equations", [
+    (X, "  U: {shape: [H, H]}\n  W: {shape: [H, F]}",
+     "  u[t] = tanh(W @ x[t])\n  h[t] = tanh(u[t+1] + U @ h[t-1])"),
+    ("  c: {onehot: V, axis: t}", "  W: {shape: [H, H+V]}", "  h[t] = tanh(W @ concat(h[t-1], c[t+1]))"),
+], ids=["time-parallel-variable", "onehot-as-vector"])
+def test_a_loop_reads_a_hoisted_value_at_an_offset(inputs, params, equations):
+    agrees_with_the_interpreter(bug_spec(inputs, params, equations, "mean_t h[t] @ h[t]"))
+
+
+@pytest.mark.parametrize("params, equations", [
+    ("  P: {shape: [H, H]}\n  Q: {shape: [H, F]}\n  W: {shape: [H, F]}",
+     "  u[t] = (P @ Q) @ x[t]\n  v[t] = W @ x[t]"),
+    ("  Wu: {shape: [H, F]}\n  Wv: {shape: [H, F]}\n  a: {shape: [H]}\n  b: {shape: [H]}",
+     "  u[t] = a + Wu @ x[t]\n  v[t] = relu(b) + Wv @ x[t]"),
+], ids=["matmul-of-params", "relu-of-param"])
+def test_a_value_of_parameters_only_in_a_fusion(params, equations):
+    agrees_with_the_interpreter(bug_spec(X, params, equations, "mean_t u[t] @ v[t]"))
+
+
+def test_a_read_further_ahead_than_the_sequence():
+    agrees_with_the_interpreter(bug_spec(X, "  W: {shape: [H, F]}", "  u[t] = tanh(W @ x[t])\n  v[t] = u[t+3]",
+                                         "mean_t v[t] @ v[t]"), T=2, B=1)
+
+
+@pytest.mark.parametrize("equation", ["u[t] = x[t] + c[t]", "s = mean_t x[t]"], ids=["onehot", "mean_t"])
+def test_float32_values_stay_float32(equation):
+    text = bug_spec("  x: {float: [V], axis: t}\n  c: {onehot: V, axis: t}", "  W: {shape: [V, V]}",
+                    f"  {equation}\n  w[t] = W @ x[t]", "sum_t w[t] @ w[t]")
+    spec, model, params, inputs = setup(text, 3, 2, 0, dtype="float32")
+    out = model.forward(params, inputs)
+    assert {name: out[name].dtype for name in out if name != "loss"} == \
+        {name: np.float32 for name in out if name != "loss"}
