@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import networkx as nx
 
@@ -70,6 +71,31 @@ def _parser() -> argparse.ArgumentParser:
     _add_set(c)
     c.set_defaults(run=cmd_gradcheck)
 
+    t = sub.add_parser("train", help="train a spec; writes a run directory (metrics, loss.png, checkpoints)")
+    t.add_argument("spec", metavar="SPEC", nargs="?")
+    t.add_argument("--data", metavar="PATH", help="text, a speech manifest (.tsv or its folder), an .npz; "
+                   "default: the embedded 'hello' (specs/char_rnn.yaml)")
+    t.add_argument("--out", metavar="RUN", help="the run directory (default runs/NAME-TIME)")
+    t.add_argument("--resume", metavar="RUN", help="continue a run where its checkpoint stopped")
+    t.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    t.add_argument("--backend", choices=("numpy",), default="numpy")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_set(t, "override a dim or a training setting, e.g. --set H=128 --set lr=0.01")
+    t.set_defaults(run=cmd_train)
+
+    s = sub.add_parser("sample", help="generate from a trained run, feeding outputs back as inputs")
+    s.add_argument("run_dir", metavar="RUN")
+    s.add_argument("--prime", default=None, help="text to start from (default: the spec's generate: start)")
+    s.add_argument("--length", type=int, default=None, help="how many symbols to generate")
+    s.add_argument("--temperature", type=float, default=1.0, help="0 is greedy")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(run=cmd_sample)
+
+    e = sub.add_parser("eval", help="loss and the metrics that fit the spec on a data set")
+    e.add_argument("run_dir", metavar="RUN")
+    e.add_argument("--data", metavar="PATH", help="default: the data the run trained on")
+    e.set_defaults(run=cmd_eval)
+
     b = sub.add_parser("bench", help="time forward and forward+backward; report GFLOP/s")
     b.add_argument("spec", metavar="SPEC")
     b.add_argument("--steps", type=int, default=100, metavar="T")
@@ -82,9 +108,8 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _add_set(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--set", action="append", default=[], metavar="DIM=N",
-                   help="override a dim, e.g. --set H=128 (repeatable)")
+def _add_set(p: argparse.ArgumentParser, text: str = "override a dim, e.g. --set H=128 (repeatable)") -> None:
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=text)
 
 
 def parse_settings(items: list[str]) -> dict:
@@ -201,6 +226,66 @@ def cmd_gradcheck(args) -> int:
     failed = [r.name for r in results if r.worst > args.tol]
     print(f"{len(results) - len(failed)} of {len(results)} parameters within {args.tol:g}")
     return 1 if failed else 0
+
+
+def cmd_train(args) -> int:
+    from . import train
+    if args.resume:
+        run = train.resume(args.resume, args.quiet)
+    elif args.spec is None:
+        raise SpecError.at(None, "train needs a SPEC (or --resume RUN)", "for example: rnndsl train specs/char_rnn.yaml")
+    else:
+        try:
+            run = train.train(args.spec, args.data, args.out, parse_settings(args.set), args.backend, args.quiet,
+                              args.overwrite)
+        except KeyboardInterrupt:
+            print("rnndsl: interrupted; a checkpoint was written: continue with --resume RUN", file=sys.stderr)
+            return 130
+    last = _last_loss(run)
+    print(f"trained {run}" + (f": loss {last:.4f}" if last is not None else "") + f"; see {run}/loss.png")
+    return 0
+
+
+def _last_loss(run):
+    from . import rundir
+    losses = [r["loss"] for r in rundir.read_metrics(run) if "loss" in r]
+    return losses[-1] if losses else None
+
+
+def cmd_sample(args) -> int:
+    from . import data, generate, train
+    model, params, info = train.load_run(args.run_dir)
+    gen = model.spec.generate
+    vocab = data.Vocab.from_json(info["vocab"]) if info.get("vocab") else None
+    if vocab is None:
+        raise SpecError.at(None, f"{args.run_dir}: the run has no vocabulary to sample symbols from")
+    prime = args.prime if args.prime is not None else (gen.start if gen and gen.start else "")
+    stop = vocab.index(gen.stop) if gen and gen.stop and gen.stop in vocab else None
+    length = args.length if args.length is not None else (gen.max_len if gen else 50)
+    ids = generate.generate(model, params, vocab.encode(prime), length, args.temperature, args.seed, stop=stop)
+    print(prime + vocab.decode(ids))
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from . import data, evaluate, optim, train
+    info = _run_info(args.run_dir)
+    path = args.data or (None if info["data"] == "<embedded hello>" else info["data"])
+    model, params, _ = train.load_run(args.run_dir)
+    job_data = train.prepare(str(Path(args.run_dir) / "spec.yaml"), path, info["dims"], info.get("backend", "numpy"),
+                             info, optim.Settings(**info["settings"]))
+    bound = job_data.train if job_data.valid is None or args.data else job_data.valid
+    vocab = data.Vocab.from_json(info["vocab"]) if info.get("vocab") else None
+    result = evaluate.metrics(model, params, bound, job_data.settings, vocab)
+    print(f"{model.spec.name} on {path or 'the embedded hello'}:")
+    for key, value in result.items():
+        print(f"  {key:<16} {value:.4f}" if isinstance(value, float) else f"  {key:<16} {value}")
+    return 0
+
+
+def _run_info(run):
+    from . import rundir
+    return rundir.read_info(Path(run))
 
 
 def cmd_bench(args) -> int:

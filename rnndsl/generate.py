@@ -23,7 +23,7 @@ def generate(model, params: dict, prime: list, length: int, temperature: float =
     if gen is None or not gen.feed:
         raise DataError(f"{model.spec.name} has no generate: section",
                         "add generate: {feed: {x: y}} to say which output feeds which input")
-    if not prime:
+    if len(prime) == 0:
         raise DataError("generation needs at least one input to start from", "give --prime")
     feed_input, output = gen.feed[0]
     rng = np.random.default_rng(seed)

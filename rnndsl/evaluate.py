@@ -1,0 +1,99 @@
+"""`rnndsl eval`: the loss and the metrics that fit the spec.
+
+    language models (cross_entropy of a sequence against the next input)  perplexity, bits per symbol
+    classifiers (cross_entropy against a class)                           accuracy
+    CTC models                                                            CER, WER (greedy decoding)
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import data, ir
+from .ops import Op
+
+
+def metrics(model, params: dict, bound: data.Bound, settings, vocab: data.Vocab | None) -> dict:
+    out = {"sequences": len(bound.examples) if bound.stream is None else None}
+    losses, hits, seen, edits = [], 0, 0, {"chars": [0, 0], "words": [0, 0]}
+    ce, ctc = _targets(model.spec)
+    for batch in _eval_batches(bound, settings):
+        result = model.forward(params, batch)
+        losses.append(result["losses"])
+        lengths = batch["lengths"] if isinstance(batch["lengths"], dict) else {model.spec.axes[0]: batch["lengths"]}
+        if ce:
+            h, n = _accuracy(result, batch, lengths, *ce)
+            hits, seen = hits + h, seen + n
+        if ctc and vocab is not None:
+            _ctc_edits(result, batch, lengths, *ctc, vocab, edits)
+    loss = float(np.mean(np.concatenate(losses)))
+    out["loss"] = loss
+    if ce and ce[2]:                                   # a per-step cross entropy: a language model
+        out["perplexity"] = math.exp(min(loss, 700))
+        out["bits_per_symbol"] = loss / math.log(2)
+    if ce and seen:
+        out["accuracy"] = hits / seen
+    if ctc and vocab is not None and edits["chars"][1]:
+        out["cer"] = edits["chars"][0] / edits["chars"][1]
+        out["wer"] = edits["words"][0] / max(1, edits["words"][1])
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _eval_batches(bound: data.Bound, settings):
+    if bound.stream is not None:
+        steps = settings.bptt or data.DEFAULT_BPTT
+        return data.batches(bound, settings.batch, seed=0, bucket=False) if len(bound.stream) < 2 * steps \
+            else bound.stream_batches(min(settings.batch, max(1, (len(bound.stream) - 1) // steps)), steps)
+    return data.batches(bound, settings.batch, seed=0, bucket=False)
+
+
+def _targets(spec: ir.Model) -> tuple:
+    """(output, target, per_step) of the loss's cross_entropy, and (scores, labels) of its ctc."""
+    ce = ctc = None
+    for e in ir.walk(spec.loss):
+        if isinstance(e, ir.Apply) and e.op is Op.CROSS_ENTROPY and ce is None:
+            y, t = e.args
+            if isinstance(y, (ir.Read, ir.ReadStatic)) and isinstance(t, (ir.Read, ir.ReadStatic)):
+                ce = (y.var, t.var, isinstance(y, ir.Read))
+        if isinstance(e, ir.Apply) and e.op is Op.CTC:
+            ctc = (e.args[0].var, e.args[1].var, int(e.attr.get("blank", 0)))
+    return ce, ctc
+
+
+def _accuracy(result: dict, batch: dict, lengths: dict, output: str, target: str, per_step: bool) -> tuple:
+    guess = result[output].argmax(axis=-1)
+    truth = np.asarray(batch[target])
+    if guess.ndim == 2:                                # per step: only the real steps count
+        axis = next(iter(lengths))
+        valid = np.arange(guess.shape[0])[:, None] < np.asarray(lengths[axis])[None, :]
+        return int(((guess == truth) & valid).sum()), int(valid.sum())
+    return int((guess == truth).sum()), int(truth.size)
+
+
+def _ctc_edits(result, batch, lengths, scores: str, labels: str, blank: int, vocab, edits: dict) -> None:
+    y = result[scores]
+    axes = list(lengths)
+    frames, label_len = np.asarray(lengths[axes[0]]), np.asarray(lengths[axes[-1]])
+    for b in range(y.shape[1]):
+        best = y[:frames[b], b].argmax(axis=-1)
+        decoded = [int(k) for i, k in enumerate(best) if k != blank and (i == 0 or k != best[i - 1])]
+        truth = [int(k) for k in np.asarray(batch[labels])[:label_len[b], b]]
+        hyp, ref = vocab.decode(decoded), vocab.decode(truth)
+        _count(edits["chars"], hyp, ref)
+        _count(edits["words"], hyp.split(), ref.split())
+
+
+def _count(acc: list, hyp, ref) -> None:
+    acc[0] += edit_distance(hyp, ref)
+    acc[1] += len(ref)
+
+
+def edit_distance(a, b) -> int:
+    """Levenshtein distance between two sequences."""
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, y in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
+    return row[-1]
