@@ -422,18 +422,19 @@ def _gemm(instr: Instr, args: list) -> str:
     W @ x[t] is x[t] @ W.T over the batch; its adjoint for x is dy @ W."""
     a = instr.args
     param = lambda r: isinstance(r, Ref) and r.buf.role is Role.PARAM and r.buf.rank == 2
+    call = "xp.matmul" if instr.mode is Mode.STEP else "gemm"        # gemm: all steps as one GEMM
     if instr.op is Op.MATMUL and tuple(_rank(r) for r in a) == (2, 1) and param(a[0]):
-        return f"xp.matmul({args[1]}, {args[0]}.T)"
+        return f"{call}({args[1]}, {args[0]}.T)" if call == "xp.matmul" else f"gemm(xp, {args[1]}, {args[0]}.T)"
     attr = instr.attr
     if (instr.op is Op.MATMUL_VJP and (attr.get("ra"), attr.get("rb"), attr.get("side")) == (2, 1, 1)
             and param(a[1])):
-        return f"xp.matmul({args[0]}, {args[1]})"
+        return f"{call}({args[0]}, {args[1]})" if call == "xp.matmul" else f"gemm(xp, {args[0]}, {args[1]})"
     return ""
 
 
 def _writes_out(instr: Instr) -> bool:
     d = TABLE[instr.op]
-    return bool(d.ufunc or d.out or _gemm(instr, ["a", "b"]))
+    return bool(d.ufunc or d.out or (instr.mode is Mode.STEP and _gemm(instr, ["a", "b"])))
 
 
 def _axes(p: Program) -> list:

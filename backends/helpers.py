@@ -48,4 +48,11 @@ def sum_to_param(xp, value, rank):
     return value.reshape((-1,) + value.shape[value.ndim - rank:]).sum(axis=0)
 
 
-ALWAYS = ("shift", "unshift_add", "sum_to_param")
+def gemm(xp, a, b):
+    """a @ b for every leading (time, batch) axis of a at once: one (rows, k) x (k, n) GEMM,
+    where matmul's broadcasting would run one small GEMM per step."""
+    flat = xp.matmul(a.reshape(-1, a.shape[-1]), b)
+    return flat.reshape(a.shape[:-1] + (b.shape[-1],))
+
+
+ALWAYS = ("shift", "unshift_add", "sum_to_param", "gemm")

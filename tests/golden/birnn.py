@@ -16,6 +16,14 @@ def softmax(xp, x):
     e = xp.exp(x - x.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
 
+_MATMUL = {(2, 1): '...mn,...n->...m', (1, 2): '...n,...nm->...m', (2, 2): '...mn,...nk->...mk', (1, 1): '...n,...n->...'}
+
+def matmul(xp, a, b, ranks):
+    """Spec-level `a @ b` for vectors and matrices, with leading batch axes on either side."""
+    if ranks == (2, 1) and a.ndim == 2:          # a parameter times a batch: one GEMM
+        return b @ a.T
+    return xp.einsum(_MATMUL[tuple(ranks)], a, b)
+
 def concat(xp, *parts, ranks):
     """Parts joined along their first spec axis; leading (batch, time) axes broadcast, so a
     step can be joined with a static value or a parameter."""
@@ -146,6 +154,12 @@ def sum_to_param(xp, value, rank):
     """A parameter's share of a batched value: summed over every leading axis."""
     return value.reshape((-1,) + value.shape[value.ndim - rank:]).sum(axis=0)
 
+def gemm(xp, a, b):
+    """a @ b for every leading (time, batch) axis of a at once: one (rows, k) x (k, n) GEMM,
+    where matmul's broadcasting would run one small GEMM per step."""
+    flat = xp.matmul(a.reshape(-1, a.shape[-1]), b)
+    return flat.reshape(a.shape[:-1] + (b.shape[-1],))
+
 def forward(params, inputs, lengths=None, dtype=np.float64, carry=None):
     """Every value of the forward pass (the tape), and the loss. Inputs are
     time-major; lengths {axis: (B,) ints} default to the padded length; carry
@@ -202,8 +216,8 @@ def forward(params, inputs, lengths=None, dtype=np.float64, carry=None):
         xp.add(_t6[t], _t7[t], out=_t8[t])
         xp.tanh(_t8[t], out=hb[t])
     # y[t] = V_f @ hf[t] + V_b @ hb[t] + c
-    _t9 = xp.matmul(hf, V_f.T)
-    _t10 = xp.matmul(hb, V_b.T)
+    _t9 = gemm(xp, hf, V_f.T)
+    _t10 = gemm(xp, hb, V_b.T)
     _t11 = xp.add(_t9, _t10)
     y = xp.add(_t11, c)
     # loss: mean_t cross_entropy(y[t], tag[t])
@@ -282,9 +296,9 @@ def backward(params, tape, truncate=None):
     # y[t] = V_f @ hf[t] + V_b @ hb[t] + c
     d_c[...] = sum_to_param(xp, d_y, 1)
     d_V_b[...] = matmul_vjp(xp, d_y, hb, ra=2, rb=1, side=0, summed=1)
-    d_hb += xp.matmul(d_y, V_b)
+    d_hb += gemm(xp, d_y, V_b)
     d_V_f[...] = matmul_vjp(xp, d_y, hf, ra=2, rb=1, side=0, summed=1)
-    d_hf += xp.matmul(d_y, V_f)
+    d_hf += gemm(xp, d_y, V_f)
     # adjoint of the recurrence hb, running forward over t
     for t in range(T_t):
         # hb[t] = tanh(W_b @ x[t] + U_b @ hb[t+1] + b_b)

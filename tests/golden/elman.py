@@ -16,6 +16,14 @@ def softmax(xp, x):
     e = xp.exp(x - x.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
 
+_MATMUL = {(2, 1): '...mn,...n->...m', (1, 2): '...n,...nm->...m', (2, 2): '...mn,...nk->...mk', (1, 1): '...n,...n->...'}
+
+def matmul(xp, a, b, ranks):
+    """Spec-level `a @ b` for vectors and matrices, with leading batch axes on either side."""
+    if ranks == (2, 1) and a.ndim == 2:          # a parameter times a batch: one GEMM
+        return b @ a.T
+    return xp.einsum(_MATMUL[tuple(ranks)], a, b)
+
 def cross_entropy(xp, y, target):
     """-log softmax(y)[target]; a float target is a onehot (or any) distribution. A target
     of -1 (read outside its sequence) is absent and costs nothing."""
@@ -133,6 +141,12 @@ def sum_to_param(xp, value, rank):
     """A parameter's share of a batched value: summed over every leading axis."""
     return value.reshape((-1,) + value.shape[value.ndim - rank:]).sum(axis=0)
 
+def gemm(xp, a, b):
+    """a @ b for every leading (time, batch) axis of a at once: one (rows, k) x (k, n) GEMM,
+    where matmul's broadcasting would run one small GEMM per step."""
+    flat = xp.matmul(a.reshape(-1, a.shape[-1]), b)
+    return flat.reshape(a.shape[:-1] + (b.shape[-1],))
+
 def forward(params, inputs, lengths=None, dtype=np.float64, carry=None):
     """Every value of the forward pass (the tape), and the loss. Inputs are
     time-major; lengths {axis: (B,) ints} default to the padded length; carry
@@ -167,7 +181,7 @@ def forward(params, inputs, lengths=None, dtype=np.float64, carry=None):
         xp.add(_t2[t], _t3[t], out=_t4[t])
         xp.tanh(_t4[t], out=h[t])
     # y[t] = W_hy @ h[t] + b_y
-    _t5 = xp.matmul(h, W_hy.T)
+    _t5 = gemm(xp, h, W_hy.T)
     y = xp.add(_t5, b_y)
     # loss: mean_t cross_entropy(y[t], target[t])
     _t6 = cross_entropy(xp, y, target)
@@ -219,7 +233,7 @@ def backward(params, tape, truncate=None):
     # y[t] = W_hy @ h[t] + b_y
     d_b_y[...] = sum_to_param(xp, d_y, 1)
     d_W_hy[...] = matmul_vjp(xp, d_y, h, ra=2, rb=1, side=0, summed=1)
-    d_h += xp.matmul(d_y, W_hy)
+    d_h += gemm(xp, d_y, W_hy)
     # adjoint of the recurrence h, running backward over t
     for t in range(T_t - 1, -1, -1):
         # h[t] = tanh(W_xh @ x[t] + W_hh @ h[t-1] + b_h)

@@ -26,6 +26,14 @@ def softmax(xp, x):
     e = xp.exp(x - x.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
 
+_MATMUL = {(2, 1): '...mn,...n->...m', (1, 2): '...n,...nm->...m', (2, 2): '...mn,...nk->...mk', (1, 1): '...n,...n->...'}
+
+def matmul(xp, a, b, ranks):
+    """Spec-level `a @ b` for vectors and matrices, with leading batch axes on either side."""
+    if ranks == (2, 1) and a.ndim == 2:          # a parameter times a batch: one GEMM
+        return b @ a.T
+    return xp.einsum(_MATMUL[tuple(ranks)], a, b)
+
 def concat(xp, *parts, ranks):
     """Parts joined along their first spec axis; leading (batch, time) axes broadcast, so a
     step can be joined with a static value or a parameter."""
@@ -165,6 +173,12 @@ def sum_to_param(xp, value, rank):
     """A parameter's share of a batched value: summed over every leading axis."""
     return value.reshape((-1,) + value.shape[value.ndim - rank:]).sum(axis=0)
 
+def gemm(xp, a, b):
+    """a @ b for every leading (time, batch) axis of a at once: one (rows, k) x (k, n) GEMM,
+    where matmul's broadcasting would run one small GEMM per step."""
+    flat = xp.matmul(a.reshape(-1, a.shape[-1]), b)
+    return flat.reshape(a.shape[:-1] + (b.shape[-1],))
+
 def forward(params, inputs, lengths=None, dtype=np.float64, carry=None):
     """Every value of the forward pass (the tape), and the loss. Inputs are
     time-major; lengths {axis: (B,) ints} default to the padded length; carry
@@ -251,7 +265,7 @@ def forward(params, inputs, lengths=None, dtype=np.float64, carry=None):
         xp.tanh(c[t], out=_t19[t])
         xp.multiply(o[t], _t19[t], out=h[t])
     # y[t] = W_y @ h[t] + b_y
-    _t20 = xp.matmul(h, W_y.T)
+    _t20 = gemm(xp, h, W_y.T)
     y = xp.add(_t20, b_y)
     # loss: mean_t cross_entropy(y[t], target[t])
     _t21 = cross_entropy(xp, y, target)
@@ -364,7 +378,7 @@ def backward(params, tape, truncate=None):
     # y[t] = W_y @ h[t] + b_y
     d_b_y[...] = sum_to_param(xp, d_y, 1)
     d_W_y[...] = matmul_vjp(xp, d_y, h, ra=2, rb=1, side=0, summed=1)
-    d_h += xp.matmul(d_y, W_y)
+    d_h += gemm(xp, d_y, W_y)
     # adjoint of the recurrence i, f, o, g, c, h, running backward over t
     for t in range(T_t - 1, -1, -1):
         # h[t] = o[t] * tanh(c[t])
