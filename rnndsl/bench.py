@@ -15,8 +15,8 @@ so the count is a property of the network, not of the code the compiler happens 
 * a row is one step of one sequence: an expression on an axis runs T*B times, a static
   one B times, one of parameters only once.
 
-This is the usual count (PyTorch's profiler and cuDNN papers count GEMMs the same way); the
-elementwise share is 1-3% of the total at the benchmark shapes.
+GEMMs count 2 FLOPs per multiply-add, the usual convention; at the benchmark shapes (see
+benchmarks/) everything but the GEMMs is under 1% of the count.
 """
 from __future__ import annotations
 
@@ -261,6 +261,24 @@ def gemm_bound(gemm_list: list, dtype="float32") -> tuple:
     return seconds, (total / seconds / 1e9 if seconds else 0.0), rates
 
 
+def gemm_program(gemm_list: list, dtype="float32", seed: int = 0):
+    """A closure that runs every GEMM of `gemm_list` (`count` times each, into preallocated
+    outputs) with np.matmul: the network's GEMMs and nothing else. Time it interleaved with
+    the real thing for a same-run floor."""
+    rng = np.random.default_rng(seed)
+    work = []
+    for g in gemm_list:
+        a = rng.standard_normal((g.m, g.k)).astype(dtype)
+        b = rng.standard_normal((g.k, g.n)).astype(dtype)
+        work.append((g.count, a, b, np.empty((g.m, g.n), dtype)))
+
+    def run():
+        for count, a, b, out in work:
+            for _ in range(count):
+                np.matmul(a, b, out=out)
+    return run
+
+
 # ---- benchmarking a spec --------------------------------------------------------------------
 
 
@@ -285,14 +303,15 @@ class Result:
         return self.flops.train / self.train.median / 1e9
 
 
-def random_inputs(spec: ir.Model, T: int, B: int, seed: int = 0) -> tuple:
-    """(arrays, lengths) for the raw emitted functions: every sequence full length T."""
+def random_inputs(spec: ir.Model, T: int, B: int, seed: int = 0, dtype="float32") -> tuple:
+    """(arrays, lengths) for the raw emitted functions: every sequence full length T, float
+    inputs already in `dtype` (as a training loop would hold them)."""
     rng = np.random.default_rng(seed)
     arrays = {}
     for inp in spec.inputs:
         lead = (T, B) if inp.axis else (B,)
         if inp.type.kind is Kind.FLOAT:
-            arrays[inp.name] = rng.standard_normal(lead + inp.type.dims)
+            arrays[inp.name] = rng.standard_normal(lead + inp.type.dims).astype(dtype)
         else:
             arrays[inp.name] = rng.integers(0, inp.type.classes.value, lead)
     return arrays, {a: np.full(B, T, dtype=np.int64) for a in spec.axes}
@@ -304,7 +323,7 @@ def prepare(spec_path, T: int, B: int, dims: dict | None = None, dtype="float32"
     from .pipeline import compile as compile_spec
     model = compile_spec(spec_path, dtype=dtype, dims=dims)
     params = model.init_params(seed)
-    arrays, lengths = random_inputs(model.spec, T, B, seed)
+    arrays, lengths = random_inputs(model.spec, T, B, seed, dtype)
     model.forward(params, {**arrays, "lengths": lengths})          # checks the inputs once
     mod, dt = model.module, model.dtype
     fwd = lambda: mod.forward(params, arrays, lengths, dt)

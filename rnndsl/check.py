@@ -291,8 +291,9 @@ def _generate(node, inputs, names, errs) -> ir.Generate | None:
     if temperature is not None and not (_is_number(temperature.value) and temperature.value >= 0):
         errs.add(temperature.pos, "generate: temperature must be a number, 0 or more",
                  "1 samples from the model's distribution, 0 always takes the likeliest class")
+        temperature = None
     return ir.Generate(tuple(feed), max_len or 50, _gen_text(f, "start", errs), _gen_text(f, "stop", errs),
-                       pos=node.pos)
+                       float(temperature.value) if temperature is not None else 1.0, pos=node.pos)
 
 
 def _feed(inp: str, out: YNode, inp_pos: SourcePos, inputs, names, errs) -> tuple | None:

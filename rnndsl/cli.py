@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -87,7 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("run_dir", metavar="RUN")
     s.add_argument("--prime", default=None, help="text to start from (default: the spec's generate: start)")
     s.add_argument("--length", type=int, default=None, help="how many symbols to generate")
-    s.add_argument("--temperature", type=float, default=1.0, help="0 is greedy")
+    s.add_argument("--temperature", type=float, default=None,
+                   help="0 is greedy (default: the spec's generate: temperature, else 1)")
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(run=cmd_sample)
 
@@ -231,19 +233,28 @@ def cmd_gradcheck(args) -> int:
 def cmd_train(args) -> int:
     from . import train
     if args.resume:
-        run = train.resume(args.resume, args.quiet)
+        _only_resume(args)
     elif args.spec is None:
         raise SpecError.at(None, "train needs a SPEC (or --resume RUN)", "for example: rnndsl train specs/char_rnn.yaml")
-    else:
-        try:
-            run = train.train(args.spec, args.data, args.out, parse_settings(args.set), args.backend, args.quiet,
-                              args.overwrite)
-        except KeyboardInterrupt:
-            print("rnndsl: interrupted; a checkpoint was written: continue with --resume RUN", file=sys.stderr)
-            return 130
+    try:
+        run = train.resume(args.resume, args.quiet) if args.resume else train.train(
+            args.spec, args.data, args.out, parse_settings(args.set), args.backend, args.quiet, args.overwrite)
+    except train.Interrupted as stop:
+        print(f"rnndsl: interrupted; the checkpoint holds every finished step: continue with --resume {stop.run}",
+              file=sys.stderr)
+        return 130
     last = _last_loss(run)
     print(f"trained {run}" + (f": loss {last:.4f}" if last is not None else "") + f"; see {run}/loss.png")
     return 0
+
+
+def _only_resume(args) -> None:
+    """--resume takes its spec, data and settings from the run: refuse any it would ignore."""
+    given = [flag for flag, value in (("SPEC", args.spec), ("--data", args.data), ("--out", args.out),
+                                      ("--set", args.set), ("--overwrite", args.overwrite)) if value]
+    if given:
+        raise SpecError.at(None, f"--resume continues a run as it was; it does not take {', '.join(given)}",
+                           "to train with other settings or data, start a new run with another --out")
 
 
 def _last_loss(run):
@@ -254,6 +265,10 @@ def _last_loss(run):
 
 def cmd_sample(args) -> int:
     from . import data, generate, train
+    if args.temperature is not None and not (math.isfinite(args.temperature) and args.temperature >= 0):
+        raise SpecError.at(None, f"--temperature must be a number, 0 or more, got {args.temperature}", "0 is greedy")
+    if args.length is not None and args.length < 0:
+        raise SpecError.at(None, f"--length must be 0 or more, got {args.length}")
     model, params, info = train.load_run(args.run_dir)
     gen = model.spec.generate
     vocab = data.Vocab.from_json(info["vocab"]) if info.get("vocab") else None
@@ -262,7 +277,8 @@ def cmd_sample(args) -> int:
     prime = args.prime if args.prime is not None else (gen.start if gen and gen.start else "")
     stop = vocab.index(gen.stop) if gen and gen.stop and gen.stop in vocab else None
     length = args.length if args.length is not None else (gen.max_len if gen else 50)
-    ids = generate.generate(model, params, vocab.encode(prime), length, args.temperature, args.seed, stop=stop)
+    temperature = args.temperature if args.temperature is not None else (gen.temperature if gen else 1.0)
+    ids = generate.generate(model, params, vocab.encode(prime), length, temperature, args.seed, stop=stop)
     print(prime + vocab.decode(ids))
     return 0
 
@@ -272,12 +288,15 @@ def cmd_eval(args) -> int:
     info = _run_info(args.run_dir)
     path = args.data or (None if info["data"] == "<embedded hello>" else info["data"])
     model, params, _ = train.load_run(args.run_dir)
+    # other data is evaluated whole; the run's own data on the part training held out
     job_data = train.prepare(str(Path(args.run_dir) / "spec.yaml"), path, info["dims"], info.get("backend", "numpy"),
-                             info, optim.Settings(**info["settings"]))
-    bound = job_data.train if job_data.valid is None or args.data else job_data.valid
+                             info, optim.Settings(**info["settings"]), hold_out=not args.data)
+    held_out = job_data.valid is not None
+    bound = job_data.valid if held_out else job_data.train
     vocab = data.Vocab.from_json(info["vocab"]) if info.get("vocab") else None
     result = evaluate.metrics(model, params, bound, job_data.settings, vocab)
-    print(f"{model.spec.name} on {path or 'the embedded hello'}:")
+    print(f"{model.spec.name} on {path or 'the embedded hello'}" + (" (the part held out from training)" if held_out
+                                                                    else "") + ":")
     for key, value in result.items():
         print(f"  {key:<16} {value:.4f}" if isinstance(value, float) else f"  {key:<16} {value}")
     return 0

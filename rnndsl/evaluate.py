@@ -11,17 +11,22 @@ import math
 import numpy as np
 
 from . import data, ir
+from .inputs import prepare
 from .ops import Op
 
 
 def metrics(model, params: dict, bound: data.Bound, settings, vocab: data.Vocab | None) -> dict:
-    out = {"sequences": len(bound.examples) if bound.stream is None else None}
+    out = {"sequences": len(bound.examples) if bound.stream is None else None, "tokens": None}
     losses, hits, seen, edits = [], 0, 0, {"chars": [0, 0], "words": [0, 0]}
     ce, ctc = _targets(model.spec)
+    carry = None
     for batch in _eval_batches(bound, settings):
-        result = model.forward(params, batch)
+        result, final = _forward(model, params, batch, carry)
+        carry = final if bound.stream is not None else None      # a stream's windows continue
         losses.append(result["losses"])
         lengths = batch["lengths"] if isinstance(batch["lengths"], dict) else {model.spec.axes[0]: batch["lengths"]}
+        if bound.stream is not None:                   # a stream: count the symbols predicted
+            out["tokens"] = (out["tokens"] or 0) + int(np.sum(next(iter(lengths.values()))))
         if ce:
             h, n = _accuracy(result, batch, lengths, *ce)
             hits, seen = hits + h, seen + n
@@ -41,11 +46,22 @@ def metrics(model, params: dict, bound: data.Bound, settings, vocab: data.Vocab 
 
 
 def _eval_batches(bound: data.Bound, settings):
+    """A stream as parallel streams of at least one window each (fewer than the training
+    batch when the text is short), read in order; other data as padded batches."""
     if bound.stream is not None:
         steps = settings.bptt or data.DEFAULT_BPTT
-        return data.batches(bound, settings.batch, seed=0, bucket=False) if len(bound.stream) < 2 * steps \
-            else bound.stream_batches(min(settings.batch, max(1, (len(bound.stream) - 1) // steps)), steps)
+        return bound.stream_batches(min(settings.batch, max(1, (len(bound.stream) - 1) // steps)), steps)
     return data.batches(bound, settings.batch, seed=0, bucket=False)
+
+
+def _forward(model, params: dict, batch: dict, carry: dict | None) -> tuple:
+    """(every variable and the per-sequence losses, the carried states at the end): the
+    forward pass started from `carry`, the previous window's end, as training does.
+    Padded steps are not zeroed; the metrics below mask them by the batch's lengths."""
+    inputs = prepare(model.spec, batch)
+    tape = model.module.forward(params, inputs.arrays, inputs.lengths, model.dtype, carry)
+    out = {eq.name: tape[eq.name] for eq in model.spec.equations}
+    return {**out, "losses": tape["loss"]}, tape["final"]
 
 
 def _targets(spec: ir.Model) -> tuple:

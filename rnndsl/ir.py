@@ -153,6 +153,7 @@ class Generate:
     max_len: int = 50
     start: str | None = None
     stop: str | None = None
+    temperature: float = 1.0      # the default of `rnndsl sample`; 0 is greedy
     pos: SourcePos | None = field(**_POS)
 
 

@@ -24,15 +24,43 @@ def write_atomically(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
+        _usual_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
+def _read_umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+_UMASK = _read_umask()                  # read once: setting it to read it is not thread-safe
+
+
+def _usual_mode(path) -> None:
+    """mkstemp makes files only their owner can read; give them the mode open() would."""
+    os.chmod(path, 0o666 & ~_UMASK)
+
+
+def remove_leftovers(run: Path) -> None:
+    """Delete temporary files that a process killed while writing left behind."""
+    for leftover in Path(run).glob(".*.tmp"):
+        leftover.unlink(missing_ok=True)
+    for leftover in Path(run).glob(".loss.*.png"):
+        leftover.unlink(missing_ok=True)
+
+
 def create(out: Path, spec_text: str, info: dict) -> Path:
     """A new run directory (refusing to overwrite another run's checkpoint)."""
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out} is a file, not a folder for a run", "choose another --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"cannot create the run directory {out} ({exc.strerror})", "choose another --out") from None
     if (out / CHECKPOINT).exists():
         raise DataError(f"{out} already holds a run", f"continue it with --resume {out}, or choose another --out")
     write_atomically(out / SPEC, spec_text)
@@ -99,10 +127,17 @@ def plot(run: Path, title: str) -> None:
     ax.set_ylabel("loss")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend()
+    if train or valid:                                   # a run stopped at step 1 has no curve yet
+        ax.legend()
     fig.tight_layout()
     fd, tmp = tempfile.mkstemp(dir=run, prefix=".loss.", suffix=".png")
     os.close(fd)
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, run / PLOT)
+    try:
+        fig.savefig(tmp)
+        _usual_mode(tmp)
+        os.replace(tmp, run / PLOT)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)

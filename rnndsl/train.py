@@ -7,14 +7,17 @@
     resume    the same loop from a checkpoint: same parameters, optimizer, schedule, position
 
 A NaN or inf loss stops the run naming the step and keeps the last good checkpoint; Ctrl-C
-writes a checkpoint and stops cleanly. Every random choice comes from the settings' seed, so
+lets the step in progress finish, writes a checkpoint and stops cleanly (a second Ctrl-C stops
+at once and keeps the last checkpoint). Every random choice comes from the settings' seed, so
 a resumed run ends where an uninterrupted one would.
 """
 from __future__ import annotations
 
-import json
 import math
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +25,7 @@ import numpy as np
 
 from . import checkpoint, data, optim, rundir
 from .check import TRAIN_KEYS
-from .errors import DataError, SpecError
+from .errors import DataError, SpecError, did_you_mean
 from .pipeline import compile as compile_spec
 from .pipeline import load_spec
 from .spec import read_text
@@ -32,6 +35,14 @@ CHECKPOINT_SECONDS = 30.0
 
 class TrainingStopped(DataError):
     """The run stopped on a NaN or inf (its message names the step)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped the run after writing its checkpoint; `run` is where to --resume."""
+
+    def __init__(self, run: Path):
+        super().__init__(str(run))
+        self.run = run
 
 
 @dataclass
@@ -55,26 +66,34 @@ class Progress:
 
 
 def split_settings(pairs: dict, spec) -> tuple:
-    """--set pairs -> (dims, training settings), by name."""
+    """--set pairs -> (dims, training settings), by name; SpecError for a key that is neither."""
+    for key in pairs:
+        if key not in TRAIN_KEYS and key not in spec.dim:
+            raise SpecError.at(None, f"--set {key}: not a dim of {spec.name} or a training setting",
+                               did_you_mean(key, [*spec.dim, *TRAIN_KEYS])
+                               or f"dims: {', '.join(spec.dim)}; training settings: {', '.join(TRAIN_KEYS)}")
     dims = {k: v for k, v in pairs.items() if k not in TRAIN_KEYS}
     return dims, {k: v for k, v in pairs.items() if k in TRAIN_KEYS}
 
 
 def prepare(spec_path, data_path=None, sets: dict | None = None, backend: str = "numpy",
-            info: dict | None = None, settings: optim.Settings | None = None) -> Job:
+            info: dict | None = None, settings: optim.Settings | None = None, hold_out: bool = True) -> Job:
     """Load the data, size the spec's class dims from its vocabulary, compile, bind. With
-    `info` (a run's run.json) the run's vocabulary and feature statistics are reused."""
+    `info` (a run's run.json) the run's vocabulary and feature statistics are reused. Without
+    `hold_out` all the data is in `train` (eval on a test set)."""
     sets = dict(sets or {})
-    spec = load_spec(spec_path, dims=_spec_dims(spec_path, sets))
-    dims, train_sets = split_settings(sets, spec)
-    dataset = _dataset(spec, data_path, info)
+    probe = load_spec(spec_path)                    # as written: is it the embedded hello's spec?
+    dims, train_sets = split_settings(sets, probe)
+    spec = load_spec(spec_path, dims=dims)
+    dataset = _dataset(spec, data_path, info, _is_hello(probe))
     dims = {**_dims_from_data(spec, dataset, info), **dims}
     model = compile_spec(spec_path, backend=backend, dims=dims or None)
     settings = settings or optim.settings_from(model.spec.train, train_sets)
-    train_part, valid_part = _split(dataset, settings)
+    train_part, valid_part = _split(dataset, settings) if hold_out else (dataset, None)
     bptt = settings.bptt or data.DEFAULT_BPTT
     text = read_text(spec_path).text if not (isinstance(spec_path, str) and "\n" in spec_path) else spec_path
-    record = {"spec": str(spec_path), "data": str(data_path) if data_path else "<embedded hello>",
+    # the data's absolute path: --resume and eval may run from another folder
+    record = {"spec": str(spec_path), "data": str(Path(data_path).resolve()) if data_path else "<embedded hello>",
               "dims": {k: d.value for k, d in model.spec.dims}, "settings": settings.as_dict(),
               "vocab": dataset.vocab.to_json() if dataset.vocab else None,
               "stats": dataset.stats.to_json() if dataset.stats else None, "backend": backend}
@@ -82,15 +101,9 @@ def prepare(spec_path, data_path=None, sets: dict | None = None, backend: str = 
                data.bind(model.spec, valid_part, bptt) if valid_part else None, record, text)
 
 
-def _spec_dims(spec_path, sets: dict) -> dict:
-    """The dims among --set that the spec declares (checked again after sizing from data)."""
-    probe = load_spec(spec_path)
-    return {k: v for k, v in sets.items() if k in probe.dim}
-
-
-def _dataset(spec, data_path, info: dict | None) -> data.Dataset:
+def _dataset(spec, data_path, info: dict | None, hello: bool) -> data.Dataset:
     if data_path is None:
-        if info is None and not _is_hello(spec):
+        if info is None and not hello:
             raise DataError(f"{spec.name} needs training data", "give --data PATH (text, a speech manifest, "
                             "an .npz); only specs/char_rnn.yaml has embedded data")
         return data.embedded_hello()
@@ -100,6 +113,7 @@ def _dataset(spec, data_path, info: dict | None) -> data.Dataset:
 
 
 def _is_hello(spec) -> bool:
+    """A language model over 4 symbols as its file declares it (before --set V=...)."""
     pair = [i for i in spec.inputs if i.axis]
     return len(pair) == 2 and all(i.type.classes is not None and i.type.classes.value == 4 for i in pair)
 
@@ -144,20 +158,23 @@ class Trainer:
     def epoch_batches(self, epoch: int) -> list:
         if self.streaming():
             return list(self.job.train.stream_batches(self.s.batch, self.s.bptt or data.DEFAULT_BPTT))
-        return list(data.batches(self.job.train, self.s.batch, seed=self.s.seed * 100_003 + epoch))
+        return list(data.batches(self.job.train, self.s.batch, seed=self.s.seed * 100_003 + epoch,
+                                 bucket=self.s.bucket))
 
     # -- one step ----------------------------------------------------------------------------------
     def step(self, batch: dict) -> dict:
         p = self.progress
         lr = self.schedule.lr(p.step, p.epoch)
         carry = p.carry if self.streaming() and p.carry else None
-        result = self.model.step(self.params, batch, carry=carry, truncate=self.s.truncate or None)
-        grads, norm = optim.clip_global_norm(result.grads, self.s.clip)
+        with np.errstate(over="ignore", invalid="ignore"):      # a non-finite loss is reported below
+            result = self.model.step(self.params, batch, carry=carry, truncate=self.s.truncate or None)
+            grads, norm = optim.clip_global_norm(result.grads, self.s.clip)
         if not (math.isfinite(result.loss) and math.isfinite(norm)):
             self._stop_on_nan(result.loss, norm)
         self.opt.step(self.params, grads, lr)
         p.carry = result.final if self.streaming() else {}
         p.step += 1
+        p.batch += 1
         return {"step": p.step, "epoch": p.epoch, "loss": result.loss, "lr": lr, "grad_norm": norm}
 
     def _stop_on_nan(self, loss: float, norm: float) -> None:
@@ -167,8 +184,8 @@ class Trainer:
         raise TrainingStopped(
             f"the {what} became {value} at step {self.progress.step + 1} (epoch {self.progress.epoch}); "
             f"training stopped" + (f", the last good checkpoint is {kept}" if kept.exists() else ""),
-            "lower the learning rate (--set lr=...), clip gradients (--set clip=5) or check the data for "
-            "extreme values; --resume continues from the last checkpoint")
+            "train again with a lower learning rate (--set lr=...) or clipped gradients (--set clip=5), "
+            "or check the data for extreme values")
 
     # -- evaluation ------------------------------------------------------------------------------
     def evaluate(self) -> float | None:
@@ -181,19 +198,28 @@ class Trainer:
         p = self.progress
         bar = _progress_bar(self.total_steps(), p.step, self.quiet, self.model.spec.name)
         try:
-            while p.epoch < self.s.epochs and not self.done():
-                batches = self.epoch_batches(p.epoch)
-                for batch in batches[p.batch:]:
-                    record = self.step(batch)
-                    p.batch += 1
-                    self.after_step(record, bar)
-                    if self.done():
-                        break
-                if p.batch >= len(batches):
-                    self.end_epoch(bar)
+            with _ctrl_c_between_steps() as ctrl_c:
+                while p.epoch < self.s.epochs and not self.done():
+                    batches = self.epoch_batches(p.epoch)
+                    for batch in batches[p.batch:]:
+                        self.after_step(self.step(batch), bar)
+                        if self.done() or ctrl_c.pressed:
+                            break
+                    if p.batch >= len(batches):
+                        self.end_epoch(bar)
+                    if ctrl_c.pressed:
+                        raise KeyboardInterrupt
+        except _Abort:                                 # a second Ctrl-C: keep the last checkpoint
+            bar.close()
+            raise
         except KeyboardInterrupt:
             self.save()
             bar.close()
+            rundir.plot(self.run, self.model.spec.name)
+            raise Interrupted(self.run) from None
+        except TrainingStopped:
+            bar.close()
+            rundir.plot(self.run, self.model.spec.name)
             raise
         bar.close()
         self.save()
@@ -258,6 +284,34 @@ class Trainer:
         rundir.truncate_metrics(self.run, m["step"])
 
 
+class _Abort(KeyboardInterrupt):
+    """A second Ctrl-C, which may arrive in the middle of a step."""
+
+
+class _CtrlC:
+    pressed = False
+
+
+@contextmanager
+def _ctrl_c_between_steps():
+    """Ctrl-C is acted on between steps (and epoch ends), so the checkpoint it writes never
+    holds half an update; a second Ctrl-C stops at once, without writing one."""
+    ctrl_c = _CtrlC()
+    if threading.current_thread() is not threading.main_thread():
+        yield ctrl_c                                   # signals reach the main thread only
+        return
+
+    def handler(signum, frame):
+        if ctrl_c.pressed:
+            raise _Abort
+        ctrl_c.pressed = True
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield ctrl_c
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def evaluate_loss(model, params: dict, bound: data.Bound, settings: optim.Settings) -> float:
     """The mean per-sequence loss over a bound dataset (streams carry their state)."""
     losses, carry = [], None
@@ -297,6 +351,7 @@ def resume(run, quiet: bool = False) -> Path:
     """Continue a run exactly where its checkpoint stopped."""
     run = Path(run)
     info = rundir.read_info(run)
+    rundir.remove_leftovers(run)
     data_path = None if info["data"] == "<embedded hello>" else info["data"]
     settings = optim.Settings(**info["settings"])
     job = prepare(str(run / rundir.SPEC), data_path, info["dims"], info.get("backend", "numpy"), info, settings)
