@@ -304,18 +304,13 @@ class Result:
 
 
 def random_inputs(spec: ir.Model, T: int, B: int, seed: int = 0, dtype="float32") -> tuple:
-    """(arrays, lengths) for the raw emitted functions: every sequence full length T, float
-    inputs already in `dtype` (as a training loop would hold them)."""
-    rng = np.random.default_rng(seed)
-    arrays = {}
-    for inp in spec.inputs:
-        lead = (T, B) if inp.axis else (B,)
-        if inp.type.kind is Kind.FLOAT:
-            arrays[inp.name] = rng.standard_normal(lead + inp.type.dims).astype(dtype)
-        else:
-            arrays[inp.name] = rng.integers(0, inp.type.classes.value, lead)
-    return arrays, {a: np.full(B, T, dtype=np.int64) for a in spec.axes}
-
+    """(arrays, lengths) for the raw emitted functions: every frame sequence full length T
+    (CTC labels as many as fit), float inputs already in `dtype` (as a training loop holds them)."""
+    from .inputs import random_batch
+    batch = random_batch(spec, T, B, seed, ragged=False)
+    lengths = {a: np.asarray(n, np.int64) for a, n in batch.pop("lengths").items()}
+    arrays = {k: v.astype(dtype) if v.dtype.kind == "f" else v for k, v in batch.items()}
+    return arrays, lengths
 
 def prepare(spec_path, T: int, B: int, dims: dict | None = None, dtype="float32", seed: int = 0) -> dict:
     """Compile a spec and make the two closures to time: forward, forward+backward. They

@@ -46,7 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--unroll", default="4", metavar="T",
                    help="steps per axis: one number for every axis, or s=5,t=3")
     g.add_argument("--format", choices=("text", "dot", "json"), default="text")
-    g.add_argument("--params", action="store_true", help="draw parameters too (dot)")
+    g.add_argument("--params", action="store_true",
+                   help="show parameter nodes in text and dot (json always has every node)")
     _add_set(g)
     g.set_defaults(run=cmd_graph)
 
@@ -79,6 +80,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--out", metavar="RUN", help="the run directory (default runs/NAME-TIME)")
     t.add_argument("--resume", metavar="RUN", help="continue a run where its checkpoint stopped")
     t.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    t.add_argument("--level", choices=("char", "word"), default="char", help="text: characters or words")
+    t.add_argument("--features", choices=("mfcc", "logspec"), default="mfcc",
+                   help="speech: MFCCs or a log spectrogram, as many per frame as the spec's frame input")
     t.add_argument("--backend", choices=("numpy",), default="numpy")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_set(t, "override a dim or a training setting, e.g. --set H=128 --set lr=0.01")
@@ -207,13 +211,11 @@ def _dump(model, stage: str) -> str:
 
 
 def _write_atomically(path: str, text: str) -> None:
-    import os
-    import tempfile
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".rnndsl-", suffix=".py")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    from .rundir import write_atomically
+    target = Path(path)
+    if not target.parent.is_dir():
+        raise SpecError.at(None, f"-o {path}: the folder {target.parent} does not exist", "create it first")
+    write_atomically(target, text)
 
 
 def cmd_gradcheck(args) -> int:
@@ -279,7 +281,7 @@ def cmd_sample(args) -> int:
     length = args.length if args.length is not None else (gen.max_len if gen else 50)
     temperature = args.temperature if args.temperature is not None else (gen.temperature if gen else 1.0)
     ids = generate.generate(model, params, vocab.encode(prime), length, temperature, args.seed, stop=stop)
-    print(prime + vocab.decode(ids))
+    print(vocab.decode(list(vocab.encode(prime)) + list(ids)))
     return 0
 
 

@@ -336,9 +336,8 @@ def load_wav(path) -> tuple[np.ndarray, int]:
 def _power(signal, rate: int, frame_ms: float, hop_ms: float, n_fft: int) -> np.ndarray:
     """Power spectra (T, n_fft // 2 + 1) of Hann-windowed frames; a short signal is one frame."""
     length, hop = round(rate * frame_ms / 1000), max(1, round(rate * hop_ms / 1000))
-    if length > n_fft:
-        raise DataError(f"a {frame_ms:g} ms frame at {rate} Hz has {length} samples, more than "
-                        f"n_fft={n_fft}", "raise n_fft or shorten the frame")
+    while length > n_fft:                   # a high sample rate: a longer transform, same frame
+        n_fft *= 2
     x = np.asarray(signal, np.float64)
     x = np.pad(x, (0, max(0, length - len(x))))
     frames = np.lib.stride_tricks.sliding_window_view(x, length)[::hop]
@@ -386,6 +385,7 @@ def mfcc(signal, rate: int, n_mfcc: int = 13, n_mels: int = 26, frame_ms: float 
     if not 1 <= n_mfcc <= n_mels:
         raise DataError(f"{n_mfcc} MFCCs need 1 to n_mels={n_mels} coefficients")
     power = _power(signal, rate, frame_ms, hop_ms, n_fft)
+    n_fft = 2 * (power.shape[1] - 1)                  # _power lengthens it for high sample rates
     energy = np.einsum("tf,mf->tm", power, mel_filterbank(n_mels, n_fft, rate))   # small: no BLAS threads
     return dct2(np.log(np.maximum(energy, LOG_FLOOR)), n_mfcc)
 

@@ -34,7 +34,7 @@ def metrics(model, params: dict, bound: data.Bound, settings, vocab: data.Vocab 
             _ctc_edits(result, batch, lengths, *ctc, vocab, edits)
     loss = float(np.mean(np.concatenate(losses)))
     out["loss"] = loss
-    if ce and ce[2]:                                   # a per-step cross entropy: a language model
+    if ce and ce[2] and _language_model(model.spec):  # it predicts its own next input
         out["perplexity"] = math.exp(min(loss, 700))
         out["bits_per_symbol"] = loss / math.log(2)
     if ce and seen:
@@ -43,6 +43,10 @@ def metrics(model, params: dict, bound: data.Bound, settings, vocab: data.Vocab 
         out["cer"] = edits["chars"][0] / edits["chars"][1]
         out["wer"] = edits["words"][0] / max(1, edits["words"][1])
     return {k: v for k, v in out.items() if v is not None}
+
+
+def _language_model(spec: ir.Model) -> bool:
+    return spec.generate is not None and bool(spec.generate.feed)
 
 
 def _eval_batches(bound: data.Bound, settings):

@@ -40,7 +40,8 @@ def gradcheck(model, steps: int = 5, batch: int = 2, seed: int = 0, entries: int
                                    - loss({**params, name: value - eps * d})) / (2 * eps)
             exact = float((grads[name] * d).sum())
             estimates = [(4 * central(5e-4) - central(1e-3)) / 3, central(1e-6)]
-            worst = max(worst, min(abs(n - exact) / max(abs(n), abs(exact), floor) for n in estimates))
+            errors = [abs(n - exact) / max(abs(n), abs(exact), floor) for n in estimates]
+            worst = max(worst, min(errors) if all(np.isfinite(errors)) else np.inf)   # NaN fails
         out.append(ParamCheck(name, value.shape, worst, len(directions)))
     return out
 

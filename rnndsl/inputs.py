@@ -123,9 +123,14 @@ def random_batch(model: ir.Model, steps: int = 5, batch: int = 2, seed: int = 0,
             classes = [c for c in range(inp.type.classes.value) if not (inp.axis in label_axes and c == blank)]
             inputs[inp.name] = rng.choice(classes, size=lead)
     lengths = {}
-    for axis in model.axes:
-        top = max(1, steps // 3) if axis in label_axes else steps
-        lengths[axis] = rng.integers(1, top + 1, size=batch) if ragged else np.full(batch, top)
+    for axis in sorted(model.axes, key=lambda a: a not in label_axes):     # labels first
+        if axis in label_axes:
+            top = max(1, (steps - 1) // 2)          # 2U+1 frames fit any U labels, repeats included
+            lengths[axis] = rng.integers(1, top + 1, size=batch) if ragged else np.full(batch, top)
+        else:
+            labels = lengths[next(iter(label_axes))] if label_axes else np.zeros(batch, int)
+            low = np.minimum(2 * labels + 1, steps)
+            lengths[axis] = rng.integers(low, steps + 1) if ragged else np.full(batch, steps)
     inputs["lengths"] = lengths
     return inputs
 

@@ -81,8 +81,9 @@ _BOOLS = {**dict.fromkeys(("true", "yes", "on", "1"), True),
 def settings_from(spec_train: tuple = (), overrides: dict | None = None) -> Settings:
     """The run's settings: defaults, then the spec's `train:` pairs, then `overrides` (the
     CLI's --set, values as text or typed). Raises SpecError for an unknown key or a bad value."""
-    given = {key: value for key, value in spec_train}
-    for key, value in (overrides or {}).items():
+    overrides = overrides or {}
+    given = {key: value for key, value in spec_train if not _dropped_by(key, overrides)}
+    for key, value in overrides.items():
         if key not in TRAIN_KEYS:
             raise SpecError.at(None, f"--set {key}: not a training setting",
                                did_you_mean(key, TRAIN_KEYS) or f"training settings: {', '.join(TRAIN_KEYS)}")
@@ -94,9 +95,20 @@ def settings_from(spec_train: tuple = (), overrides: dict | None = None) -> Sett
     return Settings(**{**OPTIMIZER_DEFAULTS[typed.get("optimizer", Settings.optimizer)], **typed})
 
 
+def _dropped_by(key: str, overrides: dict) -> bool:
+    """A spec key that belongs to the optimizer or schedule an override replaces (the spec's
+    momentum when --set optimizer=adam): it goes with what it belonged to."""
+    for owner, table in (("optimizer", OPTIMIZER_KEYS), ("schedule", SCHEDULE_KEYS)):
+        if owner in overrides and key not in overrides and any(key in keys for keys in table.values()):
+            return key not in table.get(str(overrides[owner]), set())
+    return False
+
+
 def _parse(key: str, value):
     """An override's value in the key's type (from text such as '0.01' or 'true')."""
     want = TRAIN_KEYS[key]
+    if want is bool and isinstance(value, int) and not isinstance(value, bool) and value in (0, 1):
+        return bool(value)                        # --set bucket=1 arrives as the int 1
     if not isinstance(value, str) or want is str:
         return value
     text = value.strip().lower()

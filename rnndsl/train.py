@@ -30,7 +30,8 @@ from .pipeline import compile as compile_spec
 from .pipeline import load_spec
 from .spec import read_text
 
-CHECKPOINT_SECONDS = 30.0
+CHECKPOINT_SECONDS = 30.0          # at most this long between checkpoints within an epoch
+EPOCH_CHECKPOINT_SECONDS = 5.0     # at an epoch's end, a checkpoint if the last is this old
 
 
 class TrainingStopped(DataError):
@@ -77,7 +78,8 @@ def split_settings(pairs: dict, spec) -> tuple:
 
 
 def prepare(spec_path, data_path=None, sets: dict | None = None, backend: str = "numpy",
-            info: dict | None = None, settings: optim.Settings | None = None, hold_out: bool = True) -> Job:
+            info: dict | None = None, settings: optim.Settings | None = None, hold_out: bool = True,
+            loader: dict | None = None) -> Job:
     """Load the data, size the spec's class dims from its vocabulary, compile, bind. With
     `info` (a run's run.json) the run's vocabulary and feature statistics are reused. Without
     `hold_out` all the data is in `train` (eval on a test set)."""
@@ -85,7 +87,8 @@ def prepare(spec_path, data_path=None, sets: dict | None = None, backend: str = 
     probe = load_spec(spec_path)                    # as written: is it the embedded hello's spec?
     dims, train_sets = split_settings(sets, probe)
     spec = load_spec(spec_path, dims=dims)
-    dataset = _dataset(spec, data_path, info, _is_hello(probe))
+    loader = dict(loader or (info or {}).get("loader") or {})
+    dataset = _dataset(spec, data_path, info, _is_hello(probe), loader)
     dims = {**_dims_from_data(spec, dataset, info), **dims}
     model = compile_spec(spec_path, backend=backend, dims=dims or None)
     settings = settings or optim.settings_from(model.spec.train, train_sets)
@@ -96,20 +99,23 @@ def prepare(spec_path, data_path=None, sets: dict | None = None, backend: str = 
     record = {"spec": str(spec_path), "data": str(Path(data_path).resolve()) if data_path else "<embedded hello>",
               "dims": {k: d.value for k, d in model.spec.dims}, "settings": settings.as_dict(),
               "vocab": dataset.vocab.to_json() if dataset.vocab else None,
-              "stats": dataset.stats.to_json() if dataset.stats else None, "backend": backend}
+              "stats": dataset.stats.to_json() if dataset.stats else None, "backend": backend,
+              "loader": loader}
     return Job(model, settings, data.bind(model.spec, train_part, bptt),
                data.bind(model.spec, valid_part, bptt) if valid_part else None, record, text)
 
 
-def _dataset(spec, data_path, info: dict | None, hello: bool) -> data.Dataset:
+def _dataset(spec, data_path, info: dict | None, hello: bool, loader: dict) -> data.Dataset:
     if data_path is None:
         if info is None and not hello:
             raise DataError(f"{spec.name} needs training data", "give --data PATH (text, a speech manifest, "
-                            "an .npz); only specs/char_rnn.yaml has embedded data")
+                            "an .npz); the embedded data is 'hello' over h, e, l, o, for specs with 4 symbols "
+                            "such as specs/char_rnn.yaml")
         return data.embedded_hello()
     vocab = data.Vocab.from_json(info["vocab"]) if info and info.get("vocab") else None
     stats = data.FeatureStats.from_json(info["stats"]) if info and info.get("stats") else None
-    return data.load(data_path, spec, vocab=vocab, stats=stats)
+    return data.load(data_path, spec, level=loader.get("level", "char"), vocab=vocab, stats=stats,
+                     features=loader.get("features", "mfcc"))
 
 
 def _is_hello(spec) -> bool:
@@ -122,7 +128,8 @@ def _dims_from_data(spec, dataset: data.Dataset, info: dict | None) -> dict:
     """A class count that is a plain dim (V, K) takes the vocabulary's size."""
     if dataset.vocab is None:
         return {}
-    names = {i.type.classes.name for i in spec.inputs if i.type.classes is not None}
+    names = {i.type.classes.name for i in spec.inputs if i.type.classes is not None and i.axis}   # sequences
+    # of symbols (text, transcripts, captions); a static label's classes are the data's own
     return {n: len(dataset.vocab) for n in names if n in spec.dim}
 
 
@@ -191,7 +198,8 @@ class Trainer:
     def evaluate(self) -> float | None:
         if self.job.valid is None:
             return None
-        return evaluate_loss(self.model, self.params, self.job.valid, self.s)
+        with np.errstate(all="ignore"):     # an overflow shows as an inf loss, logged as such
+            return evaluate_loss(self.model, self.params, self.job.valid, self.s)
 
     # -- the loop --------------------------------------------------------------------------------
     def fit(self) -> None:
@@ -254,6 +262,8 @@ class Trainer:
         p.epoch += 1
         p.batch = 0
         p.carry = {}
+        if p.epoch == 1 or time.monotonic() - self.last_save > EPOCH_CHECKPOINT_SECONDS:
+            self.save()                     # so even a short run that later fails keeps one
 
     def _validation(self) -> dict:
         val = self.evaluate()
@@ -335,9 +345,10 @@ def _progress_bar(total: int, done: int, quiet: bool, name: str):
 # ---- entry points --------------------------------------------------------------------------------
 
 def train(spec_path, data_path=None, out=None, sets: dict | None = None, backend: str = "numpy",
-          quiet: bool = False, overwrite: bool = False) -> Path:
-    """A new run; returns its directory. `overwrite` replaces a run already in `out`."""
-    job = prepare(spec_path, data_path, sets, backend)
+          quiet: bool = False, overwrite: bool = False, loader: dict | None = None) -> Path:
+    """A new run; returns its directory. `overwrite` replaces a run already in `out`;
+    `loader` picks how data is read: {"level": "char"|"word", "features": "mfcc"|"logspec"}."""
+    job = prepare(spec_path, data_path, sets, backend, loader=loader)
     run = Path(out) if out else Path("runs") / f"{job.model.spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     if overwrite:
         rundir.clear(run)

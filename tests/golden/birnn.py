@@ -330,7 +330,7 @@ def backward(params, tape, truncate=None):
     return {'W_f': d_W_f, 'U_f': d_U_f, 'b_f': d_b_f, 'W_b': d_W_b, 'U_b': d_U_b, 'b_b': d_b_b, 'V_f': d_V_f, 'V_b': d_V_b, 'c': d_c}
 
 
-def loss_and_grad(params, inputs, lengths=None, dtype=np.float64, truncate=None):
+def loss_and_grad(params, inputs, lengths=None, dtype=None, truncate=None):
     """Mean loss over the batch and the gradient of every parameter."""
-    tape = forward(params, inputs, lengths, dtype)
+    tape = forward(params, inputs, lengths, *([dtype] if dtype else []))
     return tape["total_loss"], backward(params, tape, truncate)

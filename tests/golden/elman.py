@@ -248,7 +248,7 @@ def backward(params, tape, truncate=None):
     return {'W_xh': d_W_xh, 'W_hh': d_W_hh, 'b_h': d_b_h, 'W_hy': d_W_hy, 'b_y': d_b_y}
 
 
-def loss_and_grad(params, inputs, lengths=None, dtype=np.float64, truncate=None):
+def loss_and_grad(params, inputs, lengths=None, dtype=None, truncate=None):
     """Mean loss over the batch and the gradient of every parameter."""
-    tape = forward(params, inputs, lengths, dtype)
+    tape = forward(params, inputs, lengths, *([dtype] if dtype else []))
     return tape["total_loss"], backward(params, tape, truncate)

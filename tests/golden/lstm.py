@@ -421,7 +421,7 @@ def backward(params, tape, truncate=None):
     return {'W_i': d_W_i, 'U_i': d_U_i, 'b_i': d_b_i, 'W_f': d_W_f, 'U_f': d_U_f, 'b_f': d_b_f, 'W_o': d_W_o, 'U_o': d_U_o, 'b_o': d_b_o, 'W_g': d_W_g, 'U_g': d_U_g, 'b_g': d_b_g, 'W_y': d_W_y, 'b_y': d_b_y}
 
 
-def loss_and_grad(params, inputs, lengths=None, dtype=np.float64, truncate=None):
+def loss_and_grad(params, inputs, lengths=None, dtype=None, truncate=None):
     """Mean loss over the batch and the gradient of every parameter."""
-    tape = forward(params, inputs, lengths, dtype)
+    tape = forward(params, inputs, lengths, *([dtype] if dtype else []))
     return tape["total_loss"], backward(params, tape, truncate)

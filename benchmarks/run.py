@@ -1,0 +1,277 @@
+"""rnndsl against PyTorch (CPU) and against this machine's own NumPy GEMM speed.
+
+    python benchmarks/run.py                    # every shape, float32, all cores
+    python benchmarks/run.py --quick            # 2 repetitions: does it run?
+    python benchmarks/run.py --shapes lstm,elman --threads 1 --json out.json
+
+For each shape it compiles the spec in benchmarks/specs/, builds the same network in PyTorch
+(when torch imports), checks that both give the same loss from the same weights and data,
+and then times them alternately in this one process (rnndsl fwd, torch fwd, rnndsl fwd+bwd,
+torch fwd+bwd, repeated), so a change in the machine's load hits both alike. It prints the
+share of the CPU other processes took during each shape: on a 2-core machine a busy second
+core can make 2-thread BLAS many times slower, so numbers taken under load are not numbers.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT.parent))
+
+from rnndsl import bench  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Shape:
+    name: str
+    spec: str            # file in benchmarks/specs/
+    kind: str            # "lstm" or "rnn" (torch's module)
+    T: int
+    B: int
+    I: int
+    H: int
+    K: int = 64
+    bidirectional: bool = False
+    note: str = ""
+
+    @property
+    def dims(self) -> dict:
+        return {"I": self.I, "H": self.H, "K": self.K}
+
+
+SHAPES = [
+    Shape("lstm", "lstm.yaml", "lstm", 100, 32, 128, 256),
+    Shape("lstm-big", "lstm.yaml", "lstm", 100, 32, 512, 512),
+    Shape("elman", "elman.yaml", "rnn", 50, 1, 64, 128, note="overhead-bound"),
+    Shape("bilstm", "bilstm.yaml", "lstm", 100, 32, 128, 256, bidirectional=True),
+]
+
+
+# ---- rnndsl parameters in PyTorch's layout --------------------------------------------------
+
+def torch_weights(shape: Shape, p: dict) -> dict:
+    """rnndsl parameters of the benchmark specs as PyTorch state-dict entries (gate order
+    i, f, g, o; PyTorch's second bias b_hh is set to zero)."""
+    cat = np.concatenate
+    out = {}
+    if shape.kind == "rnn":
+        out.update(weight_ih_l0=p["W_xh"], weight_hh_l0=p["W_hh"], bias_ih_l0=p["b_h"],
+                   bias_hh_l0=np.zeros_like(p["b_h"]), **{"head.weight": p["W_hy"], "head.bias": p["b_y"]})
+        return out
+    directions = [("", "")] if not shape.bidirectional else [("f", ""), ("b", "_reverse")]
+    for d, suffix in directions:
+        gates = "ifgo"
+        out["weight_ih_l0" + suffix] = cat([p[f"W{d}_{g}"] for g in gates])
+        out["weight_hh_l0" + suffix] = cat([p[f"U{d}_{g}"] for g in gates])
+        out["bias_ih_l0" + suffix] = cat([p[f"b{d}_{g}"] for g in gates])
+        out["bias_hh_l0" + suffix] = np.zeros_like(out["bias_ih_l0" + suffix])
+    head = cat([p["V_f"], p["V_b"]], axis=1) if shape.bidirectional else p["W_y"]
+    out.update({"head.weight": head, "head.bias": p["b_y"]})
+    return out
+
+
+def load_torch(ref: dict, weights: dict, arrays: dict) -> None:
+    """Copy weights and data into a torch_reference (in place)."""
+    import torch
+    with torch.no_grad():
+        for name, value in weights.items():
+            module, key = (ref["head"], name[5:]) if name.startswith("head.") else (ref["rnn"], name)
+            getattr(module, key).copy_(torch.from_numpy(np.ascontiguousarray(value)))
+        ref["x"].copy_(torch.from_numpy(arrays["x"].astype(ref["x"].numpy().dtype)))
+        ref["target"].copy_(torch.from_numpy(arrays["target"]))
+
+
+# ---- machine load ----------------------------------------------------------------------------
+
+def _cpu_jiffies() -> tuple:
+    """(busy, total) CPU time of the whole machine, in seconds (Linux; zeros elsewhere)."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    except OSError:
+        return 0.0, 0.0
+    idle = fields[3] + fields[4]
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(fields) - idle) / tick, sum(fields) / tick
+
+
+class LoadMeter:
+    """The share of all cores that other processes used between start() and stop()."""
+
+    def start(self):
+        self.machine, self.own = _cpu_jiffies(), sum(os.times()[:2])
+        return self
+
+    def stop(self) -> float:
+        busy, total = _cpu_jiffies()
+        own = sum(os.times()[:2]) - self.own
+        if total - self.machine[1] <= 0:
+            return 0.0
+        return max(0.0, (busy - self.machine[0] - own) / (total - self.machine[1]))
+
+
+# ---- one shape ------------------------------------------------------------------------------
+
+def run_shape(shape: Shape, repeat: int, warmup: int, use_torch: bool, dtype: str,
+              details_wanted: bool = True) -> bench.Result:
+    """Compile, check against torch, time everything interleaved; a Result with extras."""
+    run = bench.prepare(ROOT / "specs" / shape.spec, shape.T, shape.B, shape.dims, dtype)
+    model = run["model"]
+    fns = {"forward": run["forward"], "train": run["train"]}
+    extra = {"label": shape.name}
+    ref = bench.torch_reference(shape.kind, shape.T, shape.B, shape.I, shape.H, shape.bidirectional,
+                                shape.K, dtype) if use_torch else None
+    if ref is not None:
+        load_torch(ref, torch_weights(shape, run["params"]), run["arrays"])
+        ours = float(run["model"].module.forward(run["params"], run["arrays"], run["lengths"],
+                                                 model.dtype)["total_loss"])
+        theirs = float(ref["loss"]().detach())
+        extra["loss_rnndsl"], extra["loss_torch"] = ours, theirs
+        if abs(ours - theirs) > 1e-3 * max(1.0, abs(theirs)):
+            print(f"warning: {shape.name}: losses differ: rnndsl {ours:.6f}, torch {theirs:.6f}",
+                  file=sys.stderr)
+        fns = {"forward": run["forward"], "torch_forward": ref["forward"],
+               "train": run["train"], "torch_train": ref["train"]}
+    gemm_list = bench.gemms(model, shape.T, shape.B)
+    fns["gemm"] = bench.gemm_program(gemm_list, dtype)
+    meter = LoadMeter().start()
+    t = bench.interleave(fns, repeat, warmup)
+    extra["other_load"] = meter.stop()
+    extra.update({k: v for k, v in t.items() if k.startswith("torch")})
+    extra.update(gemm=t["gemm"], gemm_seconds=t["gemm"].median,
+                 gemm_gflops=sum(g.flops for g in gemm_list) / t["gemm"].median / 1e9)
+    if details_wanted:
+        extra["gemm_shapes"] = bench.gemm_bound(gemm_list, dtype)[2]
+    return bench.Result(shape.name, shape.T, shape.B, shape.dims, dtype,
+                        bench.flops(model, shape.T, shape.B), t["forward"], t["train"], extra)
+
+
+def auto_repeat(shape: Shape, budget: float, quick: bool, repeat: int | None = None) -> tuple:
+    """(repeat, warmup): `repeat` if given, else about `budget` seconds of rnndsl fwd+bwd."""
+    if quick:
+        return repeat or 2, 1
+    if repeat:
+        return repeat, 2
+    run = bench.prepare(ROOT / "specs" / shape.spec, shape.T, shape.B, shape.dims)
+    once = bench.time_fn(run["train"], 1, warmup=1).median
+    return int(min(200, max(5, budget / (2 * once)))), 2
+
+
+# ---- text ------------------------------------------------------------------------------------
+
+def machine() -> list:
+    lines = [f"machine: {_cpu_model()}, {os.cpu_count()} logical CPUs; {platform.platform()}",
+             f"python {platform.python_version()}, numpy {np.__version__}" + _torch_version()]
+    lines += [f"BLAS: {b}" for b in _blas()]
+    return lines
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def _torch_version() -> str:
+    try:
+        import torch
+    except ImportError:
+        return ", torch not installed"
+    return f", torch {torch.__version__} ({torch.get_num_threads()} threads)"
+
+
+def _blas() -> list:
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return ["(install threadpoolctl to see it)"]
+    return [f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')}, {i.get('num_threads')} "
+            f"threads) {Path(i.get('filepath', '')).name}" for i in threadpool_info()]
+
+
+def details(results: list) -> str:
+    out = []
+    for r in results:
+        shapes = ", ".join(f"{m}x{k}@{k}x{n}: {g:.0f}" for (m, n, k), g in r.extra.get("gemm_shapes", {}).items())
+        loss = (f"; loss rnndsl {r.extra['loss_rnndsl']:.5f} torch {r.extra['loss_torch']:.5f}"
+                if "loss_torch" in r.extra else "")
+        out.append(f"- {r.extra['label']}: {r.flops.forward / 1e9:.3f} / {r.flops.train / 1e9:.3f} GFLOP "
+                   f"(fwd / fwd+bwd); other processes used {100 * r.extra['other_load']:.0f}% of the CPU"
+                   f"{loss}; NumPy GEMM GFLOP/s by shape: {shapes}")
+    return "\n".join(out)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="2 repetitions, 1 warm-up: a smoke test")
+    ap.add_argument("--shapes", default=",".join(s.name for s in SHAPES),
+                    help=f"comma-separated, from {', '.join(s.name for s in SHAPES)}")
+    ap.add_argument("--threads", type=int, default=None, help="cap BLAS and torch threads (threadpoolctl)")
+    ap.add_argument("--repeat", type=int, default=None, help="repetitions (default: about --budget s each)")
+    ap.add_argument("--budget", type=float, default=20.0, help="seconds of rnndsl fwd+bwd per shape")
+    ap.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
+    ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    args = ap.parse_args(argv)
+    by_name = {s.name: s for s in SHAPES}
+    wanted = [n.strip() for n in args.shapes.split(",") if n.strip()]
+    unknown = [n for n in wanted if n not in by_name]
+    if unknown:
+        ap.error(f"unknown shape {', '.join(unknown)}; choose from {', '.join(by_name)}")
+    print("\n".join(machine()))
+    print(f"threads: {args.threads or 'default'}; dtype {args.dtype}; load average "
+          f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}\n", flush=True)
+    results, failed = [], []
+    with bench.thread_cap(args.threads):
+        for name in wanted:
+            shape = by_name[name]
+            start = time.perf_counter()
+            try:
+                repeat, warmup = auto_repeat(shape, args.budget, args.quick, args.repeat)
+                results.append(run_shape(shape, repeat, warmup, not args.no_torch, args.dtype))
+            except Exception as exc:            # a compiler bug in one shape: report, go on
+                print(f"{name}: failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+                failed.append(name)
+                continue
+            print(f"{name}: {repeat} repetitions in {time.perf_counter() - start:.0f} s", flush=True)
+    print()
+    print(bench.report(results))
+    print()
+    print(details(results))
+    if any(r.extra["other_load"] > 0.1 for r in results):
+        print("\nwarning: other processes used the CPU during the run; the numbers are not reliable",
+              file=sys.stderr)
+    if args.json:
+        Path(args.json).write_text(json.dumps([_record(r) for r in results], indent=1))
+    return 1 if failed else 0
+
+
+def _record(r: bench.Result) -> dict:
+    t = lambda x: {"median_ms": x.ms, "spread": x.spread}
+    rec = {"shape": r.extra["label"], "T": r.T, "B": r.B, "dims": r.dims, "dtype": r.dtype,
+           "gflop_forward": r.flops.forward / 1e9, "gflop_train": r.flops.train / 1e9,
+           "forward": t(r.forward), "train": t(r.train),
+           "gflops_forward": r.forward_gflops, "gflops_train": r.train_gflops,
+           "numpy_gemm_gflops": r.extra["gemm_gflops"], "gemm_only": t(r.extra["gemm"]),
+           "numpy_gemm_gflops_by_shape": {f"{m}x{k}@{k}x{n}": g for (m, n, k), g in r.extra.get("gemm_shapes", {}).items()},
+           "other_load": r.extra["other_load"]}
+    for k in ("torch_forward", "torch_train"):
+        if k in r.extra:
+            rec[k] = t(r.extra[k])
+    return rec
+
+
+if __name__ == "__main__":
+    sys.exit(main())
