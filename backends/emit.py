@@ -107,6 +107,7 @@ class _Emitter:
             seq = next(b for b in p.inputs if b.axis == a)
             self.put(f"T_{a} = inputs[{seq.name!r}].shape[0]")
             self.put(f"valid_{a} = xp.arange(T_{a})[:, None] < len_{a}[None, :]")
+            self.put(f"full_{a} = bool(valid_{a}.all())          # no padding: reads past t need no mask")
         self.put("# inputs, with padded steps zeroed: what a pad holds never matters")
         for b in p.inputs:
             self.put(self._input(b))
@@ -283,8 +284,8 @@ class _Emitter:
             s = f"t{r.offset:+d}"
             inside = f"{s} >= 0" if r.offset < 0 else f"{s} < T_{b.axis}"
             value = f"{b.name}[{s}]"
-            if masked:
-                value = f"xp.where(valid_{b.axis}[{s}]{_expand(b)}, {value}, {fill})"
+            if masked:                      # only a batch with shorter sequences needs the mask
+                value = f"({value} if full_{b.axis} else xp.where(valid_{b.axis}[{s}]{_expand(b)}, {value}, {fill}))"
             return f"({value} if {inside} else {fill})"
         if r.offset == 0:
             return b.name
@@ -347,7 +348,8 @@ class _Emitter:
             keep += f" and (truncate is None or ({s}) // truncate == t // truncate)"
         mask = f"valid_{b.axis}[{s}]{_expand(b)}"
         lines = [f"_v = {value}", f"if {keep}:",
-                 f"{INDENT}{b.name}[{s}] += " + (f"xp.where({mask}, _v, 0.0)" if k > 0 else "_v")]
+                 f"{INDENT}{b.name}[{s}] += " + (f"(_v if full_{b.axis} else xp.where({mask}, _v, 0.0))"
+                                                 if k > 0 else "_v")]
         fill = target.fill
         if fill is None:
             return "\n".join(lines)
@@ -377,7 +379,7 @@ class _Emitter:
                       f'(truncate: BPTT window)."""']
         self.depth = 1
         names = sorted({b.name for b in p.values} | {"B", "dtype"}
-                       | {f"{k}_{a}" for a in _axes(p) for k in ("T", "len", "valid")}
+                       | {f"{k}_{a}" for a in _axes(p) for k in ("T", "len", "valid", "full")}
                        | {f"{k}_{n}" for n in self.carried for k in ("_fill", "_carried")})
         for n in names:
             self.put(f"{n} = tape[{n!r}]")

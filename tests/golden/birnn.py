@@ -171,6 +171,7 @@ def forward(params, inputs, lengths=None, dtype=np.float64, carry=None):
     len_t = xp.asarray(lengths['t'])
     T_t = inputs['x'].shape[0]
     valid_t = xp.arange(T_t)[:, None] < len_t[None, :]
+    full_t = bool(valid_t.all())          # no padding: reads past t need no mask
     # inputs, with padded steps zeroed: what a pad holds never matters
     x = xp.where(valid_t, xp.asarray(inputs['x']), -1)
     tag = xp.where(valid_t, xp.asarray(inputs['tag']), -1)
@@ -212,7 +213,7 @@ def forward(params, inputs, lengths=None, dtype=np.float64, carry=None):
     # recurrence hb, running backward over t
     for t in range(T_t - 1, -1, -1):
         # hb[t] = tanh(W_b @ x[t] + U_b @ hb[t+1] + b_b)
-        xp.matmul((xp.where(valid_t[t+1][:, None], hb[t+1], _zero_hb) if t+1 < T_t else _zero_hb), U_b.T, out=_t7[t])
+        xp.matmul(((hb[t+1] if full_t else xp.where(valid_t[t+1][:, None], hb[t+1], _zero_hb)) if t+1 < T_t else _zero_hb), U_b.T, out=_t7[t])
         xp.add(_t6[t], _t7[t], out=_t8[t])
         xp.tanh(_t8[t], out=hb[t])
     # y[t] = V_f @ hf[t] + V_b @ hb[t] + c
@@ -260,6 +261,7 @@ def backward(params, tape, truncate=None):
     b_f = tape['b_f']
     c = tape['c']
     dtype = tape['dtype']
+    full_t = tape['full_t']
     hb = tape['hb']
     hf = tape['hf']
     len_t = tape['len_t']
@@ -305,7 +307,7 @@ def backward(params, tape, truncate=None):
         tanh_vjp(xp, hb[t], d_hb[t], out=d__t8[t])
         _v = xp.matmul(d__t8[t], U_b)
         if t+1 < T_t and (truncate is None or (t+1) // truncate == t // truncate):
-            d_hb[t+1] += xp.where(valid_t[t+1][:, None], _v, 0.0)
+            d_hb[t+1] += (_v if full_t else xp.where(valid_t[t+1][:, None], _v, 0.0))
     # hb[t] = tanh(W_b @ x[t] + U_b @ hb[t+1] + b_b)
     d__t6[...] = d__t8
     d_U_b[...] = matmul_vjp(xp, d__t8, shift(xp, hb, 1, None, valid_t), ra=2, rb=1, side=0, summed=1)

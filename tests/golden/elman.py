@@ -158,6 +158,7 @@ def forward(params, inputs, lengths=None, dtype=np.float64, carry=None):
     len_t = xp.asarray(lengths['t'])
     T_t = inputs['x'].shape[0]
     valid_t = xp.arange(T_t)[:, None] < len_t[None, :]
+    full_t = bool(valid_t.all())          # no padding: reads past t need no mask
     # inputs, with padded steps zeroed: what a pad holds never matters
     x = xp.where(valid_t, xp.asarray(inputs['x']), -1)
     target = xp.where(valid_t, xp.asarray(inputs['target']), -1)
@@ -209,6 +210,7 @@ def backward(params, tape, truncate=None):
     b_h = tape['b_h']
     b_y = tape['b_y']
     dtype = tape['dtype']
+    full_t = tape['full_t']
     h = tape['h']
     len_t = tape['len_t']
     loss = tape['loss']
