@@ -121,8 +121,9 @@ class LoadMeter:
 # ---- one shape ------------------------------------------------------------------------------
 
 def run_shape(shape: Shape, repeat: int, warmup: int, use_torch: bool, dtype: str,
-              details_wanted: bool = True) -> bench.Result:
-    """Compile, check against torch, time everything interleaved; a Result with extras."""
+              details_wanted: bool = True, settle: float = 0.0, alone: bool = False) -> bench.Result:
+    """Compile, check against torch, time everything interleaved (or, `alone`, one
+    implementation after the other); a Result with extras."""
     run = bench.prepare(ROOT / "specs" / shape.spec, shape.T, shape.B, shape.dims, dtype)
     model = run["model"]
     fns = {"forward": run["forward"], "train": run["train"]}
@@ -143,7 +144,13 @@ def run_shape(shape: Shape, repeat: int, warmup: int, use_torch: bool, dtype: st
     gemm_list = bench.gemms(model, shape.T, shape.B)
     fns["gemm"] = bench.gemm_program(gemm_list, dtype)
     meter = LoadMeter().start()
-    t = bench.interleave(fns, repeat, warmup)
+    if alone:
+        t = {}
+        for group in (("forward", "train"), ("gemm",), ("torch_forward", "torch_train")):
+            time.sleep(1.0)                      # let the previous library's threads sleep
+            t.update(bench.interleave({k: fns[k] for k in group if k in fns}, repeat, warmup))
+    else:
+        t = bench.interleave(fns, repeat, warmup, settle)
     extra["other_load"] = meter.stop()
     extra.update({k: v for k, v in t.items() if k.startswith("torch")})
     extra.update(gemm=t["gemm"], gemm_seconds=t["gemm"].median,
@@ -154,15 +161,17 @@ def run_shape(shape: Shape, repeat: int, warmup: int, use_torch: bool, dtype: st
                         bench.flops(model, shape.T, shape.B), t["forward"], t["train"], extra)
 
 
-def auto_repeat(shape: Shape, budget: float, quick: bool, repeat: int | None = None) -> tuple:
-    """(repeat, warmup): `repeat` if given, else about `budget` seconds of rnndsl fwd+bwd."""
+def auto_repeat(shape: Shape, budget: float, quick: bool, repeat: int | None = None,
+                most: int = 200) -> tuple:
+    """(repeat, warmup): `repeat` if given, else about `budget` seconds of rnndsl fwd+bwd
+    (at most `most`)."""
     if quick:
         return repeat or 2, 1
     if repeat:
         return repeat, 2
     run = bench.prepare(ROOT / "specs" / shape.spec, shape.T, shape.B, shape.dims)
     once = bench.time_fn(run["train"], 1, warmup=1).median
-    return int(min(200, max(5, budget / (2 * once)))), 2
+    return int(min(most, max(5, budget / (2 * once)))), 2
 
 
 # ---- text ------------------------------------------------------------------------------------
@@ -222,6 +231,12 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=None, help="repetitions (default: about --budget s each)")
     ap.add_argument("--budget", type=float, default=20.0, help="seconds of rnndsl fwd+bwd per shape")
     ap.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
+    ap.add_argument("--settle", type=float, default=None,
+                    help="seconds to sleep before each timed call (default 0.1 with torch and "
+                         "more than one thread: idle OpenBLAS/OpenMP threads spin for a while "
+                         "and would take the other library's core)")
+    ap.add_argument("--alone", action="store_true",
+                    help="time each implementation in its own block instead of alternating")
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = ap.parse_args(argv)
@@ -231,7 +246,11 @@ def main(argv=None) -> int:
     if unknown:
         ap.error(f"unknown shape {', '.join(unknown)}; choose from {', '.join(by_name)}")
     print("\n".join(machine()))
-    print(f"threads: {args.threads or 'default'}; dtype {args.dtype}; load average "
+    settle = args.settle
+    if settle is None:
+        settle = 0.1 if not args.no_torch and args.threads != 1 else 0.0
+    mode = "each alone, one block after the other" if args.alone else f"alternating, settle {settle:g} s"
+    print(f"threads: {args.threads or 'default'}; dtype {args.dtype}; {mode}; load average "
           f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}\n", flush=True)
     results, failed = [], []
     with bench.thread_cap(args.threads):
@@ -239,8 +258,10 @@ def main(argv=None) -> int:
             shape = by_name[name]
             start = time.perf_counter()
             try:
-                repeat, warmup = auto_repeat(shape, args.budget, args.quick, args.repeat)
-                results.append(run_shape(shape, repeat, warmup, not args.no_torch, args.dtype))
+                repeat, warmup = auto_repeat(shape, args.budget, args.quick, args.repeat,
+                                             most=50 if settle else 200)
+                results.append(run_shape(shape, repeat, warmup, not args.no_torch, args.dtype,
+                                         settle=settle, alone=args.alone))
             except Exception as exc:            # a compiler bug in one shape: report, go on
                 print(f"{name}: failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
                 failed.append(name)

@@ -6,8 +6,9 @@
 The emitted module's GEMM entry points (`matmul`, `matmul_vjp`), its other kernels (sigmoid,
 tanh_vjp, cross_entropy, shift, ...) and every `xp.<function>` it calls are wrapped with timers
 (the outermost wrapped call counts, so a kernel's own NumPy calls are not counted twice);
-what is left is the interpreter, indexing (`h[t-1]`), in-place operators (`d_c[t] += v`) and
-the timers' own cost (under a microsecond per call). A second run of the same program with
+what is left is the interpreter, indexing (`h[t-1]`), in-place operators (`d_c[t] += v`),
+page faults they take on fresh memory and the timers' own cost (under a microsecond per
+call). Minor page faults per call count the memory the call gets fresh from the kernel. A second run of the same program with
 every size 1 (B=1, I=H=K=1) gives the part of the time that does not depend on sizes at all:
 Python and NumPy call overhead. The GEMM table compares each GEMM shape the module ran with
 this machine's NumPy speed for that shape with contiguous operands.
@@ -18,6 +19,7 @@ import argparse
 import cProfile
 import io
 import pstats
+import resource
 import sys
 import time
 from collections import defaultdict
@@ -32,7 +34,7 @@ import run as runner  # noqa: E402
 
 from rnndsl import bench  # noqa: E402
 
-GEMM_NAMES = ("matmul", "matmul_vjp", "xp.matmul", "xp.dot", "xp.einsum", "xp.tensordot")
+GEMM_NAMES = ("matmul", "matmul_vjp", "gemm", "xp.matmul", "xp.dot", "xp.einsum", "xp.tensordot")
 ENTRY = ("forward", "backward", "loss_and_grad")
 
 
@@ -101,7 +103,9 @@ def instrument(module, timers: Timers) -> dict:
 def split(shape: runner.Shape, repeat: int) -> dict:
     """Times of the plain and instrumented forward+backward, and the timers."""
     run = bench.prepare(runner.ROOT / "specs" / shape.spec, shape.T, shape.B, shape.dims)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     plain = bench.time_fn(run["train"], repeat, warmup=1)
+    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / (repeat + 1)
     timers = Timers()
     module = run["model"].module
     saved = instrument(module, timers)
@@ -119,7 +123,7 @@ def split(shape: runner.Shape, repeat: int) -> dict:
                         bidirectional=shape.bidirectional)
     tiny_run = bench.prepare(runner.ROOT / "specs" / tiny.spec, tiny.T, tiny.B, tiny.dims)
     fixed = bench.time_fn(tiny_run["train"], max(repeat, 20), warmup=2)
-    return {"plain": plain, "instrumented": instrumented, "timers": timers, "repeat": repeat,
+    return {"plain": plain, "instrumented": instrumented, "faults": faults, "timers": timers, "repeat": repeat,
             "fixed": fixed, "run": run}
 
 
@@ -134,7 +138,8 @@ def text(shape: runner.Shape, r: dict) -> str:
     lines = [f"## {shape.name}: T={shape.T} B={shape.B} I={shape.I} H={shape.H} K={shape.K}"
              f"{' bidirectional' if shape.bidirectional else ''}", "",
              f"forward+backward: {r['plain'].ms:.1f} ms plain, {1e3 * total:.1f} ms instrumented "
-             f"({calls:.0f} timed calls)", "",
+             f"({calls:.0f} timed calls); {r['faults']:.0f} minor page faults per call "
+             f"({r['faults'] * resource.getpagesize() / 1e6:.0f} MB of memory touched for the first time)", "",
              "| part | ms | share |", "|---|---|---|"]
     for cat, s in sorted(by_cat.items(), key=lambda kv: -kv[1]):
         lines.append(f"| {cat} | {1e3 * s:.1f} | {100 * s / total:.0f}% |")
@@ -159,7 +164,7 @@ def _gemm_flops(key: tuple) -> tuple:
     name, a, b, side = key
     if a is None or b is None or len(a) > 3 or len(b) > 3:
         return 0, None
-    if name.startswith("xp."):               # a (..., k) @ b (k, n)
+    if name.startswith("xp.") or name == "gemm":     # a (..., k) @ b (k, n)
         if len(b) != 2:
             return 0, None
         rows = int(np.prod(a[:-1]))

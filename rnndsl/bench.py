@@ -189,15 +189,20 @@ def time_fn(fn, repeat: int = 10, warmup: int = 2) -> Timing:
     return interleave({"fn": fn}, repeat, warmup)["fn"]
 
 
-def interleave(fns: dict, repeat: int = 10, warmup: int = 2) -> dict:
+def interleave(fns: dict, repeat: int = 10, warmup: int = 2, settle: float = 0.0) -> dict:
     """Time several functions alternately (A B A B ...), so that a change in the machine's
-    load during the run hits each of them alike. Returns name -> Timing."""
+    load during the run hits each of them alike. Returns name -> Timing. `settle`: seconds
+    to sleep before each timed call, so that one library's idle worker threads (which spin
+    for a while after each call: OpenBLAS, OpenMP) have gone to sleep before the next
+    library's call needs the cores."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
     times: dict = {name: [] for name in fns}
     for _ in range(repeat):
         for name, fn in fns.items():
+            if settle:
+                time.sleep(settle)
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
