@@ -383,10 +383,14 @@ class _Emitter:
                        | {f"{k}_{n}" for n in self.carried for k in ("_fill", "_carried")})
         for n in names:
             self.put(f"{n} = tape[{n!r}]")
+        returned = {"d_" + b.name for b in p.params}
         for g in p.grads:
-            if g.view is None:
+            if g.view is None and g.name in returned:          # handed to the caller: fresh arrays
                 make = "zeros" if g.name in p.zeroed else "empty"
                 self.put(f"{g.name} = xp.{make}({g.name[2:]}.shape, {g.name[2:]}.dtype)")
+            elif g.view is None:                                 # internal: reused across calls
+                self.put(f"{g.name} = scratch(xp, {g.name!r}, {g.name[2:]}.shape, {g.name[2:]}.dtype, "
+                         f"{g.name in p.zeroed})")
         for g in p.grads:
             if g.view is not None:
                 self.put(f"{g.name} = {g.view[0]}[..., {g.view[1]}:{g.view[2]}]")
