@@ -437,6 +437,3 @@ def elementwise(op: Op) -> bool:
 
 SPEC_OPS = [op for op in Op if TABLE[op].shape is not None]
 BY_SPELLING = {op.value: op for op in SPEC_OPS if op.value.isidentifier() and op is not Op.NEG}
-UNARY_OPS = {Op.NEG, Op.TANH, Op.SIGMOID, Op.RELU, Op.EXP, Op.LOG, Op.SOFTPLUS, Op.ABS,
-             Op.CLIP, Op.MIN, Op.MAX}
-ELEMENTWISE = UNARY_OPS | {Op.ADD, Op.SUB, Op.MUL, Op.DIV}

@@ -90,7 +90,3 @@ def unroll(model: ir.Model, lengths) -> nx.DiGraph:
 def _steps(var: str, axis: str | None, lengths: dict):
     return [NodeId(var)] if axis is None else [NodeId(var, t) for t in range(lengths[axis])]
 
-
-def loss_dependencies(model: ir.Model, lengths) -> set:
-    """The nodes the loss reads directly."""
-    return {n for n, _ in dependencies(model, model.loss, {}, axis_lengths(model, lengths))}

@@ -132,18 +132,13 @@ def _var_read(draw, b: SpecBuilder, i: int):
     return f"v{j}[{_at(draw(_offset(sign, lo)))}]", j
 
 
-def _joinable(b: SpecBuilder, j: int | None) -> bool:
-    """Whether concat and windows may take variable j (None: a static value)."""
-    return True
-
-
 @st.composite
 def _var_window(draw, b: SpecBuilder, i: int):
     """(read text, size text) of a context window over an earlier variable or, in a
     recurrence, over the variable's own past (future), or None if there is none."""
-    d, choices = b.directions[i], [j for j in range(b.cluster_start(i)) if _joinable(b, j)]
+    d, choices = b.directions[i], list(range(b.cluster_start(i)))
     if d and draw(st.booleans()) or not choices:
-        if not d or not _joinable(b, i):
+        if not d:
             return None
         lo, hi = sorted(d * draw(st.integers(1, 2)) for _ in range(2))
         return f"v{i}[{_at(lo)}:{_at(hi)}]", f"H*{hi - lo + 1}"
@@ -177,7 +172,7 @@ def _leaf(draw, b: SpecBuilder, i: int) -> str:
         b.biases += 1
         return b.param("H")
     if kind == "concat":
-        joinable = var is not None and _joinable(b, j)
+        joinable = var is not None
         parts = [(var, "H") if joinable and draw(st.booleans()) else draw(_input_read(b, embedded=False))
                  for _ in range(2)]
         return f"({b.param('H, ' + '+'.join(s for _, s in parts))} @ concat({parts[0][0]}, {parts[1][0]}))"
