@@ -103,16 +103,32 @@ def _cpu_jiffies() -> tuple:
     return (sum(fields) - idle) / tick, sum(fields) / tick
 
 
+def _process_seconds(pid: int) -> float:
+    """CPU seconds a process has used (Linux; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class LoadMeter:
-    """The share of all cores that other processes used between start() and stop()."""
+    """The share of all cores that other processes used between start() and stop(); `pids`
+    are ours too (rnndsl's worker processes)."""
+
+    def __init__(self, pids=()):
+        self.pids = list(pids)
+
+    def _own(self) -> float:
+        return sum(os.times()[:2]) + sum(_process_seconds(p) for p in self.pids)
 
     def start(self):
-        self.machine, self.own = _cpu_jiffies(), sum(os.times()[:2])
+        self.machine, self.own = _cpu_jiffies(), self._own()
         return self
 
     def stop(self) -> float:
         busy, total = _cpu_jiffies()
-        own = sum(os.times()[:2]) - self.own
+        own = self._own() - self.own
         if total - self.machine[1] <= 0:
             return 0.0
         return max(0.0, (busy - self.machine[0] - own) / (total - self.machine[1]))
@@ -121,10 +137,20 @@ class LoadMeter:
 # ---- one shape ------------------------------------------------------------------------------
 
 def run_shape(shape: Shape, repeat: int, warmup: int, use_torch: bool, dtype: str,
-              details_wanted: bool = True, settle: float = 0.0, alone: bool = False) -> bench.Result:
+              details_wanted: bool = True, settle: float = 0.0, alone: bool = False,
+              workers: int = 1) -> bench.Result:
     """Compile, check against torch, time everything interleaved (or, `alone`, one
-    implementation after the other); a Result with extras."""
-    run = bench.prepare(ROOT / "specs" / shape.spec, shape.T, shape.B, shape.dims, dtype)
+    implementation after the other); a Result with extras. `workers` > 1: rnndsl shares each
+    batch out to that many processes (rnndsl.parallel)."""
+    run = bench.prepare(ROOT / "specs" / shape.spec, shape.T, shape.B, shape.dims, dtype, workers=workers)
+    model = run["model"]
+    try:
+        return _time_shape(shape, run, repeat, warmup, use_torch, dtype, details_wanted, settle, alone)
+    finally:
+        model.close()
+
+
+def _time_shape(shape, run, repeat, warmup, use_torch, dtype, details_wanted, settle, alone) -> bench.Result:
     model = run["model"]
     fns = {"forward": run["forward"], "train": run["train"]}
     extra = {"label": shape.name}
@@ -143,7 +169,9 @@ def run_shape(shape: Shape, repeat: int, warmup: int, use_torch: bool, dtype: st
                "train": run["train"], "torch_train": ref["train"]}
     gemm_list = bench.gemms(model, shape.T, shape.B)
     fns["gemm"] = bench.gemm_program(gemm_list, dtype)
-    meter = LoadMeter().start()
+    if model.workers is not None:
+        run["train"]()                                  # starts the worker processes
+    meter = LoadMeter([p.pid for p in model.workers.procs] if model.workers else ()).start()
     if alone:
         t = {}
         for group in (("forward", "train"), ("gemm",), ("torch_forward", "torch_train")):
@@ -237,6 +265,9 @@ def main(argv=None) -> int:
                          "and would take the other library's core)")
     ap.add_argument("--alone", action="store_true",
                     help="time each implementation in its own block instead of alternating")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="rnndsl shares each batch out to this many processes, one BLAS thread each "
+                         "(rnndsl.parallel); PyTorch keeps its threads")
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = ap.parse_args(argv)
@@ -250,7 +281,7 @@ def main(argv=None) -> int:
     if settle is None:
         settle = 0.1 if not args.no_torch and args.threads != 1 else 0.0
     mode = "each alone, one block after the other" if args.alone else f"alternating, settle {settle:g} s"
-    print(f"threads: {args.threads or 'default'}; dtype {args.dtype}; {mode}; load average "
+    print(f"threads: {args.threads or 'default'}; rnndsl workers: {args.workers}; dtype {args.dtype}; {mode}; load average "
           f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}\n", flush=True)
     results, failed = [], []
     with bench.thread_cap(args.threads):
@@ -261,7 +292,7 @@ def main(argv=None) -> int:
                 repeat, warmup = auto_repeat(shape, args.budget, args.quick, args.repeat,
                                              most=50 if settle else 200)
                 results.append(run_shape(shape, repeat, warmup, not args.no_torch, args.dtype,
-                                         settle=settle, alone=args.alone))
+                                         settle=settle, alone=args.alone, workers=args.workers))
             except Exception as exc:            # a compiler bug in one shape: report, go on
                 print(f"{name}: failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
                 failed.append(name)

@@ -317,28 +317,38 @@ def random_inputs(spec: ir.Model, T: int, B: int, seed: int = 0, dtype="float32"
     arrays = {k: v.astype(dtype) if v.dtype.kind == "f" else v for k, v in batch.items()}
     return arrays, lengths
 
-def prepare(spec_path, T: int, B: int, dims: dict | None = None, dtype="float32", seed: int = 0) -> dict:
+def prepare(spec_path, T: int, B: int, dims: dict | None = None, dtype="float32", seed: int = 0,
+            workers: int = 1) -> dict:
     """Compile a spec and make the two closures to time: forward, forward+backward. They
-    call the emitted module directly (inputs checked once here, not in the timed part)."""
+    call the emitted module directly (inputs checked once here, not in the timed part); with
+    `workers` > 1, through the worker pool (rnndsl.parallel), which shares out each batch."""
+    from .inputs import prepare as check_inputs
     from .pipeline import compile as compile_spec
     model = compile_spec(spec_path, dtype=dtype, dims=dims)
     params = model.init_params(seed)
     arrays, lengths = random_inputs(model.spec, T, B, seed, dtype)
-    model.forward(params, {**arrays, "lengths": lengths})          # checks the inputs once
+    batch = check_inputs(model.spec, {**arrays, "lengths": lengths})        # checks the inputs once
     mod, dt = model.module, model.dtype
     fwd = lambda: mod.forward(params, arrays, lengths, dt)
     train = lambda: mod.backward(params, mod.forward(params, arrays, lengths, dt))
+    if workers > 1:
+        pool = model.use_workers(workers).workers
+        fwd = lambda: pool.step(params, batch, None, None, False)
+        train = lambda: pool.step(params, batch, None, None, True)
     return {"model": model, "params": params, "arrays": arrays, "lengths": lengths,
             "forward": fwd, "train": train}
 
 
 def bench(spec_path, T: int, B: int, dims: dict | None = None, dtype="float32", repeat: int = 10,
-          warmup: int = 2, threads: int | None = None) -> Result:
+          warmup: int = 2, threads: int | None = None, workers: int = 1) -> Result:
     """Time forward and forward+backward of a spec at T steps, batch B (interleaved)."""
-    run = prepare(spec_path, T, B, dims, dtype)
-    with thread_cap(threads):
-        t = interleave({"forward": run["forward"], "train": run["train"]}, repeat, warmup)
+    run = prepare(spec_path, T, B, dims, dtype, workers=workers)
     model = run["model"]
+    try:
+        with thread_cap(threads):
+            t = interleave({"forward": run["forward"], "train": run["train"]}, repeat, warmup)
+    finally:
+        model.close()
     return Result(model.spec.name, T, B, {k: d.value for k, d in model.spec.dims}, str(np.dtype(dtype)),
                   flops(model, T, B), t["forward"], t["train"])
 

@@ -84,6 +84,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--features", choices=("mfcc", "logspec"), default="mfcc",
                    help="speech: MFCCs or a log spectrogram, as many per frame as the spec's frame input")
     t.add_argument("--backend", choices=("numpy",), default="numpy")
+    t.add_argument("--workers", type=_positive, default=1, metavar="N",
+                   help="processes that share each batch, one core each (default 1: this one, "
+                        "with multithreaded BLAS); 2 on a 2-core machine trains an LSTM about 1.2x faster")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_set(t, "override a dim or a training setting, e.g. --set H=128 --set lr=0.01")
     t.set_defaults(run=cmd_train)
@@ -109,9 +112,21 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     b.add_argument("--repeat", type=int, default=10)
     b.add_argument("--threads", type=int, default=None, help="cap BLAS and OpenMP threads (threadpoolctl)")
+    b.add_argument("--workers", type=_positive, default=1, metavar="N",
+                   help="processes that share each batch, one core each (as train --workers)")
     _add_set(b)
     b.set_defaults(run=cmd_bench)
     return p
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number, 1 or more, got {text!r}")
+    return value
 
 
 def _add_set(p: argparse.ArgumentParser, text: str = "override a dim, e.g. --set H=128 (repeatable)") -> None:
@@ -239,8 +254,9 @@ def cmd_train(args) -> int:
     elif args.spec is None:
         raise SpecError.at(None, "train needs a SPEC (or --resume RUN)", "for example: rnndsl train specs/char_rnn.yaml")
     try:
-        run = train.resume(args.resume, args.quiet) if args.resume else train.train(
-            args.spec, args.data, args.out, parse_settings(args.set), args.backend, args.quiet, args.overwrite)
+        run = train.resume(args.resume, args.quiet, args.workers) if args.resume else train.train(
+            args.spec, args.data, args.out, parse_settings(args.set), args.backend, args.quiet, args.overwrite,
+            loader={"level": args.level, "features": args.features}, workers=args.workers)
     except train.Interrupted as stop:
         print(f"rnndsl: interrupted; the checkpoint holds every finished step: continue with --resume {stop.run}",
               file=sys.stderr)
@@ -312,8 +328,9 @@ def _run_info(run):
 def cmd_bench(args) -> int:
     from . import bench
     result = bench.bench(args.spec, args.steps, args.batch, parse_settings(args.set) or None,
-                         args.dtype, args.repeat, threads=args.threads)
-    print(bench.report([result], f"{args.spec}: T={args.steps} B={args.batch} {args.dtype}"))
+                         args.dtype, args.repeat, threads=args.threads, workers=args.workers)
+    workers = f" {args.workers} workers" if args.workers > 1 else ""
+    print(bench.report([result], f"{args.spec}: T={args.steps} B={args.batch} {args.dtype}{workers}"))
     print("for a same-run comparison with PyTorch at the standard shapes: python benchmarks/run.py")
     return 0
 

@@ -28,6 +28,22 @@ class CompiledModel:
     def __init__(self, spec: ir.Model, program: Program, source: str, module, dtype: str):
         self.spec, self.program, self.source, self.module = spec, program, source, module
         self.dtype = np.dtype(dtype)
+        self.workers = None
+
+    def use_workers(self, count: int) -> "CompiledModel":
+        """Run loss_and_grad and step on `count` processes, this one included, each with its
+        share of the batch and one BLAS thread (rnndsl.parallel); 1 runs everything here."""
+        self.close()
+        if count > 1:
+            from .parallel import Workers
+            self.workers = Workers(self, count)
+        return self
+
+    def close(self) -> None:
+        """Stop the worker processes, if any."""
+        if self.workers is not None:
+            self.workers.close()
+            self.workers = None
 
     def init_params(self, seed: int = 0) -> dict:
         return init_params(self.spec, seed, self.dtype)
@@ -49,10 +65,8 @@ class CompiledModel:
     def loss_and_grad(self, params: dict, inputs: dict, truncate: int | None = None) -> tuple:
         """The mean loss over the batch and its gradient for every parameter; `truncate`
         cuts the gradient of each recurrence at windows of that many steps."""
-        batch = prepare(self.spec, inputs)
-        tape = self.module.forward(self._params(params), batch.arrays, batch.lengths, self.dtype)
-        grads = self.module.backward(self._params(params), tape, truncate)
-        return tape["total_loss"], {k: np.asarray(v, self.dtype) for k, v in grads.items()}
+        result = self.step(params, inputs, truncate=truncate)
+        return result.loss, result.grads
 
     def step(self, params: dict, inputs: dict, carry: dict | None = None, truncate: int | None = None,
              grad: bool = True) -> Step:
@@ -60,6 +74,9 @@ class CompiledModel:
         window's `final`): truncated BPTT over a stream cut into windows."""
         batch = prepare(self.spec, inputs)
         params = self._params(params)
+        if self.workers is not None:
+            loss, losses, grads, final = self.workers.step(params, batch, carry, truncate, grad)
+            return Step(loss, losses, {k: np.asarray(v, self.dtype) for k, v in grads.items()}, final)
         tape = self.module.forward(params, batch.arrays, batch.lengths, self.dtype, carry)
         grads = self.module.backward(params, tape, truncate) if grad else {}
         return Step(tape["total_loss"], tape["loss"], {k: np.asarray(v, self.dtype) for k, v in grads.items()},

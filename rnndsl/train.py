@@ -345,20 +345,28 @@ def _progress_bar(total: int, done: int, quiet: bool, name: str):
 # ---- entry points --------------------------------------------------------------------------------
 
 def train(spec_path, data_path=None, out=None, sets: dict | None = None, backend: str = "numpy",
-          quiet: bool = False, overwrite: bool = False, loader: dict | None = None) -> Path:
+          quiet: bool = False, overwrite: bool = False, loader: dict | None = None, workers: int = 1) -> Path:
     """A new run; returns its directory. `overwrite` replaces a run already in `out`;
-    `loader` picks how data is read: {"level": "char"|"word", "features": "mfcc"|"logspec"}."""
+    `loader` picks how data is read: {"level": "char"|"word", "features": "mfcc"|"logspec"};
+    `workers` processes share each batch (rnndsl.parallel; the result is the same up to rounding)."""
     job = prepare(spec_path, data_path, sets, backend, loader=loader)
     run = Path(out) if out else Path("runs") / f"{job.model.spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     if overwrite:
         rundir.clear(run)
     rundir.create(run, _resolved_spec(job), job.info)
-    trainer = Trainer(job, run, quiet)
-    trainer.fit()
+    _fit(Trainer(job, run, quiet), workers)
     return run
 
 
-def resume(run, quiet: bool = False) -> Path:
+def _fit(trainer: "Trainer", workers: int) -> None:
+    trainer.job.model.use_workers(workers)
+    try:
+        trainer.fit()
+    finally:
+        trainer.job.model.close()
+
+
+def resume(run, quiet: bool = False, workers: int = 1) -> Path:
     """Continue a run exactly where its checkpoint stopped."""
     run = Path(run)
     info = rundir.read_info(run)
@@ -368,7 +376,7 @@ def resume(run, quiet: bool = False) -> Path:
     job = prepare(str(run / rundir.SPEC), data_path, info["dims"], info.get("backend", "numpy"), info, settings)
     trainer = Trainer(job, run, quiet)
     trainer.restore(checkpoint.load(run / rundir.CHECKPOINT, job.model.spec))
-    trainer.fit()
+    _fit(trainer, workers)
     return run
 
 

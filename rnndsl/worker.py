@@ -1,0 +1,114 @@
+"""A worker process of rnndsl.parallel, and the message format both sides speak.
+
+Run as a script (`python rnndsl/worker.py`), so that it imports NumPy and nothing of rnndsl:
+it holds one emitted module and runs its forward and backward passes on the share of each
+batch it is sent, with one BLAS thread (the parent sets the environment). It reads requests
+from stdin and answers on stdout, one at a time; it exits when stdin closes, so it never
+outlives its parent. Ctrl-C goes to the parent alone, which then closes the pipes.
+
+A message is an 8-byte little-endian header length, a JSON header, and the raw bytes of the
+arrays the header lists as [key, dtype, shape]. No pickle: a message can only carry numbers.
+"""
+import json
+import os
+import signal
+import struct
+import sys
+import time
+import traceback
+
+import numpy as np
+
+_KINDS = "biuf"          # bool, ints, floats: the only dtypes a message may carry
+
+
+def send(stream, header: dict, arrays: dict | None = None) -> None:
+    arrays = {k: np.ascontiguousarray(v) for k, v in (arrays or {}).items()}
+    head = dict(header, arrays=[[k, a.dtype.str, list(a.shape)] for k, a in arrays.items()])
+    text = json.dumps(head).encode()
+    stream.write(struct.pack("<Q", len(text)) + text)
+    for a in arrays.values():
+        stream.write(memoryview(a).cast("B") if a.size else b"")
+    stream.flush()
+
+
+def recv(stream) -> tuple:
+    """(header, {key: array}); EOFError when the other side has gone."""
+    size = _read(stream, 8)
+    header = json.loads(_read(stream, struct.unpack("<Q", size)[0]))
+    arrays = {}
+    for key, dtype, shape in header.pop("arrays"):
+        dtype = np.dtype(dtype)
+        if dtype.kind not in _KINDS:
+            raise ValueError(f"message array {key} has dtype {dtype}; only numbers travel")
+        a = np.empty(shape, dtype)
+        view = memoryview(a).cast("B") if a.size else memoryview(b"")
+        got = 0
+        while got < len(view):
+            n = stream.readinto(view[got:])
+            if not n:
+                raise EOFError("the other side closed the pipe mid-message")
+            got += n
+        arrays[key] = a
+    return header, arrays
+
+
+def _read(stream, n: int) -> bytes:
+    data = stream.read(n)
+    if len(data) < n:
+        raise EOFError("the other side closed the pipe")
+    return data
+
+
+def split(arrays: dict) -> dict:
+    """{"p:W": a, "i:x": b} -> {"p": {"W": a}, "i": {"x": b}}."""
+    parts: dict = {}
+    for key, a in arrays.items():
+        kind, name = key.split(":", 1)
+        parts.setdefault(kind, {})[name] = a
+    return parts
+
+
+def run(module: dict, header: dict, arrays: dict) -> tuple:
+    """One share of a batch: forward (and backward); the answer message."""
+    parts = split(arrays)
+    params, inputs, lengths = parts.get("p", {}), parts.get("i", {}), parts.get("l", {})
+    carry = parts.get("c") or None
+    tape = module["forward"](params, inputs, lengths, np.dtype(header["dtype"]), carry)
+    out = {"losses": np.asarray(tape["loss"])}
+    out.update({f"f:{k}": v for k, v in tape["final"].items()})
+    if header["grad"]:
+        out.update({f"g:{k}": v for k, v in module["backward"](params, tape, header["truncate"]).items()})
+    return {"loss": float(tape["total_loss"])}, out
+
+
+def main() -> int:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        serve(sys.stdin.buffer, sys.stdout.buffer)
+    except (EOFError, BrokenPipeError):          # the parent has gone or given up on this answer
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())    # nothing left to flush at exit
+    return 0
+
+
+def serve(stdin, stdout) -> None:
+    module: dict = {}
+    while True:
+        header, arrays = recv(stdin)
+        try:
+            if header["op"] == "load":
+                module = {}
+                exec(compile(header["source"], header.get("name", "<rnndsl model>"), "exec"), module)
+                send(stdout, {"ok": True})
+            else:
+                start = time.perf_counter()
+                answer, out = run(module, header, arrays)
+                send(stdout, dict(answer, seconds=time.perf_counter() - start), out)
+        except BrokenPipeError:
+            raise
+        except Exception as e:          # the parent raises it with the worker's traceback
+            send(stdout, {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()})
+
+
+if __name__ == "__main__":
+    sys.exit(main())
