@@ -219,6 +219,16 @@ def test_a_second_ctrl_c_stops_at_once_without_a_checkpoint(tmp_path, lm_text, m
     assert calls[0] == 5 * 2 + 3 and not (tmp_path / "run" / rundir.CHECKPOINT).exists()
 
 
+def test_level_word_reaches_the_loader_and_is_kept_for_resume(tmp_path, lm_text, capsys):
+    code, out, err = cli(capsys, "train", CHAR_RNN, "--data", lm_text, "--out", tmp_path / "run", "--quiet",
+                         "--level", "word", *LM_SETS, "--set", "steps=2")
+    assert code == 0, err
+    info = rundir.read_info(tmp_path / "run")
+    assert info["loader"]["level"] == "word"
+    words = set(lm_text.read_text().split())
+    assert words <= set(data.Vocab.from_json(info["vocab"]).symbols)
+
+
 def test_minibatches_are_padded_with_lengths_and_bucketed_when_asked(tmp_path):
     reviews = write_reviews(tmp_path / "reviews.npz", n=60)
     padding = {}
