@@ -13,7 +13,8 @@ from pathlib import Path
 import networkx as nx
 
 from . import ir, timegraph
-from .errors import SpecError
+from .errors import DataError, SpecError
+from .ops import Kind
 from .pipeline import load_spec
 from .unroll import unroll
 
@@ -98,6 +99,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--temperature", type=float, default=None,
                    help="0 is greedy (default: the spec's generate: temperature, else 1)")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--from", dest="source", metavar="PATH",
+                   help="condition on an example of this data file (in the run's format): its image, its "
+                        "source sentence, whatever the spec reads off the generated axis")
+    s.add_argument("--index", type=int, default=0, metavar="N", help="which example of --from (from 0)")
     s.set_defaults(run=cmd_sample)
 
     e = sub.add_parser("eval", help="loss and the metrics that fit the spec on a data set")
@@ -296,9 +301,33 @@ def cmd_sample(args) -> int:
     stop = vocab.index(gen.stop) if gen and gen.stop and gen.stop in vocab else None
     length = args.length if args.length is not None else (gen.max_len if gen else 50)
     temperature = args.temperature if args.temperature is not None else (gen.temperature if gen else 1.0)
-    ids = generate.generate(model, params, vocab.encode(prime), length, temperature, args.seed, stop=stop)
+    context = {}
+    if args.source is not None and gen is not None and gen.feed:
+        context, reference = _example(args.run_dir, args.source, args.index, model.spec, info)
+        if reference is not None:
+            print(f"example {args.index} of {args.source}; its own: {vocab.decode(list(reference))}", file=sys.stderr)
+    ids = generate.generate(model, params, vocab.encode(prime), length, temperature, args.seed, context, stop)
     print(vocab.decode(list(vocab.encode(prime)) + list(ids)))
     return 0
+
+
+def _example(run_dir, path, index: int, spec: ir.Model, info: dict) -> tuple:
+    """(context, reference) of example `index` of a data file read as the run reads data: the
+    inputs off the generated axis (an image, a source sentence) condition the generation; the
+    index input on that axis other than the fed one (the target) is shown for comparison."""
+    from . import optim, train
+    job = train.prepare(str(Path(run_dir) / "spec.yaml"), path, info["dims"], info.get("backend", "numpy"), info,
+                        optim.Settings(**info["settings"]), hold_out=False)
+    examples = job.train.examples
+    if not 0 <= index < len(examples):
+        raise DataError(f"{path} has {len(examples)} examples; --index {index} is not one of them",
+                        "--index counts from 0")
+    fed = spec.generate.feed[0][0]
+    axis = next(i.axis for i in spec.inputs if i.name == fed)
+    example = examples[index]
+    context = {i.name: example[i.name] for i in spec.inputs if i.axis != axis}
+    targets = [i.name for i in spec.inputs if i.axis == axis and i.name != fed and i.type.kind is Kind.INDEX]
+    return context, (example[targets[0]] if len(targets) == 1 else None)
 
 
 def cmd_eval(args) -> int:

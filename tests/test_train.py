@@ -585,3 +585,30 @@ def test_a_killed_process_never_leaves_a_half_written_checkpoint(lm_text, tmp_pa
     assert code == 0, err
     assert checkpoint.load(run / rundir.CHECKPOINT).meta["step"] == 8
     assert not [p.name for p in run.iterdir() if p.name.endswith(".tmp")]     # the leftover is gone
+
+
+def write_two_digits(path, n: int = 40, seed: int = 0):
+    """8x8 images of two 'digits' a captioning model can tell apart: 0 lights the left half,
+    1 the right half, with noise."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 2
+    images = 0.2 * rng.random((n, 8, 8))
+    for i, k in enumerate(labels):
+        images[i, :, 4 * k:4 * k + 4] += 0.8
+    np.savez(path, images=images.astype(np.float32), labels=labels)
+    return path
+
+
+def test_sample_from_an_example_captions_its_image(tmp_path, capsys):
+    digits = write_two_digits(tmp_path / "digits.npz")
+    code, out, err = cli(capsys, "train", ROOT / "specs/captioning.yaml", "--data", digits, "--out", tmp_path / "cap",
+                         "--quiet", "--set", "H=16", "--set", "lr=0.02", "--set", "batch=8", "--set", "epochs=25")
+    assert code == 0, err
+    for index, word in ((0, "zero"), (1, "one"), (2, "zero"), (3, "one")):
+        code, out, err = cli(capsys, "sample", tmp_path / "cap", "--from", digits, "--index", index,
+                             "--temperature", "0")
+        assert code == 0, err
+        assert out.strip() == f"<start> {word} <end>"
+        assert f"example {index} of {digits}; its own: {word} <end>" in err
+    code, out, err = cli(capsys, "sample", tmp_path / "cap", "--from", digits, "--index", 40)
+    assert code == 1 and "has 40 examples; --index 40 is not one of them" in err
