@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from .backends import numpy_runtime
 from .worker import recv, send
 
 _WORKER = Path(__file__).with_name("worker.py")
@@ -66,6 +67,8 @@ class Workers:
 
     def _start(self, n: int) -> None:
         env = dict(os.environ, **_ONE_THREAD)
+        if os.environ.get("RNNDSL_KEEP_MEMORY", "1") != "0":
+            env.update(numpy_runtime.KEEP_MEMORY_ENV)
         new = [subprocess.Popen([sys.executable, str(_WORKER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 env=env) for _ in range(n - len(self.procs))]
         self.procs += new
