@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import rnndsl
-from rnndsl import data, inputs
+from rnndsl import audio, data, inputs
 from rnndsl.data import DataError
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
@@ -165,26 +165,26 @@ def test_load_wav_errors(tmp_path):
 
 
 def test_log_spectrogram_peaks_at_the_tone():
-    spec_ = data.log_spectrogram(tone(1000, 1.0), RATE)       # 1000 Hz / (16000 / 512) = bin 32
+    spec_ = audio.log_spectrogram(tone(1000, 1.0), RATE)       # 1000 Hz / (16000 / 512) = bin 32
     assert spec_.shape == (1 + (RATE - 400) // 160, 257)
     assert np.argmax(spec_.mean(0)) == 32
-    assert data.log_spectrogram(tone(1000, 1.0), RATE, n_bins=32).shape == (98, 32)
-    assert data.log_spectrogram(np.zeros(100), RATE).shape == (1, 257)   # short: one padded frame
-    assert np.isfinite(data.log_spectrogram(np.zeros(100), RATE)).all()
+    assert audio.log_spectrogram(tone(1000, 1.0), RATE, n_bins=32).shape == (98, 32)
+    assert audio.log_spectrogram(np.zeros(100), RATE).shape == (1, 257)   # short: one padded frame
+    assert np.isfinite(audio.log_spectrogram(np.zeros(100), RATE)).all()
 
 
 def test_mfcc_and_its_parts():
-    assert data.mfcc(tone(300, 0.5), RATE).shape == (48, 13)
-    bank = data.mel_filterbank(26, 512, RATE)
+    assert audio.mfcc(tone(300, 0.5), RATE).shape == (48, 13)
+    bank = audio.mel_filterbank(26, 512, RATE)
     assert bank.shape == (26, 257) and (bank.max(1) > 0.5).all()
     assert (np.diff(bank.argmax(1)) >= 0).all()                   # filters rise in frequency
     x = np.random.default_rng(0).normal(size=(3, 8))
     cos = lambda k, m: np.cos(np.pi * k * (2 * m + 1) / 16)
     loop = [[sum(r[m] * cos(k, m) for m in range(8)) for k in range(8)] for r in x]
     scale = np.sqrt(2 / 8) * np.array([np.sqrt(0.5)] + [1] * 7)
-    assert np.allclose(data.dct2(x, 8), np.array(loop) * scale)
-    assert np.allclose(np.linalg.norm(data.dct2(x, 8), axis=1), np.linalg.norm(x, axis=1))
-    low, high = data.mfcc(tone(300, 0.5), RATE), data.mfcc(tone(3000, 0.5), RATE)
+    assert np.allclose(audio.dct2(x, 8), np.array(loop) * scale)
+    assert np.allclose(np.linalg.norm(audio.dct2(x, 8), axis=1), np.linalg.norm(x, axis=1))
+    low, high = audio.mfcc(tone(300, 0.5), RATE), audio.mfcc(tone(3000, 0.5), RATE)
     assert not np.allclose(low, high)
 
 
