@@ -1,16 +1,20 @@
 """Generation with feedback, as a spec's `generate:` section says: the sampled output
 becomes the next input (`feed: {x: y}` means x[t] := sample(y[t-1])).
 
-Each new step re-runs the compiled forward pass on the sequence so far, so it works for
-every spec (several axes, static inputs, bidirectional parts) at a cost quadratic in the
-length, which is small for the lengths sampled interactively.
+Where the output reads the generated axis only at the current step and, through carried
+recurrences, at the step before (a char-RNN, an LSTM language model), generation runs the
+prime once and then one step at a time from the carried state: linear in the length. Any other
+spec (a lookahead or a window over past inputs, a backward chain, a reduction over the axis, a
+state started from a computed value) re-runs the forward pass on the whole sequence so far for
+each new symbol, which is right for every spec and quadratic in the length.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from . import kernels
+from . import ir, kernels
 from .errors import DataError
+from .inputs import prepare
 from .ops import Kind
 
 
@@ -28,19 +32,60 @@ def generate(model, params: dict, prime: list, length: int, temperature: float =
     feed_input, output = gen.feed[0]
     rng = np.random.default_rng(seed)
     seq = [int(i) for i in prime]
+    carried = stepwise(model.spec, feed_input, output)
+    scores, carry = _scores(model, params, feed_input, output, seq, context or {}, carried)
     for _ in range(length):
-        scores = _last_scores(model, params, feed_input, output, seq, context or {})
         nxt = int(kernels.sample(np, scores, rng, temperature))
         seq.append(nxt)
-        if stop is not None and nxt == stop:
+        if stop is not None and nxt == stop or len(seq) - len(prime) == length:
             break
+        if carry is not None:            # one step from the carried state
+            scores, carry = _scores(model, params, feed_input, output, [nxt], context or {}, carried, carry)
+        else:
+            scores, _ = _scores(model, params, feed_input, output, seq, context or {}, None)
     return seq[len(prime):]
 
 
-def _last_scores(model, params: dict, feed_input: str, output: str, seq: list, context: dict) -> np.ndarray:
-    inputs = _batch_of_one(model.spec, feed_input, seq, context)
-    values = model.forward(params, inputs)[output]
-    return np.asarray(values[len(seq) - 1, 0], np.float64)
+def _scores(model, params: dict, feed_input: str, output: str, seq: list, context: dict,
+            carried: set | None, carry: dict | None = None) -> tuple:
+    """The output's scores at the last step of `seq` and, when `carried` names the recurrences
+    to carry (all of them present in the module's final states), the carry for the next step."""
+    batch = prepare(model.spec, _batch_of_one(model.spec, feed_input, seq, context))
+    tape = model.module.forward(model._params(params), batch.arrays, batch.lengths, model.dtype, carry)
+    scores = np.asarray(tape[output][len(seq) - 1, 0], np.float64)
+    if carried is None or not carried <= set(tape["final"]):
+        return scores, None
+    return scores, {name: tape["final"][name] for name in carried}
+
+
+def stepwise(spec: ir.Model, feed_input: str, output: str) -> set | None:
+    """The recurrences to carry when `output` can be generated one step at a time along the fed
+    input's axis (every value it needs there read at the current step, or at the step before
+    for a recurrence); None when it cannot."""
+    axis = next(i.axis for i in spec.inputs if i.name == feed_input)
+    axes = {e.name: e.axis for e in spec.equations} | {i.name: i.axis for i in spec.inputs}
+    equations = {e.name: e for e in spec.equations}
+    carried, seen, todo = set(), set(), [output]
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in equations:
+            continue
+        seen.add(name)
+        for node in ir.walk(equations[name].expr):
+            if isinstance(node, ir.Reduce) and node.over == axis:
+                return None
+            var = getattr(node, "var", None)
+            if var is None:
+                continue
+            if axes.get(var) == axis:
+                if not isinstance(node, ir.Read) or node.offset not in (0, -1):
+                    return None                  # a lookahead, a window, an absolute step, a whole sequence
+                if node.offset == -1:
+                    if var == feed_input:
+                        return None
+                    carried.add(var)
+            todo.append(var)
+    return carried
 
 
 def _batch_of_one(spec, feed_input: str, seq: list, context: dict) -> dict:
