@@ -487,7 +487,29 @@ def bind(model: ir.Model, dataset: Dataset, length: int | None = None) -> Bound:
     if dataset.kind == "text":
         return _bind_text(model, dataset, length or dict(model.train).get("bptt", DEFAULT_BPTT))
     binders = {"speech": _bind_speech, "images": _bind_images, "arrays": _bind_arrays}
-    return binders[dataset.kind](model, dataset)
+    bound = binders[dataset.kind](model, dataset)
+    _check_class_indices(model, dataset, bound)
+    return bound
+
+
+def _check_class_indices(model: ir.Model, dataset: Dataset, bound: Bound) -> None:
+    """Every class index of every example within its input's classes, checked before training
+    starts (a bad label deep in a file would otherwise stop the run at its batch). Examples are
+    numbered as `dataset` holds them: bind a whole file to name its rows."""
+    for inp in model.inputs:
+        if inp.type.classes is None:
+            continue
+        n = inp.type.classes.value
+        for i, e in enumerate(bound.examples):
+            values = np.asarray(e[inp.name])
+            bad = values[(values < 0) | (values >= n)]
+            if bad.size:
+                big = max(int(np.asarray([np.max(x[inp.name]) for x in bound.examples]).max()), n - 1)
+                name = inp.type.classes.name
+                hint = (f"use --set {name}={big + 1} (the largest index in the file is {big})"
+                        if bad.max() >= n and name else "class indices count from 0")
+                raise DataError(f"{dataset.source or model.name}: {inp.name} of example {i} holds class "
+                                f"{int(bad[0])}; {model.name} declares {n} classes, 0 to {n - 1}", hint)
 
 
 def _describe(inp: ir.Input) -> str:

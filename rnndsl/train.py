@@ -92,8 +92,10 @@ def prepare(spec_path, data_path=None, sets: dict | None = None, backend: str = 
     dims = {**_dims_from_data(spec, dataset, info), **dims}
     model = compile_spec(spec_path, backend=backend, dims=dims or None)
     settings = settings or optim.settings_from(model.spec.train, train_sets)
-    train_part, valid_part = _split(dataset, settings) if hold_out else (dataset, None)
     bptt = settings.bptt or data.DEFAULT_BPTT
+    if hold_out:
+        data.bind(model.spec, dataset, bptt)           # checks the whole file, its rows numbered as in it
+    train_part, valid_part = _split(dataset, settings) if hold_out else (dataset, None)
     text = read_text(spec_path).text if not (isinstance(spec_path, str) and "\n" in spec_path) else spec_path
     # the data's absolute path: --resume and eval may run from another folder
     record = {"spec": str(spec_path), "data": str(Path(data_path).resolve()) if data_path else "<embedded hello>",

@@ -392,6 +392,22 @@ def test_bad_train_input(files, capsys, args, message):
     assert not (files / "run" / rundir.CHECKPOINT).exists()
 
 
+@pytest.mark.parametrize("label, message, hint", [
+    (12, "label of example 7 holds class 12; sentiment declares 2 classes, 0 to 1",
+     "use --set K=13 (the largest index in the file is 12)"),
+    (-3, "label of example 7 holds class -3; sentiment declares 2 classes, 0 to 1", "class indices count from 0"),
+])
+def test_a_class_index_outside_the_spec_is_found_before_training(tmp_path, capsys, label, message, hint):
+    reviews = write_reviews(tmp_path / "reviews.npz")
+    arrays = dict(np.load(reviews))
+    arrays["label"][7] = label
+    np.savez(reviews, **arrays)
+    code, out, err = cli(capsys, "train", SENTIMENT, "--data", reviews, "--out", tmp_path / "run", "--quiet",
+                         "--set", "V=6", "--set", "K=2")
+    assert code == 1 and f"{reviews}: {message}" in err and hint in err
+    assert not (tmp_path / "run" / rundir.CHECKPOINT).exists()
+
+
 def test_out_that_is_a_file(files, capsys):
     for out in (files / "t.txt", files / "t.txt" / "run"):
         code, _, err = cli(capsys, "train", CHAR_RNN, "--out", out, "--quiet")
