@@ -1,6 +1,7 @@
 """Loading emitted modules: compiled once per source text, registered with linecache so
 tracebacks and pdb show the generated code. Loading one also asks glibc to keep freed memory
-(keep_freed_memory), which the emitted code's speed depends on."""
+(keep_freed_memory), which the emitted code's speed depends on, and installs the optional
+float32 kernels of rnndsl.accel."""
 from __future__ import annotations
 
 import ctypes
@@ -9,6 +10,8 @@ import linecache
 import os
 import platform
 import types
+
+from .. import accel
 
 _CACHE: dict = {}
 
@@ -27,6 +30,7 @@ def load(source: str, name: str) -> types.ModuleType:
         module = types.ModuleType(f"rnndsl_generated_{name}")
         module.__file__ = filename
         exec(compile(source, filename, "exec"), module.__dict__)     # generated code only
+        accel.install(module)                    # float32 tanh/sigmoid compiled, when numba is there
         _CACHE[key] = module
     return module
 

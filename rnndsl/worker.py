@@ -82,6 +82,15 @@ def run(module: dict, header: dict, arrays: dict) -> tuple:
     return {"loss": float(tape["total_loss"])}, out
 
 
+def _accel():
+    """rnndsl/accel.py, loaded by path (this process imports nothing of the rnndsl package)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("rnndsl_accel", os.path.join(os.path.dirname(__file__), "accel.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
@@ -99,6 +108,7 @@ def serve(stdin, stdout) -> None:
             if header["op"] == "load":
                 module = {}
                 exec(compile(header["source"], header.get("name", "<rnndsl model>"), "exec"), module)
+                _accel().install(module)
                 send(stdout, {"ok": True})
             else:
                 start = time.perf_counter()

@@ -1,0 +1,114 @@
+"""The optional float32 kernels (rnndsl.accel, numba): as accurate as float32 allows, NaN and
+infinities handled, float64 untouched, and a whole model's float32 results unchanged within
+float32 rounding."""
+import numpy as np
+import pytest
+
+import rnndsl
+from rnndsl import accel, kernels
+from rnndsl.inputs import random_batch
+
+from conftest import ROOT
+
+pytest.importorskip("numba")
+
+
+@pytest.fixture(scope="module")
+def ufuncs():
+    return accel.compiled()
+
+
+def grid() -> np.ndarray:
+    dense = np.linspace(-12, 12, 200001)
+    tails = np.array([-1e30, -100, -20, -9, -1e-3, -1e-20, 0.0, 1e-20, 1e-3, 9, 20, 100, 1e30])
+    return np.concatenate([dense, tails]).astype(np.float32)
+
+
+def test_tanh_and_sigmoid_are_within_float32_resolution(ufuncs):
+    x = grid()
+    exact = np.tanh(x.astype(np.float64))
+    assert np.abs(ufuncs["tanh"](x) - exact).max() < 3e-7
+    small = np.abs(x) < 1e-3
+    np.testing.assert_allclose(ufuncs["tanh"](x[small]), exact[small], rtol=1e-6)     # odd, exact near 0
+    with np.errstate(over="ignore"):
+        sig = 1 / (1 + np.exp(-x.astype(np.float64)))
+    assert np.abs(ufuncs["sigmoid"](x) - sig).max() < 2e-7
+
+
+def test_nan_stays_nan_and_infinities_go_to_the_limits(ufuncs):
+    x = np.array([np.nan, np.inf, -np.inf], np.float32)
+    for name, limits in (("tanh", [1, -1]), ("sigmoid", [1, 0])):
+        y = ufuncs[name](x)
+        assert np.isnan(y[0]) and np.allclose(y[1:], limits, atol=1e-7), name
+
+
+def test_the_vjps_match_numpy(ufuncs):
+    rng = np.random.default_rng(0)
+    y, dy = rng.uniform(-1, 1, (2, 50, 70)).astype(np.float32)
+    for name in ("tanh_vjp", "sigmoid_vjp"):
+        np.testing.assert_allclose(ufuncs[name](y, dy), getattr(kernels, name)(np, y, dy), rtol=1e-6, atol=1e-7)
+
+
+def test_out_writes_into_strided_views(ufuncs):
+    a = np.random.default_rng(1).standard_normal((16, 1024)).astype(np.float32)
+    out = np.zeros((16, 1024), np.float32)
+    ufuncs["tanh"](a[:, :768], out=out[:, 256:])
+    np.testing.assert_allclose(out[:, 256:], np.tanh(a[:, :768]), atol=3e-7)
+    assert not out[:, :256].any()
+
+
+def installed(path: str, dtype: str):
+    """(accelerated model, a plain copy of its module) for one spec."""
+    model = rnndsl.compile(path, dtype=dtype)
+    assert type(model.module.xp).__name__ == "ArrayModule"
+    plain: dict = {}
+    exec(compile(model.source, "<plain>", "exec"), plain)
+    return model, plain
+
+
+@pytest.mark.parametrize("name", ["lstm", "birnn", "captioning"])
+def test_a_float32_model_gives_the_same_results_within_rounding(name):
+    model, plain = installed(str(ROOT / "specs" / f"{name}.yaml"), "float32")
+    params = model.init_params(2)
+    batch = random_batch(model.spec, 6, 3, seed=4)
+    from rnndsl.inputs import prepare
+    b = prepare(model.spec, batch)
+    fast = model.module.forward(params, b.arrays, b.lengths, np.float32)
+    slow = plain["forward"](params, b.arrays, b.lengths, np.float32)
+    assert fast["total_loss"] == pytest.approx(slow["total_loss"], rel=1e-5)
+    gf, gs = model.module.backward(params, fast), plain["backward"](params, slow)
+    for k in gs:
+        scale = max(np.abs(gs[k]).max(), 1e-3)
+        np.testing.assert_allclose(gf[k], gs[k], atol=2e-5 * scale, err_msg=k)
+
+
+def test_float64_is_untouched():
+    model, plain = installed(str(ROOT / "specs" / "lstm.yaml"), "float64")
+    params = model.init_params(0)
+    from rnndsl.inputs import prepare
+    b = prepare(model.spec, random_batch(model.spec, 5, 2, seed=0))
+    fast = model.module.forward(params, b.arrays, b.lengths, np.float64)
+    slow = plain["forward"](params, b.arrays, b.lengths, np.float64)
+    assert fast["total_loss"] == slow["total_loss"]
+    gf, gs = model.module.backward(params, fast), plain["backward"](params, slow)
+    assert all(np.array_equal(gf[k], gs[k]) for k in gs)
+
+
+def test_accel_can_be_turned_off(monkeypatch):
+    monkeypatch.setenv("RNNDSL_ACCEL", "0")
+    space = {"xp": np, "sigmoid": kernels.sigmoid}
+    assert accel.install(space) is False and space == {"xp": np, "sigmoid": kernels.sigmoid}
+
+
+def test_workers_use_the_kernels_too():
+    model = rnndsl.compile(str(ROOT / "specs" / "lstm.yaml"), dtype="float32")
+    params = model.init_params(1)
+    batch = random_batch(model.spec, 6, 4, seed=2)
+    here = model.step(params, batch)
+    try:
+        shared = model.use_workers(2).step(params, batch)
+    finally:
+        model.close()
+    assert shared.loss == pytest.approx(here.loss, rel=1e-6)
+    for k in here.grads:
+        np.testing.assert_allclose(shared.grads[k], here.grads[k], rtol=1e-4, atol=1e-6, err_msg=k)
