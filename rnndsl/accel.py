@@ -16,6 +16,7 @@ numba when present), so worker processes load it by path. RNNDSL_ACCEL=0 turns i
 """
 import importlib.util
 import os
+import warnings
 
 import numpy as np
 
@@ -51,27 +52,37 @@ def enabled() -> bool:
 
 
 def compiled() -> dict:
-    """{"tanh": ufunc, "sigmoid": ufunc} over float32, compiled on first use: about 1 s the
-    first time on a machine, 0.8 s from numba's disk cache in later processes."""
+    """{"tanh", "sigmoid", "tanh_vjp", "sigmoid_vjp": ufunc} over float32, compiled on first use:
+    about 1 s the first time on a machine, 0.8 s from numba's disk cache in later processes.
+    Empty, with one warning, if numba fails (then NumPy does the work)."""
     if not _COMPILED:
-        import numba
-        options = {"fastmath": {"contract"}, "cache": True}
-        tanh = numba.njit(error_model="numpy", **options)(_tanh)
+        try:
+            _COMPILED.update(_compile())
+        except Exception as e:           # a numba that does not work with this NumPy, a read-only cache
+            warnings.warn(f"rnndsl.accel: numba could not compile the float32 kernels ({type(e).__name__}: "
+                          f"{e}); using NumPy's. Set RNNDSL_ACCEL=0 to skip trying.", RuntimeWarning, stacklevel=3)
+            _COMPILED["failed"] = True
+    return {} if "failed" in _COMPILED else _COMPILED
 
-        def sigmoid(v):
-            return np.float32(0.5) + np.float32(0.5) * tanh(np.float32(0.5) * v)
 
-        def tanh_vjp(y, dy):                   # one pass where NumPy takes three
-            return dy * (np.float32(1.0) - y * y)
+def _compile() -> dict:
+    import numba
+    options = {"fastmath": {"contract"}, "cache": True}
+    tanh = numba.njit(error_model="numpy", **options)(_tanh)
 
-        def sigmoid_vjp(y, dy):
-            return dy * y * (np.float32(1.0) - y)
-        unary, binary = ["float32(float32)"], ["float32(float32, float32)"]
-        _COMPILED.update(tanh=numba.vectorize(unary, **options)(_tanh),
-                         sigmoid=numba.vectorize(unary, **options)(sigmoid),
-                         tanh_vjp=numba.vectorize(binary, **options)(tanh_vjp),
-                         sigmoid_vjp=numba.vectorize(binary, **options)(sigmoid_vjp))
-    return _COMPILED
+    def sigmoid(v):
+        return np.float32(0.5) + np.float32(0.5) * tanh(np.float32(0.5) * v)
+
+    def tanh_vjp(y, dy):                   # one pass where NumPy takes three
+        return dy * (np.float32(1.0) - y * y)
+
+    def sigmoid_vjp(y, dy):
+        return dy * y * (np.float32(1.0) - y)
+    unary, binary = ["float32(float32)"], ["float32(float32, float32)"]
+    return {"tanh": numba.vectorize(unary, **options)(_tanh),
+            "sigmoid": numba.vectorize(unary, **options)(sigmoid),
+            "tanh_vjp": numba.vectorize(binary, **options)(tanh_vjp),
+            "sigmoid_vjp": numba.vectorize(binary, **options)(sigmoid_vjp)}
 
 
 class ArrayModule:
@@ -84,7 +95,7 @@ class ArrayModule:
 
     @staticmethod
     def tanh(x, out=None):
-        if getattr(x, "dtype", None) == F32 and (out is None or out.dtype == F32):
+        if getattr(x, "dtype", None) == F32 and (out is None or out.dtype == F32) and compiled():
             return compiled()["tanh"](x, out=out)
         return np.tanh(x, out=out)
 
@@ -105,7 +116,8 @@ def install(module) -> bool:
 def _kernel(name: str, plain):
     """The module's kernel `name(xp, *arrays, out=None)`, compiled for float32 arrays."""
     def kernel(xp, *arrays, out=None):
-        if all(getattr(a, "dtype", None) == F32 for a in arrays) and (out is None or out.dtype == F32):
+        if all(getattr(a, "dtype", None) == F32 for a in arrays) and (out is None or out.dtype == F32) \
+                and compiled():
             return compiled()[name](*arrays, out=out)
         return plain(xp, *arrays, out=out)
     kernel.__name__ = kernel.__qualname__ = name

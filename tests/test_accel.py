@@ -112,3 +112,17 @@ def test_workers_use_the_kernels_too():
     assert shared.loss == pytest.approx(here.loss, rel=1e-6)
     for k in here.grads:
         np.testing.assert_allclose(shared.grads[k], here.grads[k], rtol=1e-4, atol=1e-6, err_msg=k)
+
+
+def test_a_numba_that_fails_warns_once_and_numpy_does_the_work(monkeypatch):
+    def broken():
+        raise RuntimeError("no LLVM here")
+    monkeypatch.setattr(accel, "_COMPILED", {})
+    monkeypatch.setattr(accel, "_compile", broken)
+    space = {"xp": np, "sigmoid": kernels.sigmoid}
+    assert accel.install(space)
+    x = np.linspace(-5, 5, 11, dtype=np.float32)
+    with pytest.warns(RuntimeWarning, match="no LLVM here"):
+        y = space["xp"].tanh(x)
+    assert np.array_equal(y, np.tanh(x))
+    np.testing.assert_array_equal(space["sigmoid"](space["xp"], x), kernels.sigmoid(np, x))
