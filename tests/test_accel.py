@@ -126,3 +126,13 @@ def test_a_numba_that_fails_warns_once_and_numpy_does_the_work(monkeypatch):
         y = space["xp"].tanh(x)
     assert np.array_equal(y, np.tanh(x))
     np.testing.assert_array_equal(space["sigmoid"](space["xp"], x), kernels.sigmoid(np, x))
+
+
+def test_scalars_and_other_dtypes_go_to_numpy():
+    space = {"xp": np}
+    accel.install(space)
+    xp = space["xp"]
+    assert xp.tanh(0.5) == np.tanh(0.5)
+    half = np.array([0.5], np.float16)
+    assert xp.tanh(half).dtype == np.float16
+    assert xp.tanh(np.array([0.5], np.float32), out=np.empty(1, np.float64)).dtype == np.float64
