@@ -21,7 +21,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from .backends import numpy_runtime
-from .worker import recv, send
+from .worker import Region, recv, send
 
 _WORKER = Path(__file__).with_name("worker.py")
 _ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -40,6 +40,8 @@ class Workers:
             raise ValueError(f"workers must be at least 1, not {count}")
         self.model, self.count = model, count
         self.procs: list = []
+        self.params = None             # shared memory (Linux): parameters for every worker, and
+        self.grads: dict = {}          # each worker's gradients (pid -> Region)
 
     def step(self, params: dict, batch, carry: dict | None, truncate: int | None, grad: bool):
         """(mean loss, per-sequence losses, gradients, final states) for one checked Batch."""
@@ -53,12 +55,16 @@ class Workers:
         done = False
         try:
             head = {"op": "run", "dtype": self.model.dtype.name, "truncate": truncate, "grad": grad}
+            if self.params is not None:
+                for k, v in params.items():
+                    np.copyto(self.params.arrays[k], v)
+            sent = {} if self.params is not None else params
             for proc, (lo, hi) in zip(self.procs, shares[1:]):
-                self._send(proc, head, _message(params, _share(self.model.spec, batch, carry, lo, hi)))
+                self._send(proc, head, _message(sent, _share(self.model.spec, batch, carry, lo, hi)))
             with threadpool_limits(limits=1, user_api="blas"):       # the other cores are busy
                 parts = [_run_here(self.model, params, _share(self.model.spec, batch, carry, *shares[0]),
                                    truncate, grad)]
-            parts += [self._answer(proc) for proc in self.procs[:len(shares) - 1]]
+            parts += [self._answer(proc, grad) for proc in self.procs[:len(shares) - 1]]
             done = True
         finally:
             if not done:                 # answers may be left in the pipes: start afresh next time
@@ -69,15 +75,27 @@ class Workers:
         env = dict(os.environ, **_ONE_THREAD)
         if os.environ.get("RNNDSL_KEEP_MEMORY", "1") != "0":
             env.update(numpy_runtime.KEEP_MEMORY_ENV)
-        new = [subprocess.Popen([sys.executable, str(_WORKER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                env=env) for _ in range(n - len(self.procs))]
+        layout = [(p.name, self.model.dtype, p.type.dims) for p in self.model.spec.params]
+        if self.params is None and hasattr(os, "memfd_create"):
+            self.params = Region(layout)
+        new = []
+        for _ in range(n - len(self.procs)):
+            grads = Region(layout) if self.params is not None else None
+            fds = (self.params.fd, grads.fd) if grads else ()
+            proc = subprocess.Popen([sys.executable, str(_WORKER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    env=env, pass_fds=fds)
+            if grads:
+                self.grads[proc.pid] = grads
+            new.append(proc)
         self.procs += new
         for proc in new:
             _widen(proc.stdin), _widen(proc.stdout)
         try:
             for proc in new:
+                shared = ({"params": self.params.describe(), "grads": self.grads[proc.pid].describe()}
+                          if proc.pid in self.grads else None)
                 self._send(proc, {"op": "load", "source": self.model.source,
-                                  "name": f"<rnndsl {self.model.spec.name}>"})
+                                  "name": f"<rnndsl {self.model.spec.name}>", "shared": shared})
             for proc in new:
                 self._answer(proc)
         except BaseException:
@@ -90,7 +108,7 @@ class Workers:
         except OSError as e:
             self._gone(proc, e)
 
-    def _answer(self, proc) -> tuple:
+    def _answer(self, proc, grad: bool = False) -> tuple:
         try:
             header, arrays = recv(proc.stdout)
         except (EOFError, OSError, ValueError) as e:
@@ -99,6 +117,8 @@ class Workers:
             self.close()
             raise WorkerError(f"a worker process failed: {header['error']}\n{header['traceback']}")
         self.worker_seconds = header.get("seconds")
+        if grad and proc.pid in self.grads:             # the gradients are in shared memory
+            arrays.update({f"g:{k}": v for k, v in self.grads[proc.pid].arrays.items()})
         return header.get("loss"), arrays
 
     def _gone(self, proc, error: Exception):
@@ -125,6 +145,12 @@ class Workers:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        regions, self.grads = list(self.grads.values()), {}
+        if self.params is not None:
+            regions.append(self.params)
+            self.params = None
+        for region in regions:
+            region.close()
 
     def __del__(self):
         try:
