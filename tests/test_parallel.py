@@ -153,3 +153,20 @@ def test_ctrl_c_while_workers_compute_resumes_to_the_same_parameters(tmp_path, m
     code, out, err = cli(capsys, "train", "--resume", tmp_path / "B", "--quiet", "--workers", "2")
     assert code == 0, err
     assert_same_params(params_of(tmp_path / "A"), params_of(tmp_path / "B"))
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["shared memory", "pipes"])
+def test_parameters_and_gradients_travel_by_shared_memory_or_by_pipe(models, monkeypatch, shared):
+    if not shared:
+        monkeypatch.delattr(os, "memfd_create", raising=False)
+    elif not hasattr(os, "memfd_create"):
+        pytest.skip("no memfd here")
+    here, pool = models("lstm", 1), models("lstm", 2)
+    params = here.init_params(0)
+    for seed in (1, 2):                                   # a second step with other data reuses the regions
+        batch = random_batch(here.spec, 5, 4, seed=seed)
+        whole, parts = here.step(params, batch), pool.step(params, batch)
+        for k in whole.grads:
+            np.testing.assert_allclose(parts.grads[k], whole.grads[k], rtol=1e-10, atol=1e-14, err_msg=k)
+        params = {k: v - 0.1 * whole.grads[k] for k, v in params.items()}
+    assert (pool.workers.params is not None) == shared
