@@ -9,6 +9,8 @@ with its share of the sequences. Each share is trimmed to its own longest sequen
 Processes, not threads: a step of an LSTM is ~30 NumPy calls of a few microseconds, and two
 threads hand the GIL back and forth so often that they run slower than one; two processes
 run 1.3-1.5 times faster than one with 2-thread BLAS (benchmarks/cores.py, docs/benchmarks.md).
+Parameters and gradients go through shared memory where the OS has memfd (Linux), the inputs
+and everything else through the workers' pipes.
 """
 from __future__ import annotations
 
