@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from .backends import numpy_runtime
 from .worker import Region, recv, send
@@ -44,6 +44,7 @@ class Workers:
         self.procs: list = []
         self.params = None             # shared memory (Linux): parameters for every worker, and
         self.grads: dict = {}          # each worker's gradients (pid -> Region)
+        self._controller = None
 
     def step(self, params: dict, batch, carry: dict | None, truncate: int | None, grad: bool):
         """(mean loss, per-sequence losses, gradients, final states) for one checked Batch."""
@@ -63,7 +64,7 @@ class Workers:
             sent = {} if self.params is not None else params
             for proc, (lo, hi) in zip(self.procs, shares[1:]):
                 self._send(proc, head, _message(sent, _share(self.model.spec, batch, carry, lo, hi)))
-            with threadpool_limits(limits=1, user_api="blas"):       # the other cores are busy
+            with self._blas().limit(limits=1, user_api="blas"):       # the other cores are busy
                 parts = [_run_here(self.model, params, _share(self.model.spec, batch, carry, *shares[0]),
                                    truncate, grad)]
             parts += [self._answer(proc, grad) for proc in self.procs[:len(shares) - 1]]
@@ -72,6 +73,12 @@ class Workers:
             if not done:                 # answers may be left in the pipes: start afresh next time
                 self.close(kill=True)
         return _combine(parts, [hi - lo for lo, hi in shares])
+
+    def _blas(self) -> ThreadpoolController:
+        """The BLAS libraries found once (finding them takes 0.5 ms: too long for every step)."""
+        if self._controller is None:
+            self._controller = ThreadpoolController()
+        return self._controller
 
     def _start(self, n: int) -> None:
         env = dict(os.environ, **_ONE_THREAD)
