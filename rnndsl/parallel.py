@@ -45,6 +45,7 @@ class Workers:
         self.params = None             # shared memory (Linux): parameters for every worker, and
         self.grads: dict = {}          # each worker's gradients (pid -> Region)
         self._controller = None
+        self.worker_seconds = None     # the last worker's compute time for its share (diagnostics)
 
     def step(self, params: dict, batch, carry: dict | None, truncate: int | None, grad: bool):
         """(mean loss, per-sequence losses, gradients, final states) for one checked Batch."""
