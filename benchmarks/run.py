@@ -208,7 +208,16 @@ def machine() -> list:
     lines = [f"machine: {_cpu_model()}, {os.cpu_count()} logical CPUs; {platform.platform()}",
              f"python {platform.python_version()}, numpy {np.__version__}" + _torch_version()]
     lines += [f"BLAS: {b}" for b in _blas()]
+    lines.append(f"float32 tanh/sigmoid: {_accel()}")
     return lines
+
+
+def _accel() -> str:
+    from rnndsl import accel
+    if not accel.enabled():
+        return "NumPy's (numba not installed, or RNNDSL_ACCEL=0)"
+    import numba
+    return f"compiled by numba {numba.__version__} (rnndsl.accel)"
 
 
 def _cpu_model() -> str:

@@ -358,8 +358,10 @@ def cmd_bench(args) -> int:
     from . import bench
     result = bench.bench(args.spec, args.steps, args.batch, parse_settings(args.set) or None,
                          args.dtype, args.repeat, threads=args.threads, workers=args.workers)
-    workers = f" {args.workers} workers" if args.workers > 1 else ""
-    print(bench.report([result], f"{args.spec}: T={args.steps} B={args.batch} {args.dtype}{workers}"))
+    from . import accel
+    notes = (f" {args.workers} workers" if args.workers > 1 else "") + (
+        " (numba float32 kernels)" if args.dtype == "float32" and accel.enabled() else "")
+    print(bench.report([result], f"{args.spec}: T={args.steps} B={args.batch} {args.dtype}{notes}"))
     print("for a same-run comparison with PyTorch at the standard shapes: python benchmarks/run.py")
     return 0
 
