@@ -11,9 +11,11 @@ the limits (only FMA contraction is allowed, not fast-math). float64 always uses
 
 `install(module)` gives an emitted module the kernels: its global `xp` becomes NumPy with
 `tanh` dispatching on dtype, and its `sigmoid`, `tanh_vjp` and `sigmoid_vjp` kernels likewise
-(the two VJPs in one pass each, where NumPy takes three). It imports only NumPy (and
-numba when present), so worker processes load it by path. RNNDSL_ACCEL=0 turns it off.
+(the two VJPs compiled from kernels.py's formulas, one pass each where NumPy takes three). It
+imports only NumPy (numba and rnndsl.kernels when it compiles), so worker processes can load it
+by path. RNNDSL_ACCEL=0 turns it off.
 """
+import functools
 import importlib.util
 import os
 import warnings
@@ -66,23 +68,39 @@ def compiled() -> dict:
 
 
 def _compile() -> dict:
+    """The VJPs are kernels.py's own formulas (their `out=None` path, which numba compiles for
+    scalars), one pass where NumPy takes three; tanh and sigmoid are the approximation above."""
     import numba
+    kernels = _kernels()
     options = {"fastmath": {"contract"}, "cache": True}
-    tanh = numba.njit(error_model="numpy", **options)(_tanh)
+    jit = numba.njit(error_model="numpy", **options)
+    tanh, tanh_vjp_of, sigmoid_vjp_of = jit(_tanh), jit(kernels.tanh_vjp), jit(kernels.sigmoid_vjp)
 
     def sigmoid(v):
         return np.float32(0.5) + np.float32(0.5) * tanh(np.float32(0.5) * v)
 
-    def tanh_vjp(y, dy):                   # one pass where NumPy takes three
-        return dy * (np.float32(1.0) - y * y)
+    def tanh_vjp(y, dy):
+        return tanh_vjp_of(None, y, dy)
 
     def sigmoid_vjp(y, dy):
-        return dy * y * (np.float32(1.0) - y)
+        return sigmoid_vjp_of(None, y, dy)
     unary, binary = ["float32(float32)"], ["float32(float32, float32)"]
     return {"tanh": numba.vectorize(unary, **options)(_tanh),
             "sigmoid": numba.vectorize(unary, **options)(sigmoid),
             "tanh_vjp": numba.vectorize(binary, **options)(tanh_vjp),
             "sigmoid_vjp": numba.vectorize(binary, **options)(sigmoid_vjp)}
+
+
+def _kernels():
+    """rnndsl/kernels.py (it imports only NumPy): by path when this file was loaded by path, as
+    in a worker process, which imports nothing of the rnndsl package."""
+    if __package__:
+        from . import kernels
+        return kernels
+    spec = importlib.util.spec_from_file_location("rnndsl_kernels", os.path.join(os.path.dirname(__file__), "kernels.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 class ArrayModule:
@@ -94,7 +112,7 @@ class ArrayModule:
         return value
 
     def __init__(self):
-        self.tanh = _kernel("tanh", lambda xp, x, out=None: np.tanh(x, out=out), module=False)
+        self.tanh = functools.partial(_kernel("tanh", lambda xp, x, out=None: np.tanh(x, out=out)), np)
 
 
 def install(module) -> bool:
@@ -110,25 +128,18 @@ def install(module) -> bool:
     return True
 
 
-def _kernel(name: str, plain, module: bool = True):
-    """The kernel `name(xp, *arrays, out=None)` (or, not `module`, `name(*arrays, out=None)`),
-    compiled for float32 arrays. A few hundred nanoseconds of dispatch: it runs every step."""
-    fast = []
+def _kernel(name: str, plain):
+    """The kernel `name(xp, *arrays, out=None)`, compiled for float32 arrays and `plain`
+    otherwise. A few hundred nanoseconds of dispatch: it runs every step."""
+    fast = []                              # the compiled ufunc (or None), looked up at first use
 
-    def run(arrays, out):
+    def kernel(xp, *arrays, out=None):
         if getattr(arrays[0], "dtype", None) == F32 and getattr(arrays[-1], "dtype", None) == F32 \
                 and (out is None or out.dtype == F32):
             if not fast:
-                table = compiled()
-                fast.append(table.get(name) if table else None)
+                fast.append(compiled().get(name))
             if fast[0] is not None:
                 return fast[0](*arrays, out=out)
-        return plain(np, *arrays, out=out)
-    if module:
-        def kernel(xp, *arrays, out=None):
-            return run(arrays, out)
-    else:
-        def kernel(*arrays, out=None):
-            return run(arrays, out)
+        return plain(xp, *arrays, out=out)
     kernel.__name__ = kernel.__qualname__ = name
     return kernel

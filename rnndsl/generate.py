@@ -32,6 +32,7 @@ def generate(model, params: dict, prime: list, length: int, temperature: float =
     feed_input, output = gen.feed[0]
     rng = np.random.default_rng(seed)
     seq = [int(i) for i in prime]
+    params = model._params(params)                     # checked once, not at every step
     carried = stepwise(model.spec, feed_input, output)
     scores, carry = _scores(model, params, feed_input, output, seq, context or {}, carried)
     for _ in range(length):
@@ -51,7 +52,7 @@ def _scores(model, params: dict, feed_input: str, output: str, seq: list, contex
     """The output's scores at the last step of `seq` and, when `carried` names the recurrences
     to carry (all of them present in the module's final states), the carry for the next step."""
     batch = prepare(model.spec, _batch_of_one(model.spec, feed_input, seq, context))
-    tape = model.module.forward(model._params(params), batch.arrays, batch.lengths, model.dtype, carry)
+    tape = model.module.forward(params, batch.arrays, batch.lengths, model.dtype, carry)
     scores = np.asarray(tape[output][len(seq) - 1, 0], np.float64)
     if carried is None or not carried <= set(tape["final"]):
         return scores, None

@@ -76,11 +76,11 @@ class CompiledModel:
         params = self._params(params)
         if self.workers is not None:
             loss, losses, grads, final = self.workers.step(params, batch, carry, truncate, grad)
-            return Step(loss, losses, {k: np.asarray(v, self.dtype) for k, v in grads.items()}, final)
-        tape = self.module.forward(params, batch.arrays, batch.lengths, self.dtype, carry)
-        grads = self.module.backward(params, tape, truncate) if grad else {}
-        return Step(tape["total_loss"], tape["loss"], {k: np.asarray(v, self.dtype) for k, v in grads.items()},
-                    tape["final"])
+        else:
+            tape = self.module.forward(params, batch.arrays, batch.lengths, self.dtype, carry)
+            grads = self.module.backward(params, tape, truncate) if grad else {}
+            loss, losses, final = tape["total_loss"], tape["loss"], tape["final"]
+        return Step(loss, losses, {k: np.asarray(v, self.dtype) for k, v in grads.items()}, final)
 
     def _params(self, params: dict) -> dict:
         want = {p.name: p.type.dims for p in self.spec.params}

@@ -23,7 +23,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from .backends import numpy_runtime
-from .worker import Region, recv, send
+from .worker import Region, recv, run, send
 
 _WORKER = Path(__file__).with_name("worker.py")
 _ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -206,14 +206,10 @@ def _message(params: dict, share: tuple) -> dict:
 
 
 def _run_here(model, params: dict, share: tuple, truncate, grad: bool) -> tuple:
-    """This process's share, answered like a worker's: (loss, {"losses", "g:..", "f:.."})."""
-    inputs, lengths, carry = share
-    tape = model.module.forward(params, inputs, lengths, model.dtype, carry)
-    out = {"losses": np.asarray(tape["loss"])}
-    out.update({f"f:{k}": v for k, v in tape["final"].items()})
-    if grad:
-        out.update({f"g:{k}": v for k, v in model.module.backward(params, tape, truncate).items()})
-    return tape["total_loss"], out
+    """This process's share, through the workers' own code: (loss, {"losses", "g:..", "f:.."})."""
+    header = {"dtype": model.dtype.name, "truncate": truncate, "grad": grad}
+    answer, out = run(vars(model.module), header, _message(params, share))
+    return answer["loss"], out
 
 
 def _combine(parts: list, sizes: list) -> tuple:

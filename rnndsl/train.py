@@ -93,8 +93,7 @@ def prepare(spec_path, data_path=None, sets: dict | None = None, backend: str = 
     model = compile_spec(spec_path, backend=backend, dims=dims or None)
     settings = settings or optim.settings_from(model.spec.train, train_sets)
     bptt = settings.bptt or data.DEFAULT_BPTT
-    if hold_out:
-        data.bind(model.spec, dataset, bptt)           # checks the whole file, its rows numbered as in it
+    data.check_class_indices(model.spec, dataset)       # the whole file, before the split reorders it
     train_part, valid_part = _split(dataset, settings) if hold_out else (dataset, None)
     text = read_text(spec_path).text if not (isinstance(spec_path, str) and "\n" in spec_path) else spec_path
     # the data's absolute path: --resume and eval may run from another folder

@@ -100,7 +100,14 @@ def test_accel_can_be_turned_off(monkeypatch):
     assert accel.install(space) is False and space == {"xp": np, "sigmoid": kernels.sigmoid}
 
 
-def test_workers_use_the_kernels_too():
+@pytest.mark.filterwarnings("error")          # a kernel that fell back to NumPy warns
+def test_workers_load_the_kernels_by_path_and_agree():
+    from rnndsl import worker
+    by_path = worker._accel()                          # as a worker, which imports no rnndsl package
+    space = {"xp": np, "tanh_vjp": kernels.tanh_vjp}
+    assert by_path.install(space) and type(space["xp"]).__name__ == "ArrayModule"
+    y = np.linspace(-1, 1, 9, dtype=np.float32)
+    np.testing.assert_allclose(space["tanh_vjp"](space["xp"], y, y), kernels.tanh_vjp(np, y, y), rtol=1e-6)
     model = rnndsl.compile(str(ROOT / "specs" / "lstm.yaml"), dtype="float32")
     params = model.init_params(1)
     batch = random_batch(model.spec, 6, 4, seed=2)
