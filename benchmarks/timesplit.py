@@ -93,10 +93,10 @@ def instrument(module, timers: Timers) -> dict:
     for name, value in list(vars(module).items()):
         if callable(value) and getattr(value, "__module__", None) == module.__name__ and name not in ENTRY:
             saved[name] = value
-            category = "GEMM" if name in GEMM_NAMES else "kernels (elementwise, reductions)"
-            setattr(module, name, timers.wrap(category, name, value))
-    saved["xp"] = module.xp
-    module.xp = XpProxy(module.xp, timers)
+            category = "GEMM" if name.lstrip("_") in GEMM_NAMES else "kernels (elementwise, reductions)"
+            setattr(module, name, timers.wrap(category, name.lstrip("_"), value))
+    saved["_xp"] = module._xp                 # the passes call globals as _name (backends/emit.py)
+    module._xp = XpProxy(module._xp, timers)
     return saved
 
 

@@ -121,10 +121,10 @@ def install(module) -> bool:
     if not enabled():
         return False
     space = module if isinstance(module, dict) else module.__dict__
-    space["xp"] = ArrayModule()
+    space["xp"] = space["_xp"] = ArrayModule()       # the passes call globals as _name (emit.py)
     for name in ("sigmoid", "tanh_vjp", "sigmoid_vjp"):
         if name in space:
-            space[name] = _kernel(name, space[name])
+            space[name] = space["_" + name] = _kernel(name, space[name])
     return True
 
 

@@ -26,18 +26,23 @@ INIT_HINT = ("initialisers: zeros, ones, constant(c), normal(std), normal(mean, 
 
 # ---- names ---------------------------------------------------------------------------------
 
-# Names the emitted code uses for itself; a spec's inputs, params and variables become
-# identifiers there, so they may not be these (nor Python keywords).
-GENERATED = {"B", "t", "xp", "np", "tape", "params", "inputs", "lengths", "dtype", "truncate",
-             "range", "len", "dict", "float", "locals"}
-GENERATED_PREFIXES = ("_", "d_", "T_", "len_", "valid_")
+# A spec's inputs, params and variables become identifiers in the emitted code, where every
+# name the code makes for itself begins with _ and the adjoint of v is d_v (backends/emit.py):
+# spec names in those forms are refused, so the two namespaces are disjoint by construction.
+GENERATED_PREFIXES = ("_", "d_")
+
+# Keys the Python API puts beside a spec's names in one dict (DESIGN.md's API), by role
+API_KEYS = {"input": {"lengths": "inputs['lengths'] holds the sequence lengths"},
+            "var": {"loss": "model.forward() returns the mean loss under 'loss'",
+                    "losses": "model.forward() returns the per-sequence losses under 'losses'"}}
 
 
 def declare(names: dict, ent: Entity, errs: Diagnostics, axes=()) -> bool:
     """Add a name, reporting a clash with an earlier one."""
     problem, hint = _name_problem(names, ent.name, axes)
     if not problem and ent.role != "dim":
-        problem, hint = _generated_name_problem(ent.name)
+        problem, hint = _generated_name_problem(ent.name) if ent.name not in API_KEYS.get(ent.role, {}) else \
+            (f"'{ent.name}' is reserved: {API_KEYS[ent.role][ent.name]}", "choose another name")
         if problem:                      # reported here; its uses need no error of their own
             errs.add(ent.pos, problem, hint)
             poison(names, ent.name, ent.role, ent.axis)
@@ -68,10 +73,10 @@ def _name_problem(names: dict, name: str, axes) -> tuple[str, str]:
 
 
 def _generated_name_problem(name: str) -> tuple[str, str]:
-    if keyword.iskeyword(name) or name in GENERATED or name.startswith(GENERATED_PREFIXES):
+    if keyword.iskeyword(name) or name.startswith(GENERATED_PREFIXES):
         return (f"'{name}' is reserved for the generated code",
-                "choose another name; names may not be Python keywords, " + ", ".join(sorted(GENERATED))
-                + ", or begin with " + ", ".join(GENERATED_PREFIXES))
+                "choose another name; names may not be Python keywords or begin with "
+                + " or ".join(GENERATED_PREFIXES))
     return "", ""
 
 

@@ -65,7 +65,7 @@ def _forward(model, params: dict, batch: dict, carry: dict | None) -> tuple:
     inputs = prepare(model.spec, batch)
     tape = model.module.forward(params, inputs.arrays, inputs.lengths, model.dtype, carry)
     out = {eq.name: tape[eq.name] for eq in model.spec.equations}
-    return {**out, "losses": tape["loss"]}, tape["final"]
+    return {**out, "losses": tape["_loss"]}, tape["_final"]
 
 
 def _targets(spec: ir.Model) -> tuple:

@@ -54,9 +54,9 @@ def _scores(model, params: dict, feed_input: str, output: str, seq: list, contex
     batch = prepare(model.spec, _batch_of_one(model.spec, feed_input, seq, context))
     tape = model.module.forward(params, batch.arrays, batch.lengths, model.dtype, carry)
     scores = np.asarray(tape[output][len(seq) - 1, 0], np.float64)
-    if carried is None or not carried <= set(tape["final"]):
+    if carried is None or not carried <= set(tape["_final"]):
         return scores, None
-    return scores, {name: tape["final"][name] for name in carried}
+    return scores, {name: tape["_final"][name] for name in carried}
 
 
 def stepwise(spec: ir.Model, feed_input: str, output: str) -> set | None:

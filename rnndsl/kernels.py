@@ -128,7 +128,7 @@ def _logsumexp3(a, b, c):
         return safe + np.log(np.exp(a - safe) + np.exp(b - safe) + np.exp(c - safe))
 
 
-def _shift(a, k):
+def _shift_right(a, k):
     """a moved k places to the right along the last axis, -inf filling."""
     out = np.full_like(a, -np.inf)
     out[..., k:] = a[..., :a.shape[-1] - k]
@@ -141,8 +141,8 @@ def _ctc_alpha(lp, skip):
     alpha[0, :, :2] = lp[0, :, :2]
     for t in range(1, T):
         prev = alpha[t - 1]
-        two = np.where(skip, _shift(prev, 2), -np.inf)
-        alpha[t] = _logsumexp3(prev, _shift(prev, 1), two) + lp[t]
+        two = np.where(skip, _shift_right(prev, 2), -np.inf)
+        alpha[t] = _logsumexp3(prev, _shift_right(prev, 1), two) + lp[t]
     return alpha
 
 
@@ -183,8 +183,8 @@ def ctc_vjp(xp, y, labels, dout, blank=0, lengths=None):
     for t in range(T - 1, -1, -1):
         if t < T - 1:
             nxt = beta[t + 1]
-            two = np.where(skip_next, _shift(nxt[..., ::-1], 2)[..., ::-1], -np.inf)
-            beta[t] = _logsumexp3(nxt, _shift(nxt[..., ::-1], 1)[..., ::-1], two) + lp[t]
+            two = np.where(skip_next, _shift_right(nxt[..., ::-1], 2)[..., ::-1], -np.inf)
+            beta[t] = _logsumexp3(nxt, _shift_right(nxt[..., ::-1], 1)[..., ::-1], two) + lp[t]
         ending = t_end == t
         init = np.full((B, S), -np.inf)
         init[b, s_end] = lp[t, b, s_end]

@@ -33,7 +33,7 @@ def lower(model: ir.Model, analysis: TimeAnalysis) -> Lowered:
     low = _Lowerer(model, analysis)
     for group in analysis.order:
         low.group(group)
-    loss = low.bufs["loss"] = Buf("loss", (), None, Role.VALUE)
+    loss = low.bufs["_loss"] = Buf("_loss", (), None, Role.VALUE)    # generated names begin with _
     low.equation_root(model.loss, loss, Mode.STATIC, frozenset(), low.items, "loss: " + ir.show(model.loss))
     return Lowered(low.items, low.bufs, loss, low.notes, low.labels)
 

@@ -53,11 +53,12 @@ class CompiledModel:
         "losses": (B,), name: array}."""
         batch = prepare(self.spec, inputs)
         tape = self.module.forward(self._params(params), batch.arrays, batch.lengths, self.dtype)
-        out = {"loss": tape["total_loss"], "losses": tape["loss"]}
+        out = {"loss": tape["_total_loss"], "losses": tape["_loss"]}
         for eq in self.spec.equations:
             value = tape[eq.name]
             if eq.axis:
-                valid = tape[f"valid_{eq.axis}"].reshape(tape[f"valid_{eq.axis}"].shape + (1,) * len(eq.type.dims))
+                valid = tape[f"_valid_{eq.axis}"]
+                valid = valid.reshape(valid.shape + (1,) * len(eq.type.dims))
                 value = np.where(valid, value, 0)
             out[eq.name] = value
         return out
@@ -79,7 +80,7 @@ class CompiledModel:
         else:
             tape = self.module.forward(params, batch.arrays, batch.lengths, self.dtype, carry)
             grads = self.module.backward(params, tape, truncate) if grad else {}
-            loss, losses, final = tape["total_loss"], tape["loss"], tape["final"]
+            loss, losses, final = tape["_total_loss"], tape["_loss"], tape["_final"]
         return Step(loss, losses, {k: np.asarray(v, self.dtype) for k, v in grads.items()}, final)
 
     def _params(self, params: dict) -> dict:

@@ -45,5 +45,5 @@ def compile(spec_or_path, backend: str = "numpy", dtype: str = "float64", dims: 
     model = load_spec(spec_or_path, dims=dims)
     analysis = timegraph.analyse(model)
     program = schedule.schedule(model, lower.lower(model, analysis))
-    source = emit.emit_module(program, f"{model.name}: compiled from {Path(model.path).name}", dtype)
+    source = emit.emit_module(program, model.name, Path(model.path).name, dtype)
     return CompiledModel(model, program, source, numpy_runtime.load(source, model.name), dtype)

@@ -112,8 +112,8 @@ def run(module: dict, header: dict, arrays: dict, shared: dict | None = None) ->
         params = shared["params"].arrays
     carry = parts.get("c") or None
     tape = module["forward"](params, inputs, lengths, np.dtype(header["dtype"]), carry)
-    out = {"losses": np.asarray(tape["loss"])}
-    out.update({f"f:{k}": v for k, v in tape["final"].items()})
+    out = {"losses": np.asarray(tape["_loss"])}
+    out.update({f"f:{k}": v for k, v in tape["_final"].items()})
     if header["grad"]:
         grads = module["backward"](params, tape, header["truncate"])
         if shared:
@@ -121,7 +121,7 @@ def run(module: dict, header: dict, arrays: dict, shared: dict | None = None) ->
                 np.copyto(shared["grads"].arrays[k], v)
         else:
             out.update({f"g:{k}": v for k, v in grads.items()})
-    return {"loss": float(tape["total_loss"])}, out
+    return {"loss": float(tape["_total_loss"])}, out
 
 
 def _accel():

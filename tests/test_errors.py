@@ -430,7 +430,7 @@ def test_cli_check_never_shows_a_traceback(tmp_path, capsys, text):
     assert "error:" in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("name", ["B", "lambda", "_hidden", "d_h", "tape"])
+@pytest.mark.parametrize("name", ["lambda", "_hidden", "d_h", "__import__", "d_loss"])
 def test_names_the_generated_code_uses_are_reserved(name):
     text = f"""dims: {{H: 2}}
 inputs:
@@ -444,3 +444,21 @@ loss: mean_t mse({name}[t], x[t])
     assert info.value.message == f"'{name}' is reserved for the generated code"
     assert (info.value.line, info.value.col) == (5, 3)
     assert len(info.value.diagnostics) == 1            # its uses are not reported again
+
+
+@pytest.mark.parametrize("name, role", [("loss", "var"), ("losses", "var"), ("lengths", "input")])
+def test_names_the_python_api_puts_beside_a_specs_are_reserved(name, role):
+    """model.forward() returns 'loss' and 'losses' beside the variables; inputs['lengths'] holds
+    the lengths beside the inputs: a spec name there would be silently replaced."""
+    x = name if role == "input" else "x"
+    text = f"""dims: {{H: 2}}
+inputs:
+  {x}: {{float: [H], axis: t}}
+equations: |
+  {name if role == "var" else "v"}[t] = {x}[t]
+loss: mean_t mse({x}[t], {x}[t] * 2)
+"""
+    with pytest.raises(rnndsl.SpecError) as info:
+        rnndsl.loads_spec(text, path="bad.yaml")
+    assert info.value.message.startswith(f"'{name}' is reserved: ")
+    assert info.value.line == (3 if role == "input" else 5)
