@@ -49,13 +49,25 @@ class Diagnostic:
     hint: str = ""
 
     def format(self) -> str:
-        where = f"{self.pos}: " if self.pos else ""
-        out = [f"{where}error: {self.message}"]
+        """The error as printed: paths, messages and hints carry text from specs, file names
+        and data, so their control characters are escaped (an ANSI escape from a spec never
+        reaches the terminal raw)."""
+        where = f"{printable(self.pos)}: " if self.pos else ""
+        out = [f"{where}error: {printable(self.message)}"]
         if self.pos:
             out += _quote(self.pos)
         if self.hint:
-            out.append(f"hint: {self.hint}")
+            out.append("hint: " + "\n".join(printable(line) for line in self.hint.split("\n")))   # a listing may take lines
         return "\n".join(out)
+
+
+def printable(text) -> str:
+    """`text` safe to print: each non-printable character (control characters, line breaks,
+    ANSI escapes, lone surrogates) written as its Python escape, as repr writes it."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 QUOTE_WIDTH = 100       # longer lines are quoted around the caret

@@ -5,9 +5,11 @@ message, the 1-based line and column of the offending token in the YAML file (in
 scalars too), and the hint where it matters.
 """
 import pytest
+from hypothesis import given, strategies as st
 
 import rnndsl
 from rnndsl.cli import main
+from rnndsl.errors import Diagnostic, Source, SourcePos
 
 ELMAN = """\
 name: elman
@@ -462,3 +464,21 @@ loss: mean_t mse({x}[t], {x}[t] * 2)
         rnndsl.loads_spec(text, path="bad.yaml")
     assert info.value.message.startswith(f"'{name}' is reserved: ")
     assert info.value.line == (3 if role == "input" else 5)
+
+
+@given(st.text(max_size=30), st.text(max_size=30), st.text(max_size=30))
+def test_errors_print_no_control_character_raw(path, message, hint):
+    """Paths, messages and hints carry text from specs, file names and data: an ANSI escape or a
+    carriage return in them is shown escaped, never sent to the terminal."""
+    pos = SourcePos(Source(path, "x: 1\n"), 1, 1, 1, 2)
+    text = Diagnostic(pos, message, hint).format()
+    assert all(line.isprintable() for line in text.split("\n"))
+    assert len(text.split("\n")) == 3 + (hint.count("\n") + 1 if hint else 0)
+
+
+def test_an_escape_sequence_in_a_spec_name_is_printed_escaped(tmp_path, capsys):
+    path = tmp_path / "evil\x1b[2J.yaml"
+    path.write_text("name: x\n")
+    assert main(["check", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\\x1b[2J" in err
