@@ -9,6 +9,7 @@ import hashlib
 import linecache
 import os
 import platform
+import re
 import types
 
 from .. import accel
@@ -25,6 +26,7 @@ def load(source: str, name: str) -> types.ModuleType:
     module = _CACHE.get(key)
     if module is None:
         keep_freed_memory()
+        name = re.sub(r"[^A-Za-z0-9_]", "_", str(name))[:64]     # the spec's name: untrusted text
         filename = f"<rnndsl:{name}:{key[:12]}>"
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
         module = types.ModuleType(f"rnndsl_generated_{name}")
