@@ -6,14 +6,16 @@ scalar (a block of equations, say) back to the file's own line and column.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from . import files
 from .errors import Diagnostic, Diagnostics, Source, SourcePos, SpecError, did_you_mean
+from .limits import MAX_SPEC_BYTES
 
-MAX_SPEC_BYTES = 1_000_000
 MAX_NODES = 20_000
 MAX_YAML_DEPTH = 32        # pyyaml composes recursively; a spec is four or five levels deep
 
@@ -64,19 +66,15 @@ class YNode:
 
 
 def read_text(path: str | Path) -> Source:
-    """The spec file's text, or a SpecError naming what is wrong with the file."""
+    """The spec file's text, or a SpecError naming what is wrong with the file: missing, not
+    a regular file (a folder, a FIFO, /dev/zero), over MAX_SPEC_BYTES, not UTF-8."""
     path = Path(path)
     pos = SourcePos(Source(str(path), ""), 1, 1)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
+    fail = lambda problem, hint: SpecError.at(pos, f"the spec file {problem}", hint)
+    if not path.exists() and not path.is_symlink():
         raise SpecError.at(pos, f"no such spec file: {path}",
-                           "check the path; specs shipped with rnndsl live in specs/") from None
-    except OSError as exc:
-        raise SpecError.at(pos, f"cannot read spec file: {exc.strerror}") from None
-    if len(data) > MAX_SPEC_BYTES:
-        raise SpecError.at(pos, f"spec file is {len(data):,} bytes; the limit is {MAX_SPEC_BYTES:,}",
-                           "a spec describes a model in a few dozen lines; is this the right file?")
+                           "check the path; specs shipped with rnndsl live in specs/")
+    data = files.read_regular(path, MAX_SPEC_BYTES, "a spec", fail)
     try:
         return Source(str(path), data.decode("utf-8"))
     except UnicodeDecodeError as exc:
@@ -268,11 +266,83 @@ def _balanced_prefix(text: str) -> str:
 
 
 def _scalar(node: yaml.ScalarNode, source: Source):
-    try:
-        return yaml.SafeLoader("").construct_object(node, deep=True)
-    except yaml.YAMLError:
+    """A scalar's value: quoted and block scalars are strings, plain ones resolved by YAML 1.2's
+    core schema (`resolve_plain`); of explicit tags only !!str is accepted."""
+    if _has_tag(node, source):
+        if node.tag == "tag:yaml.org,2002:str":
+            return node.value
         raise SpecError.at(_pos(source, node), f"unsupported YAML tag {node.tag}",
-                           "a spec holds plain numbers and strings; remove the tag") from None
+                           "a spec holds plain numbers and strings; remove the tag")
+    if node.style is not None:
+        return node.value
+    try:
+        return resolve_plain(node.value)
+    except ValueError as exc:
+        raise SpecError.at(_pos(source, node), exc.args[0], exc.args[1]) from None
+
+
+def _has_tag(node: yaml.ScalarNode, source: Source) -> bool:
+    """Whether the scalar is written with a tag (`!!int 5`): its properties come first."""
+    for token in source.text[node.start_mark.index:node.end_mark.index].split()[:2]:
+        if token.startswith("!"):
+            return True
+        if not token.startswith("&"):
+            return False
+    return False
+
+
+# ---- plain scalars: YAML 1.2's core schema, not pyyaml's YAML 1.1 -------------------------------
+# pyyaml reads `1:30` as 90 (base 60), `017` as 15, `1_000` as 1000, `yes`, `on` as true and
+# `2024-01-01` as a date, yet `1e-3` as text. A spec reads numbers, booleans and null as YAML 1.2
+# does (so `yes` and dates stay text); a YAML 1.1 number form that YAML 1.2 reads otherwise is
+# refused with a hint: it means one number to one reader and another number, or text, to the next.
+
+MAX_DIGITS = 100            # no spec number needs more; Python's int() refuses over 4,300
+_NULL = ("", "~", "null", "Null", "NULL")
+_BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+_INT = re.compile(r"[-+]?[0-9]+\Z")
+_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?\Z")
+_INF = re.compile(r"[-+]?\.(inf|Inf|INF)\Z")
+_NAN = re.compile(r"\.(nan|NaN|NAN)\Z")
+_YAML11 = re.compile(r"[-+]?([0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?"      # base 60: 1:30
+                     r"|0[bBoOxX][0-9a-fA-F_]+|0[0-9]+"                    # 0x1F, 0o17, 0b101, 017
+                     r"|[0-9][0-9_]*_[0-9_]*(\.[0-9_]*)?|[0-9]*\.[0-9_]*_[0-9_]*)\Z")   # 1_000, 0.000_1
+
+
+def _readings(text: str) -> tuple:
+    """(YAML 1.1's value, YAML 1.2's value) of a plain scalar that _YAML11 matches."""
+    try:
+        old = yaml.safe_load(text)
+    except (yaml.YAMLError, ValueError):
+        old = text
+    body = text.lstrip("+-")
+    new = int(text, 0) if re.match(r"0[xo][0-9a-fA-F]+\Z", body) else int(text) if body.isdigit() else text
+    return old, new
+
+
+def resolve_plain(text: str):
+    """The value of a plain scalar: None, a bool, an int, a float or the text itself.
+    Raises ValueError(message, hint) for a YAML 1.1 number form or an overlong integer."""
+    if text in _NULL:
+        return None
+    if text in _BOOL:
+        return _BOOL[text]
+    digits = len(text.lstrip("+-"))
+    if (_INT.match(text) or _YAML11.match(text)) and digits > MAX_DIGITS:
+        raise ValueError(f"a number of {digits:,} digits", f"a spec's numbers have at most {MAX_DIGITS} digits")
+    if _YAML11.match(text):
+        old, new = _readings(text)
+        if old != new or isinstance(new, str):
+            raise ValueError(f"ambiguous number {text}: YAML 1.1 reads it as {old!r}, YAML 1.2 as {new!r}",
+                             "write the number in plain decimal, or put it in quotes if it is text")
+        return new
+    if _INT.match(text):
+        return int(text)
+    if _FLOAT.match(text):
+        return float(text)
+    if _INF.match(text):
+        return float("-inf") if text.startswith("-") else float("inf")
+    return float("nan") if _NAN.match(text) else text
 
 
 def _raw_text(node: yaml.ScalarNode, source: Source, value) -> tuple[str | None, tuple]:
