@@ -103,6 +103,13 @@ class _Emitter:
         self.param_grads.update({"d_" + i.out.name: i.out.rank for i in instructions(prog.forward)
                                  if i.mode is Mode.PARAM})
         self.carried = _carried(prog)
+        # indexes, so that finding a buffer or the views of a base is not a scan per call
+        self.bufs: dict = {}
+        self.views: dict = {}
+        for b in prog.values:
+            self.bufs.setdefault(b.name, b)
+            if b.view:
+                self.views.setdefault(b.view[0], []).append(b)
         self.lines: list = []
         self.depth = 1
 
@@ -184,7 +191,7 @@ class _Emitter:
         return self._buf(name).axis
 
     def _buf(self, name: str) -> Buf:
-        return next(b for b in self.prog.values if b.name == name)
+        return self.bufs[name]
 
     def _zeros(self, items) -> None:
         """One zero step per buffer that a loop reads before its start (no state init)."""
@@ -194,9 +201,8 @@ class _Emitter:
             self.put(f"_zero_{name} = {_empty_step(buf)}")
 
     def _views_of(self, base: str) -> None:
-        for b in self.prog.values:
-            if b.view and b.view[0] == base:
-                self.put(f"{b.name} = {base}[..., {b.view[1]}:{b.view[2]}]")
+        for b in self.views.get(base, ()):
+            self.put(f"{b.name} = {base}[..., {b.view[1]}:{b.view[2]}]")
 
     def _items(self, items, backward: bool = False) -> None:
         last_line = None

@@ -45,13 +45,15 @@ def _viewed(backward: list) -> dict:
 
 
 def alias(backward: list) -> list:
+    """Drop every copy that is all its target receives and rename the target to the copy's
+    source. All such copies are found at once and renamed in one rewrite (a rewrite per copy
+    made this quadratic); a round repeats only when dropping copies freed another."""
     while True:
         counts, viewed = _contributions(backward), _viewed(backward)
-        pair = next((p for p in map(lambda i: _alias_pair(i, counts, viewed), instructions(backward)) if p), None)
-        if pair is None:
+        pairs = [p for p in (_alias_pair(i, counts, viewed) for i in instructions(backward)) if p]
+        if not pairs:
             return backward
-        copy, (old, new) = pair
-        backward = _rewrite(backward, copy, old, new)
+        backward = _rewrite(backward, {id(copy) for copy, _ in pairs}, _merged(pairs))
 
 
 def _alias_pair(instr: Instr, counts: dict, viewed: set):
@@ -66,22 +68,48 @@ def _alias_pair(instr: Instr, counts: dict, viewed: set):
     return (instr, (dst.buf.name, src.buf)) if ok else None
 
 
-def _rewrite(items: list, drop: Instr, old: str, new: Buf) -> list:
+def _merged(pairs: list) -> dict:
+    """old name -> the buffer it finally becomes, following chains (d_Y <- d_X <- d_W) as
+    renaming one copy at a time would; a copy that closes a cycle renames nothing."""
+    parent: dict = {}
+
+    def root(buf: Buf) -> Buf:
+        path = []
+        while buf.name in parent:
+            path.append(buf.name)
+            buf = parent[buf.name]
+        parent.update(dict.fromkeys(path, buf))        # path compression: chains stay linear
+        return buf
+
+    for _, (old, new) in pairs:
+        new = root(new)
+        if new.name != old:
+            parent[old] = new
+    return {old: root(new) for old, new in list(parent.items())}
+
+
+def _rewrite(items: list, drop: set, renames: dict) -> list:
     out = []
     for item in items:
         if isinstance(item, Loop):
-            out.append(replace(item, body=tuple(_rewrite(list(item.body), drop, old, new))))
-        elif item is not drop:
-            out.append(_swap(item, old, new))
+            out.append(replace(item, body=tuple(_rewrite(list(item.body), drop, renames))))
+        elif id(item) not in drop:
+            out.append(_swap(item, renames))
     return out
 
 
-def _swap(instr: Instr, old: str, new: Buf) -> Instr:
+def _swap(instr: Instr, renames: dict) -> Instr:
+    """The instruction with renamed buffers (itself when it names none of them)."""
+    refs = instr.refs + ([instr.target] if instr.target else [])
+    if not any(r.buf.name in renames or (r.fill is not None and r.fill.name in renames) for r in refs) \
+            and (instr.target is None or instr.target.buf == instr.out):
+        return instr
+
     def ref(r):
         if not isinstance(r, Ref):
             return r
-        return replace(r, buf=new if r.buf.name == old else r.buf,
-                       fill=new if r.fill is not None and r.fill.name == old else r.fill)
+        return replace(r, buf=renames.get(r.buf.name, r.buf),
+                       fill=renames.get(r.fill.name, r.fill) if r.fill is not None else None)
     target = ref(instr.target) if instr.target else None
     return replace(instr, args=tuple(ref(a) for a in instr.args), target=target,
                    out=target.buf if target else instr.out)

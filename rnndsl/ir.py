@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from .errors import SourcePos
 from .ops import TABLE, Dim, Kind, Op, ShapeError, Type
@@ -175,17 +176,30 @@ class Model:
 
     def lookup(self, name: str):
         """The Input, Param or Equation called `name`, or None."""
-        for item in self.inputs + self.params + self.equations:
-            if item.name == name:
-                return item
-        return None
+        return self._by_name.get(name)
 
     def axis_of(self, name: str) -> str | None:
         item = self.lookup(name)
         return getattr(item, "axis", None)
 
     def state(self, var: str) -> State | None:
-        return next((s for s in self.states if s.var == var), None)
+        return self._states.get(var)
+
+    @cached_property
+    def _by_name(self) -> dict:
+        """name -> its first Input, Param or Equation: a lookup per read must not scan them
+        all (that made unrolling and checking quadratic in the spec's size)."""
+        index: dict = {}
+        for item in self.inputs + self.params + self.equations:
+            index.setdefault(item.name, item)
+        return index
+
+    @cached_property
+    def _states(self) -> dict:
+        index: dict = {}
+        for s in self.states:
+            index.setdefault(s.var, s)
+        return index
 
     @property
     def dim(self) -> dict:

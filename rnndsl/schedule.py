@@ -16,7 +16,8 @@ def schedule(model: ir.Model, low: Lowered) -> Program:
     forward, fusions, views = fuse.fuse(list(low.items))
     backward, written = adjoints.optimise(autodiff.differentiate(forward))
     values = _values(low, forward, views)
-    params = tuple(b for b in low.bufs.values() if b.role is Role.PARAM and b.name in _declared(model))
+    declared = _declared(model)          # once: a set per parameter made this quadratic
+    params = tuple(b for b in low.bufs.values() if b.role is Role.PARAM and b.name in declared)
     grads = _grads(backward, params, {b.name: b for b in values})
     return Program(tuple(forward), tuple(backward), params=params,
                    inputs=tuple(b for b in low.bufs.values() if b.role is Role.INPUT),
