@@ -5,18 +5,21 @@ A mistake in a spec or in data prints a compiler error and exits 1, never a trac
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import sys
 from pathlib import Path
 
-import networkx as nx
-
-from . import ir, timegraph
+from . import cliargs, files, ir, limits, timegraph
 from .errors import DataError, SpecError
+from .graphviz import graph_dot, graph_json, graph_text
 from .ops import Kind
+from .params import check_memory as check_param_memory
 from .pipeline import load_spec
+from .spec import resolve_plain
+from .textsafe import printable
 from .unroll import unroll
+
+STEPS = cliargs.whole(1, limits.MAX_STEPS)
+BATCH = cliargs.whole(1, limits.MAX_BATCH)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,17 +63,17 @@ def _parser() -> argparse.ArgumentParser:
     k.add_argument("--dump", choices=("ir", "unrolled", "program", "code"),
                    help="print one stage: the typed IR, the unrolled graph, the scheduled program, the code")
     k.add_argument("--explain", action="store_true", help="report what the schedule did, in spec terms")
-    k.add_argument("--steps", type=int, default=100, metavar="T", help="T for --explain's buffer sizes")
-    k.add_argument("--batch", type=int, default=32, metavar="B", help="B for --explain's buffer sizes")
+    k.add_argument("--steps", type=STEPS, default=100, metavar="T", help="T for --explain's buffer sizes")
+    k.add_argument("--batch", type=BATCH, default=32, metavar="B", help="B for --explain's buffer sizes")
     _add_set(k)
     k.set_defaults(run=cmd_compile)
 
     c = sub.add_parser("gradcheck", help="derived gradients against float64 finite differences")
     c.add_argument("spec", metavar="SPEC")
-    c.add_argument("--steps", type=int, default=5, metavar="T")
-    c.add_argument("--batch", type=int, default=2, metavar="B")
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--tol", type=float, default=1e-6, help="largest relative error accepted")
+    c.add_argument("--steps", type=STEPS, default=5, metavar="T")
+    c.add_argument("--batch", type=BATCH, default=2, metavar="B")
+    c.add_argument("--seed", type=cliargs.seed, default=0)
+    c.add_argument("--tol", type=cliargs.tolerance, default=1e-6, help="largest relative error accepted (0 to 1)")
     _add_set(c)
     c.set_defaults(run=cmd_gradcheck)
 
@@ -85,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--features", choices=("mfcc", "logspec"), default="mfcc",
                    help="speech: MFCCs or a log spectrogram, as many per frame as the spec's frame input")
     t.add_argument("--backend", choices=("numpy",), default="numpy")
-    t.add_argument("--workers", type=_positive, default=1, metavar="N",
+    t.add_argument("--workers", type=cliargs.workers, default=1, metavar="N",
                    help="processes that share each batch, one core each (default 1: this one, "
                         "with multithreaded BLAS); 2 on a 2-core machine trains an LSTM about 1.2x faster")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -95,14 +98,17 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="generate from a trained run, feeding outputs back as inputs")
     s.add_argument("run_dir", metavar="RUN")
     s.add_argument("--prime", default=None, help="text to start from (default: the spec's generate: start)")
-    s.add_argument("--length", type=int, default=None, help="how many symbols to generate")
-    s.add_argument("--temperature", type=float, default=None,
-                   help="0 is greedy (default: the spec's generate: temperature, else 1)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--length", type=cliargs.whole(0, limits.MAX_SAMPLE_LENGTH), default=None,
+                   help=f"how many symbols to generate (at most {limits.MAX_SAMPLE_LENGTH:,})")
+    s.add_argument("--temperature", type=cliargs.temperature, default=None,
+                   help=f"0 is greedy, else {limits.MIN_TEMPERATURE:g} or more "
+                        "(default: the spec's generate: temperature, else 1)")
+    s.add_argument("--seed", type=cliargs.seed, default=0)
     s.add_argument("--from", dest="source", metavar="PATH",
                    help="condition on an example of this data file (in the run's format): its image, its "
                         "source sentence, whatever the spec reads off the generated axis")
-    s.add_argument("--index", type=int, default=0, metavar="N", help="which example of --from (from 0)")
+    s.add_argument("--index", type=cliargs.whole(0, limits.MAX_EXAMPLES), default=0, metavar="N",
+                   help="which example of --from (from 0)")
     s.set_defaults(run=cmd_sample)
 
     e = sub.add_parser("eval", help="loss and the metrics that fit the spec on a data set")
@@ -112,26 +118,17 @@ def _parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="time forward and forward+backward; report GFLOP/s")
     b.add_argument("spec", metavar="SPEC")
-    b.add_argument("--steps", type=int, default=100, metavar="T")
-    b.add_argument("--batch", type=int, default=32, metavar="B")
+    b.add_argument("--steps", type=STEPS, default=100, metavar="T")
+    b.add_argument("--batch", type=BATCH, default=32, metavar="B")
     b.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    b.add_argument("--repeat", type=int, default=10)
-    b.add_argument("--threads", type=int, default=None, help="cap BLAS and OpenMP threads (threadpoolctl)")
-    b.add_argument("--workers", type=_positive, default=1, metavar="N",
+    b.add_argument("--repeat", type=cliargs.whole(1, limits.MAX_REPEAT), default=10)
+    b.add_argument("--threads", type=cliargs.whole(1, 4096), default=None,
+                   help="cap BLAS and OpenMP threads (threadpoolctl)")
+    b.add_argument("--workers", type=cliargs.workers, default=1, metavar="N",
                    help="processes that share each batch, one core each (as train --workers)")
     _add_set(b)
     b.set_defaults(run=cmd_bench)
     return p
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number, 1 or more, got {text!r}")
-    return value
 
 
 def _add_set(p: argparse.ArgumentParser, text: str = "override a dim, e.g. --set H=128 (repeatable)") -> None:
@@ -139,23 +136,19 @@ def _add_set(p: argparse.ArgumentParser, text: str = "override a dim, e.g. --set
 
 
 def parse_settings(items: list[str]) -> dict:
-    """--set K=V pairs -> {K: int or float or str}."""
+    """--set K=V pairs -> {K: int, float, bool or str}, each value read as a spec reads a plain
+    YAML value (so --set epochs=1:30 is the same error as in the spec)."""
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise SpecError.at(None, f"--set {item}: expected NAME=VALUE", "for example --set H=128")
-        out[key.strip()] = _number(value.strip())
-    return out
-
-
-def _number(text: str):
-    for cast in (int, float):
+        if not sep or not key.strip() or not value.strip():
+            raise SpecError.at(None, f"--set {printable(item)}: expected NAME=VALUE", "for example --set H=128")
         try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
+            typed = resolve_plain(value.strip())
+        except ValueError as exc:
+            raise SpecError.at(None, f"--set {printable(item)}: {exc.args[0]}", exc.args[1]) from None
+        out[key.strip()] = value.strip() if typed is None else typed
+    return out
 
 
 # ---- check -----------------------------------------------------------------------------------
@@ -166,6 +159,7 @@ def cmd_check(args) -> int:
     for path in args.specs:
         try:
             model = load_spec(path, dims=dims)
+            check_param_memory(model)           # training it would fit in this machine's memory
         except SpecError as exc:
             print(exc.format(), file=sys.stderr)
             failed += 1
@@ -195,7 +189,7 @@ def summary(model: ir.Model) -> str:
         if names:
             lines.append(f"  {cls.value}: {', '.join(names)}")
     lines.append(f"  loss:   {ir.show(model.loss)}")
-    return "\n".join(lines)
+    return "\n".join(map(printable, lines))
 
 
 # ---- compile and gradcheck ------------------------------------------------------------------
@@ -205,17 +199,23 @@ def cmd_compile(args) -> int:
     model = compile_spec(args.spec, backend=args.backend, dtype=args.dtype, dims=parse_settings(args.set))
     if args.explain:
         from .explain import explain
-        print(explain(model, args.steps, args.batch))
+        print(_lines(explain(model, args.steps, args.batch)))
         return 0
     if args.dump:
-        print(_dump(model, args.dump))
+        print(_lines(_dump(model, args.dump)))
         return 0
     if args.output:
-        _write_atomically(args.output, model.source)
-        print(f"wrote {args.output} ({len(model.source.splitlines())} lines, needs only {args.backend})")
+        fail = lambda problem, hint: SpecError.at(None, f"-o {args.output}: {problem}", hint)
+        files.write_file(args.output, model.source, fail)
+        print(f"wrote {printable(args.output)} ({len(model.source.splitlines())} lines, needs only {args.backend})")
     else:
         print(model.source, end="")
     return 0
+
+
+def _lines(text: str) -> str:
+    """Multi-line text with each line's control characters escaped (names come from specs)."""
+    return "\n".join(map(printable, text.split("\n")))
 
 
 def _dump(model, stage: str) -> str:
@@ -230,23 +230,16 @@ def _dump(model, stage: str) -> str:
     return model.source
 
 
-def _write_atomically(path: str, text: str) -> None:
-    from .rundir import write_atomically
-    target = Path(path)
-    if not target.parent.is_dir():
-        raise SpecError.at(None, f"-o {path}: the folder {target.parent} does not exist", "create it first")
-    write_atomically(target, text)
-
-
 def cmd_gradcheck(args) -> int:
     from .gradcheck import gradcheck
     from .pipeline import compile as compile_spec
     model = compile_spec(args.spec, dtype="float64", dims=parse_settings(args.set))
     results = gradcheck(model, args.steps, args.batch, args.seed)
-    print(f"{model.spec.name}: float64 central differences, T={args.steps} B={args.batch}, ragged lengths")
+    print(f"{printable(model.spec.name)}: float64 central differences, T={args.steps} B={args.batch}, "
+          "ragged lengths")
     for r in results:
         verdict = "ok" if r.worst <= args.tol else "FAIL"
-        print(f"  {r.name:<14} {str(list(r.shape)):<16} worst relative error {r.worst:.1e}  {verdict}")
+        print(f"  {printable(r.name):<14} {str(list(r.shape)):<16} worst relative error {r.worst:.1e}  {verdict}")
     failed = [r.name for r in results if r.worst > args.tol]
     print(f"{len(results) - len(failed)} of {len(results)} parameters within {args.tol:g}")
     return 1 if failed else 0
@@ -267,7 +260,8 @@ def cmd_train(args) -> int:
               file=sys.stderr)
         return 130
     last = _last_loss(run)
-    print(f"trained {run}" + (f": loss {last:.4f}" if last is not None else "") + f"; see {run}/loss.png")
+    shown = printable(run)
+    print(f"trained {shown}" + (f": loss {last:.4f}" if last is not None else "") + f"; see {shown}/loss.png")
     return 0
 
 
@@ -288,10 +282,6 @@ def _last_loss(run):
 
 def cmd_sample(args) -> int:
     from . import data, generate, train
-    if args.temperature is not None and not (math.isfinite(args.temperature) and args.temperature >= 0):
-        raise SpecError.at(None, f"--temperature must be a number, 0 or more, got {args.temperature}", "0 is greedy")
-    if args.length is not None and args.length < 0:
-        raise SpecError.at(None, f"--length must be 0 or more, got {args.length}")
     model, params, info = train.load_run(args.run_dir)
     gen = model.spec.generate
     vocab = data.Vocab.from_json(info["vocab"]) if info.get("vocab") else None
@@ -305,10 +295,23 @@ def cmd_sample(args) -> int:
     if args.source is not None and gen is not None and gen.feed:
         context, reference = _example(args.run_dir, args.source, args.index, model.spec, info)
         if reference is not None:
-            print(f"example {args.index} of {args.source}; its own: {vocab.decode(list(reference))}", file=sys.stderr)
-    ids = generate.generate(model, params, vocab.encode(prime), length, temperature, args.seed, context, stop)
-    print(vocab.decode(list(vocab.encode(prime)) + list(ids)))
+            print(f"example {args.index} of {printable(args.source)}; its own: "
+                  f"{printable(vocab.decode(list(reference)))}", file=sys.stderr)
+    primed = vocab.encode(prime)
+    ids = generate.stream(model, params, primed, length, temperature, args.seed, context, stop)
+    _print_stream(vocab, primed, ids)
     return 0
+
+
+def _print_stream(vocab, prime, ids) -> None:
+    """The prime, then each symbol as it is sampled: a long sample shows as it grows and is
+    never held whole. Newlines and tabs print as they are; other control characters escaped."""
+    out, gap = sys.stdout, " " if vocab.level == "word" else ""
+    out.write(printable(vocab.decode(prime), keep="\n\t"))
+    for i in ids:
+        out.write(printable(gap + vocab.decode([i]), keep="\n\t"))
+        out.flush()
+    out.write("\n")
 
 
 def _example(run_dir, path, index: int, spec: ir.Model, info: dict) -> tuple:
@@ -342,8 +345,8 @@ def cmd_eval(args) -> int:
     bound = job_data.valid if held_out else job_data.train
     vocab = data.Vocab.from_json(info["vocab"]) if info.get("vocab") else None
     result = evaluate.metrics(model, params, bound, job_data.settings, vocab)
-    print(f"{model.spec.name} on {path or 'the embedded hello'}" + (" (the part held out from training)" if held_out
-                                                                    else "") + ":")
+    held = " (the part held out from training)" if held_out else ""
+    print(f"{printable(model.spec.name)} on {printable(path or 'the embedded hello')}{held}:")
     for key, value in result.items():
         print(f"  {key:<16} {value:.4f}" if isinstance(value, float) else f"  {key:<16} {value}")
     return 0
@@ -361,7 +364,7 @@ def cmd_bench(args) -> int:
     from . import accel
     notes = (f" {args.workers} workers" if args.workers > 1 else "") + (
         " (numba float32 kernels)" if args.dtype == "float32" and accel.enabled() else "")
-    print(bench.report([result], f"{args.spec}: T={args.steps} B={args.batch} {args.dtype}{notes}"))
+    print(_lines(bench.report([result], f"{args.spec}: T={args.steps} B={args.batch} {args.dtype}{notes}")))
     print("for a same-run comparison with PyTorch at the standard shapes: python benchmarks/run.py")
     return 0
 
@@ -391,49 +394,6 @@ def _lengths(text: str, model: ir.Model):
         raise SpecError.at(None, f"--unroll {text}: needs 1..1000 steps for each axis of "
                            f"{model.name} ({', '.join(model.axes)})")
     return lengths
-
-
-def graph_text(model: ir.Model, g: nx.DiGraph, params: bool = False) -> str:
-    lines = [f"# {model.name}: {g.number_of_nodes()} nodes, {g.number_of_edges()} edges"]
-    for node in nx.lexicographical_topological_sort(g, key=str):
-        if g.nodes[node]["role"] == "param" and not params:
-            continue
-        srcs = [str(s) for s in g.predecessors(node) if params or g.nodes[s]["role"] != "param"]
-        lines.append(f"{node}" + (f" <- {', '.join(sorted(srcs))}" if srcs else ""))
-    return "\n".join(lines)
-
-
-def graph_dot(model: ir.Model, g: nx.DiGraph, params: bool = False) -> str:
-    """Time runs left to right, one column per step; forward recurrences in blue (t rising),
-    backward ones in red (t falling)."""
-    out = [f'digraph "{model.name}" {{', "  rankdir=LR; node [shape=box, style=rounded, fontname=Helvetica];"]
-    steps = {}
-    for node, data in g.nodes(data=True):
-        if data["role"] == "param" and not params:
-            continue
-        shape = {"input": "ellipse", "param": "note"}.get(data["role"], "box")
-        out.append(f'  "{node}" [shape={shape}];')
-        if node.t is not None:
-            steps.setdefault((model.axis_of(node.var), node.t), []).append(f'"{node}"')
-    for (axis, t), names in sorted(steps.items()):
-        out.append(f"  {{ rank=same; {' '.join(sorted(names))} }}  // {axis}={t}")
-    for u, v, data in g.edges(data=True):
-        if g.nodes[u]["role"] == "param" and not params:
-            continue
-        k = data.get("offset")
-        style = ("color=blue" if k and k < 0 else "color=red" if k and k > 0 else
-                 "style=dashed, color=gray40" if u.t is None or v.t is None else "color=black")
-        out.append(f'  "{u}" -> "{v}" [{style}];')
-    out.append("}")
-    return "\n".join(out)
-
-
-def graph_json(model: ir.Model, g: nx.DiGraph, params: bool = False) -> str:
-    """networkx node-link data; nodes are named `var@t` (static ones just `var`)."""
-    named = nx.relabel_nodes(g, {n: str(n) for n in g.nodes})
-    for node in g.nodes:
-        named.nodes[str(node)].update(var=node.var, t=node.t)
-    return json.dumps(nx.node_link_data(named, edges="links"), indent=1)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import ir, kernels
+from . import ir, kernels, limits
 from .errors import DataError
 from .inputs import prepare
 from .ops import Kind
@@ -23,28 +23,41 @@ def generate(model, params: dict, prime: list, length: int, temperature: float =
     """The ids fed to the spec's feedback input after `prime`: up to `length` of them, ending
     early at `stop`. `context` gives any other input (a source sentence, an image) for one
     sequence, unbatched."""
+    return list(stream(model, params, prime, length, temperature, seed, context, stop))
+
+
+def stream(model, params: dict, prime: list, length: int, temperature: float = 1.0, seed: int = 0,
+           context: dict | None = None, stop: int | None = None):
+    """`generate`'s ids as an iterator, each yielded as soon as it is sampled (the CLI prints
+    them as they come); the arguments are checked before the first."""
     gen = model.spec.generate
     if gen is None or not gen.feed:
         raise DataError(f"{model.spec.name} has no generate: section",
                         "add generate: {feed: {x: y}} to say which output feeds which input")
     if len(prime) == 0:
         raise DataError("generation needs at least one input to start from", "give --prime")
-    feed_input, output = gen.feed[0]
+    limits.check_sampling(length, temperature)
+    params = model._params(params)                     # checked once, not at every step
+    return _sample(model, params, gen.feed[0], prime, length, temperature, seed, context, stop)
+
+
+def _sample(model, params: dict, feed: tuple, prime: list, length: int, temperature: float, seed: int,
+            context: dict | None, stop: int | None):
+    feed_input, output = feed
     rng = np.random.default_rng(seed)
     seq = [int(i) for i in prime]
-    params = model._params(params)                     # checked once, not at every step
     carried = stepwise(model.spec, feed_input, output)
     scores, carry = _scores(model, params, feed_input, output, seq, context or {}, carried)
     for _ in range(length):
         nxt = int(kernels.sample(np, scores, rng, temperature))
         seq.append(nxt)
+        yield nxt
         if stop is not None and nxt == stop or len(seq) - len(prime) == length:
             break
         if carry is not None:            # one step from the carried state
             scores, carry = _scores(model, params, feed_input, output, [nxt], context or {}, carried, carry)
         else:
             scores, _ = _scores(model, params, feed_input, output, seq, context or {}, None)
-    return seq[len(prime):]
 
 
 def _scores(model, params: dict, feed_input: str, output: str, seq: list, context: dict,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import ir
+from . import ir, limits
 from .errors import DataError
 from .ops import Kind
 
@@ -112,6 +112,7 @@ def random_batch(model: ir.Model, steps: int = 5, batch: int = 2, seed: int = 0,
                  ragged: bool = True) -> dict:
     """Random inputs for `model` (gradient checks, benchmarks): `steps` per axis, random
     lengths when `ragged`. CTC labels avoid the blank and fit their frames."""
+    check_shape(model, steps, batch)
     rng = np.random.default_rng(seed)
     blank, label_axes = _ctc_labels(model)
     inputs = {}
@@ -141,3 +142,33 @@ def _ctc_labels(model: ir.Model) -> tuple:
         if isinstance(e, ir.Apply) and e.op.value == "ctc":
             return int(e.attr.get("blank", 0)), {e.args[1].axis}
     return None, set()
+
+
+# ---- sizes, checked before anything is allocated -----------------------------------------------
+
+def check_shape(model: ir.Model, steps: int, batch: int, itemsize: int = 8) -> None:
+    """Raise a DataError unless `steps` and `batch` are whole numbers within limits.py's caps,
+    and a batch of that shape fits in the machine's memory (`batch_bytes`)."""
+    for what, value, top in (("steps", steps, limits.MAX_STEPS), ("batch", batch, limits.MAX_BATCH)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not 1 <= value <= top:
+            raise DataError(f"{what} must be a whole number from 1 to {top:,}, got {value!r}")
+    need = batch_bytes(model, steps, batch, itemsize)
+    limits.check_memory(need, f"a batch of {batch:,} sequences of {steps:,} steps of {model.name}",
+                        "use fewer steps or a smaller batch")
+
+
+def batch_bytes(model: ir.Model, steps, batch: int, itemsize: int = 8) -> int:
+    """About the bytes one forward and backward pass over a batch of `steps` (per axis, or
+    {axis: T}) holds: the inputs, and each value the equations and the loss compute (every
+    operation, not only the named ones), once on the forward tape and once as its adjoint."""
+    per_axis = steps if isinstance(steps, dict) else {a: steps for a in model.axes}
+    rows = lambda axis: per_axis.get(axis, 1) * batch if axis else batch
+    values = sum(rows(i.axis) * (_entries(i.type) if i.type.kind is Kind.FLOAT else 1) for i in model.inputs)
+    for e in [eq.expr for eq in model.equations] + [model.loss]:
+        values += sum(rows(n.axis) * _entries(n.type) for n in ir.walk(e) if isinstance(n, (ir.Apply, ir.Reduce)))
+    return 2 * itemsize * values
+
+
+def _entries(t) -> int:
+    return int(np.prod(t.dims, dtype=np.float64)) if t.dims else 1
+

@@ -9,6 +9,8 @@ entries per parameter, offsets, windows), check.py (equations).
 """
 from __future__ import annotations
 
+import math
+import numbers
 import os
 
 from .errors import SourcePos, SpecError
@@ -31,7 +33,7 @@ MAX_BATCH = 1 << 16                  # --batch B, and train: batch
 MAX_REPEAT = 100_000                 # bench --repeat
 MAX_WORKERS = 64                     # --workers (and never more than the machine's cores)
 MAX_SEED = (1 << 63) - 1             # --seed and train: seed, 0 up to this
-MAX_SAMPLE_LENGTH = 1_000_000        # sample --length, and generate: max_len
+MAX_SAMPLE_LENGTH = 100_000          # sample --length (check.py caps generate: max_len alike)
 MIN_TEMPERATURE = 1e-3               # sample --temperature: 0 (greedy) or at least this
 MAX_EPOCHS = 1_000_000               # train: epochs
 MAX_TRAIN_STEPS = 1_000_000_000      # train: steps, bptt, eval_every, decay_every, warmup
@@ -77,3 +79,23 @@ def size(n: int) -> str:
         if n >= scale:
             return f"{n / scale:,.1f} {unit}"
     return f"{n:,} bytes"
+
+
+def temperature_problem(value) -> str:
+    """'' for a usable sampling temperature, else what is wrong with it."""
+    if value == 0:
+        return ""
+    if not isinstance(value, numbers.Real) or not math.isfinite(value) or value < MIN_TEMPERATURE:
+        return (f"must be 0 (greedy) or a finite number from {MIN_TEMPERATURE:g} up "
+                "(below that, the scores divided by it overflow)")
+    return ""
+
+
+def check_sampling(length, temperature) -> None:
+    """Raise a SpecError unless `length` and `temperature` suit generation."""
+    problem = temperature_problem(temperature)
+    if problem:
+        raise SpecError.at(None, f"the sampling temperature {temperature!r} {problem}", "")
+    if not isinstance(length, int) or not 0 <= length <= MAX_SAMPLE_LENGTH:
+        raise SpecError.at(None, f"a sample length must be a whole number from 0 to {MAX_SAMPLE_LENGTH:,}, "
+                           f"got {length!r}", "sample in several runs, or raise MAX_SAMPLE_LENGTH in rnndsl/limits.py")

@@ -1,17 +1,37 @@
 """Parameter initialisation from each param's `init:` (deterministic for a seed)."""
 from __future__ import annotations
 
+import numbers
 import zlib
 
 import numpy as np
 
-from . import ir
+from . import ir, limits
+from .errors import DataError
+
+COPIES = 5      # training holds the parameters, their gradients, two optimizer slots (Adam) and a checkpoint's copy
 
 
 def init_params(model: ir.Model, seed: int = 0, dtype="float64") -> dict:
     """name -> array with exactly the declared shape. Each parameter draws from its own
-    stream (seeded by the seed and its name), so adding a parameter changes no other."""
+    stream (seeded by the seed and its name), so adding a parameter changes no other.
+    The seed and the memory training needs are checked first."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= limits.MAX_SEED:
+        raise DataError(f"a seed must be a whole number from 0 to {limits.MAX_SEED:,}, got {seed!r}")
+    check_memory(model, dtype)
     return {p.name: initial_value(p, seed).astype(dtype) for p in model.params}
+
+
+def check_memory(model: ir.Model, dtype="float64") -> None:
+    """A SpecError, before anything is allocated, when training the parameters would not fit
+    in the machine's memory (COPIES arrays of each); it names the size and the largest ones."""
+    count = model.param_count()
+    need = count * np.dtype(dtype).itemsize * COPIES
+    largest = sorted(model.params, key=lambda p: -int(np.prod(p.type.dims, dtype=np.float64)))[:3]
+    limits.check_memory(need, f"training {model.name}'s {count:,} parameter values ({np.dtype(dtype)}, with "
+                        "gradients, optimizer state and a checkpoint's copy)",
+                        "make the largest smaller (" + ", ".join(f"{p.name} {p.type}" for p in largest) + ")",
+                        pos=largest[0].pos if largest else None)
 
 
 def initial_value(p: ir.Param, seed: int = 0) -> np.ndarray:
