@@ -1,85 +1,63 @@
 """Checkpoints: parameters, optimizer state and metadata in one `.npz`, without pickle.
 
     ir.Model                          --spec_hash-->  sha256 of what gives the parameters meaning
+    spec.yaml text                    --source_meta-> the whole spec as trained, and its sha256
     params, opt_state, meta           --save------->  FILE.npz (written atomically)
-    FILE.npz [, ir.Model]             --load------->  Checkpoint, or DataError saying what is wrong
+    FILE.npz [, ir.Model, spec text]  --load------->  Checkpoint, or DataError saying what is wrong
 
 Layout of the archive (np.savez, uncompressed, no object arrays):
 
-    param/<name>   each parameter, in its own dtype
+    param/<name>   each parameter, in its own dtype: finite, real floating point
     opt/<key>      each optimizer / schedule state array (optim.training_state)
-    meta           uint8 array: UTF-8 JSON {"format": "rnndsl-checkpoint", "version": 1, "meta": {...}}
+    meta           uint8 array: UTF-8 JSON {"format": "rnndsl-checkpoint", "version": 2, "meta": {...}}
 
-`save` writes a hidden temporary file in the target's folder, fsyncs it, then `os.replace`s it
-over the target, so the file at `path` is always a complete checkpoint: the previous one until
-the new one is whole. A process killed mid-write leaves at most a `.<name>.*.tmp` file, which
-`load` never reads. `load` uses `allow_pickle=False`: a file from someone else cannot run code.
+`save` refuses parameters that are not finite, writes a temporary `.rnndsl-<name>.*.tmp` in
+the target's folder, fsyncs it, then `os.replace`s it over the target (never through a link), so
+the file at `path` is always a complete checkpoint. `load` reads the zip directory, then each
+entry's header (shapes checked against the spec), and only then the data (rnndsl/safenpz.py):
+nothing is unpickled, nothing unknown is read. Version 2 records the run's whole spec text, so
+an edited spec.yaml is refused; version 1 did not, and is refused as written by an older rnndsl.
 """
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import os
-import secrets
-import zipfile
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from . import ir
-from .errors import DataError
+from . import ir, safenpz, specid
+from .errors import DataError, Source
+from .runfiles import failure, shown, write_atomically
+from .specid import param_differences, spec_hash, spec_meta, spec_text   # noqa: F401 (the API)
 
 FORMAT = "rnndsl-checkpoint"
-VERSION = 1
+VERSION = 2
 _PARAM, _OPT, _META = "param/", "opt/", "meta"
-
-
-# ---- the spec's identity -------------------------------------------------------------------------
-
-def spec_text(model: ir.Model) -> str:
-    """The parts of the IR that fix the parameters and their meaning: dims, inputs, params
-    (name and shape), states, typed equations, loss, outputs. Not the name, file path, doc,
-    comments, initialisers, train or generate settings."""
-    lines = ir.pretty(model).split("\n")[1:]                  # line 0 names the model and its path
-    return "\n".join(_drop_init(line) for line in lines) + "\n"
-
-
-def _drop_init(line: str) -> str:
-    return line.rsplit(" = ", 1)[0] if line.startswith("param ") else line
-
-
-def spec_hash(model: ir.Model) -> str:
-    """sha256 (hex) of `spec_text`: equal for specs that differ only in layout or comments."""
-    return hashlib.sha256(spec_text(model).encode()).hexdigest()
-
-
-def spec_meta(model: ir.Model) -> dict:
-    """The metadata `load` compares against a model: put it in every checkpoint's `meta`."""
-    return {"spec_hash": spec_hash(model), "spec_text": spec_text(model), "spec_name": model.name}
+META_LIMIT = 32 << 20               # bytes of metadata: the spec's text (at most 1 MB) and a few numbers
+MAX_COUNT = 1 << 62                 # steps, epochs and batches stay int64
 
 
 # ---- save --------------------------------------------------------------------------------------
 
 def save(path, params: dict, opt_state: dict, meta: dict) -> Path:
     """Write a checkpoint atomically; `meta` must be JSON-serialisable and should include
-    `spec_meta(model)`. Returns the path written."""
+    `spec_meta(model)` (and for a run `source_meta(text)`). Returns the path written.
+    DataError for parameters that are not finite real numbers, or a file that cannot be written."""
     path = Path(path)
     arrays = _arrays(params, opt_state, meta)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    bad = invalid_params(params)
+    if bad:
+        raise DataError(f"not saving {shown(path)}: " + "; ".join(bad),
+                        "a checkpoint holds only finite parameters; the last one written is kept")
     try:
-        with open(tmp, "xb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_folder(path.parent)
-    return path
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise failure(path.parent, exc, "create") from None
+    return write_atomically(path, lambda f: np.savez(f, **arrays), durable=True)
 
 
 def _arrays(params: dict, opt_state: dict, meta: dict) -> dict:
@@ -94,18 +72,33 @@ def _arrays(params: dict, opt_state: dict, meta: dict) -> dict:
     return out
 
 
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename itself durable (POSIX); a no-op where folders cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+def invalid_params(params: dict) -> list:
+    """One line per parameter that is not an array of finite, real floating-point numbers."""
+    out = []
+    for name, value in params.items():
+        a = np.asarray(value)
+        if a.dtype.kind != "f":
+            out.append(f"{shown(name)} holds {_describe(a.dtype)}, not real floating-point numbers")
+            continue
+        bad = a.size - int(np.count_nonzero(np.isfinite(a)))
+        if bad:
+            out.append(f"{shown(name)} holds {bad:,} non-finite value{'s' * (bad > 1)} "
+                       f"({', '.join(sorted({str(v) for v in a[~np.isfinite(a)].flat[:1000]}))})")
+    return out
+
+
+def _describe(dtype: np.dtype) -> str:
+    kinds = {"c": "complex numbers", "U": "text", "S": "bytes", "b": "booleans", "i": "integers", "u": "integers"}
+    return f"{kinds.get(dtype.kind, 'values')} ({dtype})"
+
+
+def source_meta(text: str) -> dict:
+    """The metadata `load(..., source=)` compares a run's spec.yaml against: its whole text."""
+    return {"spec_source": text, "spec_sha256": _sha256(text)}
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 # ---- load --------------------------------------------------------------------------------------
@@ -122,116 +115,170 @@ class Checkpoint:
         return self.meta.get("spec_hash")
 
 
-def load(path, model: ir.Model | None = None) -> Checkpoint:
-    """Read a checkpoint; with `model`, refuse one written for another spec. Raises DataError
-    for a missing, truncated, corrupt or foreign file."""
+def load(path, model: ir.Model | None = None, source: Source | None = None) -> Checkpoint:
+    """Read a checkpoint. With `model`, refuse one written for another spec (its parameters'
+    shapes are compared before their data is read); with `source` (a run's spec.yaml), refuse
+    one trained from other text. DataError for a missing, truncated, corrupt or foreign file."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"no checkpoint at {path}" + (" (it is a folder)" if path.is_dir() else ""),
-                        "give the checkpoint file a training run wrote")
-    entries = _read(path)
-    ckpt = _unpack(path, entries)
+    _check_exists(path)
+    try:
+        with safenpz.Archive(path) as archive:
+            return _load(path, archive, model, source)
+    except safenpz.Refused as exc:
+        raise _foreign(path, str(exc)) from None
+    except safenpz.Corrupt as exc:
+        raise _corrupt(path, exc) from None
+
+
+def _load(path: Path, archive: safenpz.Archive, model, source) -> Checkpoint:
+    meta = _read_meta(path, archive)
+    entries = {name: archive.header(name) for name in archive.names if name != _META}   # headers only
+    if model is not None:
+        _check_shapes(path, meta, entries, model)
+    if source is not None:
+        check_source(path, meta, source)
+    arrays = {name: archive.read(name) for name in entries}
+    params = {k[len(_PARAM):]: v for k, v in arrays.items() if k.startswith(_PARAM)}
+    opt = {k[len(_OPT):]: v for k, v in arrays.items() if k.startswith(_OPT)}
+    _check_arrays(path, params, opt)
+    ckpt = Checkpoint(str(path), params, opt, meta)
     if model is not None:
         check_spec(ckpt, model)
     return ckpt
 
 
-def _read(path: Path) -> dict:
-    """Every array in the file, read eagerly, never unpickling anything."""
-    with open(path, "rb") as f:
-        magic = f.read(6)
-        if magic and not magic.startswith((b"PK", b"\x93NUMPY")):
-            raise _foreign(path, "it is not an .npz archive (and rnndsl never unpickles files)")
-        f.seek(0)
-        return _read_arrays(path, f)
-
-
-def _read_arrays(path: Path, f) -> dict:
+def _check_exists(path: Path) -> None:
     try:
-        data = np.load(f, allow_pickle=False)
-        if not isinstance(data, np.lib.npyio.NpzFile):
-            raise _foreign(path, "it holds a single array, not an archive")
-        with data:
-            return {key: data[key] for key in data.files}
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():        # an object array inside the archive
-            raise _foreign(path, "it contains pickled Python objects, which rnndsl never loads") from None
-        raise _corrupt(path, exc) from None
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise _corrupt(path, exc) from None
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        raise failure(path, exc) from None
+    if mode is None or stat.S_ISDIR(mode):
+        raise DataError(f"no checkpoint at {shown(path)}" + (" (it is a folder)" if mode else ""),
+                        "give the checkpoint file a training run wrote")
 
 
-def _unpack(path: Path, entries: dict) -> Checkpoint:
-    """Split the archive's entries; DataError unless it is an rnndsl checkpoint we can read."""
-    header = _header(path, entries.pop(_META, None))
-    params = {k[len(_PARAM):]: v for k, v in entries.items() if k.startswith(_PARAM)}
-    opt = {k[len(_OPT):]: v for k, v in entries.items() if k.startswith(_OPT)}
-    if len(params) + len(opt) != len(entries):
-        stray = sorted(k for k in entries if not k.startswith((_PARAM, _OPT)))
-        raise _foreign(path, f"unexpected entries {', '.join(stray)}")
-    return Checkpoint(str(path), params, opt, header["meta"])
+def _read_meta(path: Path, archive: safenpz.Archive) -> dict:
+    """The metadata, after the directory shows nothing but rnndsl's entries (none of them read)."""
+    names = archive.names
+    if _META not in names:
+        raise _foreign(path, "it has no rnndsl metadata")
+    stray = sorted(n for n in names if n != _META and not n.startswith((_PARAM, _OPT)))
+    if stray:
+        raise _foreign(path, f"unexpected entries {', '.join(shown(n) for n in stray[:5])}"
+                             + (f" and {len(stray) - 5} more" if len(stray) > 5 else ""))
+    header = _header(path, archive.read(_META, META_LIMIT))
+    _check_meta(path, header["meta"])
+    return header["meta"]
 
 
-def _header(path: Path, raw) -> dict:
-    if raw is None or raw.dtype != np.uint8 or raw.ndim != 1:
+def _header(path: Path, raw: np.ndarray) -> dict:
+    if raw.dtype != np.uint8 or raw.ndim != 1:
         raise _foreign(path, "it has no rnndsl metadata")
     try:
         header = json.loads(raw.tobytes().decode())
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise _corrupt(path, "unreadable metadata") from None
     ours = isinstance(header, dict) and header.get("format") == FORMAT
     if not (ours and isinstance(header.get("meta"), dict)):
         raise _foreign(path, "its metadata is not an rnndsl checkpoint's")
+    if header.get("version") == 1:
+        raise DataError(f"{shown(path)} was written by an older rnndsl (checkpoint format 1), which did not "
+                        "record the spec's text", "train the run again with this rnndsl")
     if header.get("version") != VERSION:
-        raise DataError(f"{path}: checkpoint format version {header.get('version')!r}; this rnndsl reads "
-                        f"version {VERSION}", "use the rnndsl version that wrote it")
+        raise DataError(f"{shown(path)}: checkpoint format version {header.get('version')!r:.40}; this rnndsl "
+                        f"reads version {VERSION}", "use the rnndsl version that wrote it")
     return header
 
 
+def _count(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_COUNT
+
+
+def _number_or_none(v) -> bool:
+    return v is None or isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _text(v) -> bool:
+    return isinstance(v, str)
+
+
+META_TYPES = {"step": (_count, "a whole number, 0 or more"), "epoch": (_count, "a whole number, 0 or more"),
+              "batch": (_count, "a whole number, 0 or more"), "best": (_number_or_none, "a number or null"),
+              "settings": (lambda v: isinstance(v, dict), "a mapping of training settings"),
+              **{k: (_text, "text") for k in ("spec_hash", "spec_text", "spec_name", "spec_source", "spec_sha256")}}
+
+
+def _check_meta(path: Path, meta: dict) -> None:
+    """DataError naming the first metadata value of the wrong type (what rnndsl reads of it)."""
+    for key, (ok, what) in META_TYPES.items():
+        if key in meta and not ok(meta[key]):
+            raise DataError(f"{shown(path)}: checkpoint metadata {key} must be {what}, got {meta[key]!r:.60}",
+                            "rnndsl wrote it otherwise: the file was changed; restore it or train again")
+
+
+def require(ckpt: Checkpoint, keys: tuple) -> None:
+    """DataError unless the metadata has every key in `keys` (what a training run records)."""
+    missing = [k for k in keys if k not in ckpt.meta]
+    if missing:
+        raise DataError(f"{shown(ckpt.path)}: checkpoint metadata lacks {', '.join(missing)}",
+                        "give a checkpoint written by `rnndsl train`")
+
+
+def _check_arrays(path: Path, params: dict, opt: dict) -> None:
+    bad = invalid_params(params)
+    if bad:
+        raise DataError(f"{shown(path)} holds parameters rnndsl never saves: " + "; ".join(bad),
+                        "checkpoints are checked before writing, so the file was changed; restore it or train again")
+    for key, a in opt.items():
+        if a.dtype.kind not in "biuf":
+            raise _foreign(path, f"its optimizer state {shown(key)} holds {_describe(a.dtype)}")
+
+
 def _corrupt(path: Path, why) -> DataError:
-    return DataError(f"{path} is truncated or corrupt ({why})",
+    return DataError(f"{shown(path)} is truncated or corrupt ({why})",
                      "checkpoints are written atomically, so it was damaged later; "
                      "restore a copy or train again")
 
 
 def _foreign(path: Path, why: str) -> DataError:
-    return DataError(f"{path} is not an rnndsl checkpoint: {why}",
+    return DataError(f"{shown(path)} is not an rnndsl checkpoint: {why}",
                      "give a checkpoint written by `rnndsl train`")
 
 
 # ---- which spec --------------------------------------------------------------------------------
 
+def _check_shapes(path: Path, meta: dict, entries: dict, model: ir.Model) -> None:
+    """Before any data is read: the parameters' declared shapes against the spec's, and each
+    optimizer slot (opt/<slot>/<param>) against its parameter's."""
+    shapes = {k[len(_PARAM):]: e.shape for k, e in entries.items() if k.startswith(_PARAM)}
+    differences = param_differences(shapes, model)
+    if differences:
+        raise specid.other_spec(str(path), meta.get("spec_name"), model, differences)
+    for key, e in entries.items():
+        slot, _, name = key[len(_OPT):].partition("/")
+        if key.startswith(_OPT) and slot not in ("schedule", "carry") and name in shapes and e.shape != shapes[name]:
+            raise _corrupt(path, f"optimizer state {shown(key)} has shape {list(e.shape)}, "
+                                 f"its parameter {list(shapes[name])}")
+
+
 def check_spec(ckpt: Checkpoint, model: ir.Model) -> None:
     """DataError unless `ckpt` was written for `model`'s spec, naming what differs."""
-    differences = param_differences(ckpt.params, model)
+    shapes = {name: np.shape(a) for name, a in ckpt.params.items()}
+    differences = param_differences(shapes, model)
     if not differences and ckpt.spec_hash == spec_hash(model):
         return
-    differences = differences or _text_differences(ckpt, model)
-    name = ckpt.meta.get("spec_name")
-    named = f" ({name}, not {model.name})" if name and name != model.name else ""
-    listing = "".join(f"\n  {line}" for line in differences)
-    raise DataError(f"checkpoint {ckpt.path} was written for another spec{named}:{listing}",
-                    "resume with the spec the run was trained with, or start a new run with another --out")
+    differences = differences or specid.ir_differences(ckpt.meta.get("spec_text"), model)
+    raise specid.other_spec(ckpt.path, ckpt.meta.get("spec_name"), model, differences)
 
 
-def param_differences(params: dict, model: ir.Model) -> list:
-    """One line per parameter that is missing from `params`, extra, or of another shape."""
-    want = {p.name: p for p in model.params}
-    out = [f"{name}: in the spec as {want[name].type}, missing from the checkpoint"
-           for name in want if name not in params]
-    out += [f"{name}: in the checkpoint {list(np.shape(params[name]))}, not in the spec"
-            for name in params if name not in want]
-    out += [f"{name}: {list(np.shape(params[name]))} in the checkpoint, {want[name].type} in the spec"
-            for name in want if name in params and tuple(np.shape(params[name])) != want[name].type.dims]
-    return out
-
-
-def _text_differences(ckpt: Checkpoint, model: ir.Model, limit: int = 8) -> list:
-    """The parameters match: show the IR lines that differ, when the checkpoint kept its text."""
-    old = ckpt.meta.get("spec_text")
-    if not isinstance(old, str):
-        return ["the parameters match, but the equations or dims differ (the spec hash changed)"]
-    diff = difflib.unified_diff(old.splitlines(), spec_text(model).splitlines(), lineterm="", n=0)
-    lines = [line for line in diff if line[:1] in "+-" and line[:3] not in ("+++", "---")]
-    labelled = [("checkpoint: " if line[0] == "-" else "this spec:  ") + line[1:] for line in lines]
-    return ["the parameters match, but these lines of the IR differ:"] + labelled[:limit]
+def check_source(path, meta: dict, source: Source) -> None:
+    """DataError unless `source` (a run's spec.yaml) is, byte for byte, the text the checkpoint
+    at `path` was trained from; the message names the top-level keys that changed."""
+    old = meta.get("spec_source")
+    if not isinstance(old, str) or meta.get("spec_sha256") != _sha256(old):
+        raise DataError(f"{shown(path)} does not record the spec it was trained with (it was written by an "
+                        "older rnndsl, or changed)", "train the run again with this rnndsl")
+    if _sha256(source.text) != meta["spec_sha256"]:
+        raise specid.edited(source.path, str(path), old, source.text)

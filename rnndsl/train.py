@@ -1,15 +1,19 @@
 """Training: a spec, its data and its settings -> a run directory that can be resumed.
 
-    prepare   spec + data + --set -> dims from the data (vocabulary size), the compiled model,
-              the bound training and validation data, the settings
+    prepare   spec + data + --set -> the compiled model, bound data, settings (rnndsl/job.py)
     train     the loop: minibatches (or parallel streams carrying their state across windows),
               clipping, the optimizer and schedule, metrics, loss.png, atomic checkpoints
     resume    the same loop from a checkpoint: same parameters, optimizer, schedule, position
 
-A NaN or inf loss stops the run naming the step and keeps the last good checkpoint; Ctrl-C
+A NaN or inf loss, or parameters that stopped being finite, stop the run naming the step and
+keep the last good checkpoint (every save checks the parameters first); Ctrl-C
 lets the step in progress finish, writes a checkpoint and stops cleanly (a second Ctrl-C stops
 at once and keeps the last checkpoint). Every random choice comes from the settings' seed, so
 a resumed run ends where an uninterrupted one would.
+
+A run's folder is locked for the whole of `train` and `resume` (rundir.new_run, runfiles.lock);
+its spec.yaml is compared with the text the checkpoint recorded before anything of it is
+compiled (`load_run`, `resume`), so an edited run is refused, never run.
 """
 from __future__ import annotations
 
@@ -23,19 +27,18 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint, data, optim, rundir
-from .check import TRAIN_KEYS
-from .errors import DataError, SpecError, did_you_mean
+from . import checkpoint, data, optim, rundir, runfiles
+from .errors import DataError, SpecError
+from .job import MIN_TO_HOLD_OUT, Job, prepare, split_settings   # noqa: F401 (train.prepare is the API)
 from .pipeline import compile as compile_spec
-from .pipeline import load_spec
-from .spec import read_text
+from .pipeline import loads_spec
 
 CHECKPOINT_SECONDS = 30.0          # at most this long between checkpoints within an epoch
 EPOCH_CHECKPOINT_SECONDS = 5.0     # at an epoch's end, a checkpoint if the last is this old
 
 
 class TrainingStopped(DataError):
-    """The run stopped on a NaN or inf (its message names the step)."""
+    """The run stopped on a NaN or inf loss or parameters (its message names the step)."""
 
 
 class Interrupted(KeyboardInterrupt):
@@ -47,17 +50,6 @@ class Interrupted(KeyboardInterrupt):
 
 
 @dataclass
-class Job:
-    """Everything a run needs, resolved."""
-    model: object                       # CompiledModel
-    settings: optim.Settings
-    train: data.Bound
-    valid: data.Bound | None
-    info: dict                          # what run.json records
-    spec_text: str
-
-
-@dataclass
 class Progress:
     step: int = 0
     epoch: int = 0
@@ -66,97 +58,22 @@ class Progress:
     carry: dict = field(default_factory=dict)
 
 
-def split_settings(pairs: dict, spec) -> tuple:
-    """--set pairs -> (dims, training settings), by name; SpecError for a key that is neither."""
-    for key in pairs:
-        if key not in TRAIN_KEYS and key not in spec.dim:
-            raise SpecError.at(None, f"--set {key}: not a dim of {spec.name} or a training setting",
-                               did_you_mean(key, [*spec.dim, *TRAIN_KEYS])
-                               or f"dims: {', '.join(spec.dim)}; training settings: {', '.join(TRAIN_KEYS)}")
-    dims = {k: v for k, v in pairs.items() if k not in TRAIN_KEYS}
-    return dims, {k: v for k, v in pairs.items() if k in TRAIN_KEYS}
-
-
-def prepare(spec_path, data_path=None, sets: dict | None = None, backend: str = "numpy",
-            info: dict | None = None, settings: optim.Settings | None = None, hold_out: bool = True,
-            loader: dict | None = None) -> Job:
-    """Load the data, size the spec's class dims from its vocabulary, compile, bind. With
-    `info` (a run's run.json) the run's vocabulary and feature statistics are reused. Without
-    `hold_out` all the data is in `train` (eval on a test set)."""
-    sets = dict(sets or {})
-    probe = load_spec(spec_path)                    # as written: is it the embedded hello's spec?
-    dims, train_sets = split_settings(sets, probe)
-    spec = load_spec(spec_path, dims=dims)
-    loader = dict(loader or (info or {}).get("loader") or {})
-    dataset = _dataset(spec, data_path, info, _is_hello(probe), loader)
-    dims = {**_dims_from_data(spec, dataset, info), **dims}
-    model = compile_spec(spec_path, backend=backend, dims=dims or None)
-    settings = settings or optim.settings_from(model.spec.train, train_sets)
-    bptt = settings.bptt or data.DEFAULT_BPTT
-    data.check_class_indices(model.spec, dataset)       # the whole file, before the split reorders it
-    train_part, valid_part = _split(dataset, settings) if hold_out else (dataset, None)
-    text = read_text(spec_path).text if not (isinstance(spec_path, str) and "\n" in spec_path) else spec_path
-    # the data's absolute path: --resume and eval may run from another folder
-    record = {"spec": str(spec_path), "data": str(Path(data_path).resolve()) if data_path else "<embedded hello>",
-              "dims": {k: d.value for k, d in model.spec.dims}, "settings": settings.as_dict(),
-              "vocab": dataset.vocab.to_json() if dataset.vocab else None,
-              "stats": dataset.stats.to_json() if dataset.stats else None, "backend": backend,
-              "loader": loader}
-    return Job(model, settings, data.bind(model.spec, train_part, bptt),
-               data.bind(model.spec, valid_part, bptt) if valid_part else None, record, text)
-
-
-def _dataset(spec, data_path, info: dict | None, hello: bool, loader: dict) -> data.Dataset:
-    if data_path is None:
-        if info is None and not hello:
-            raise DataError(f"{spec.name} needs training data", "give --data PATH (text, a speech manifest, "
-                            "an .npz); the embedded data is 'hello' over h, e, l, o, for specs with 4 symbols "
-                            "such as specs/char_rnn.yaml")
-        return data.embedded_hello()
-    vocab = data.Vocab.from_json(info["vocab"]) if info and info.get("vocab") else None
-    stats = data.FeatureStats.from_json(info["stats"]) if info and info.get("stats") else None
-    return data.load(data_path, spec, level=loader.get("level", "char"), vocab=vocab, stats=stats,
-                     features=loader.get("features", "mfcc"))
-
-
-def _is_hello(spec) -> bool:
-    """A language model over 4 symbols as its file declares it (before --set V=...)."""
-    pair = [i for i in spec.inputs if i.axis]
-    return len(pair) == 2 and all(i.type.classes is not None and i.type.classes.value == 4 for i in pair)
-
-
-def _dims_from_data(spec, dataset: data.Dataset, info: dict | None) -> dict:
-    """A class count that is a plain dim (V, K) takes the vocabulary's size."""
-    if dataset.vocab is None:
-        return {}
-    names = {i.type.classes.name for i in spec.inputs if i.type.classes is not None and i.axis}   # sequences
-    # of symbols (text, transcripts, captions); a static label's classes are the data's own
-    return {n: len(dataset.vocab) for n in names if n in spec.dim}
-
-
-MIN_TO_HOLD_OUT = {"text": 1000, "default": 20}     # tokens of a text, or examples
-
-
-def _split(dataset: data.Dataset, settings: optim.Settings) -> tuple:
-    """(train, validation): 10% held out, unless the data is too small to spare any
-    (the embedded "hello" trains on all of itself)."""
-    size = len(dataset.stream) if dataset.kind == "text" else len(dataset.examples)
-    if size < MIN_TO_HOLD_OUT.get(dataset.kind, MIN_TO_HOLD_OUT["default"]):
-        return dataset, None
-    return dataset.split(0.1, settings.seed)
-
-
 # ---- the loop -----------------------------------------------------------------------------------
 
 class Trainer:
-    def __init__(self, job: Job, run: Path, quiet: bool = False):
+    """`source` is the run's spec.yaml text, recorded in every checkpoint; `publish`, when the
+    run is staged (--overwrite), moves it over the old run after its first checkpoint."""
+
+    def __init__(self, job: Job, run: Path, quiet: bool = False, source: str | None = None, publish=None):
         self.job, self.run, self.quiet = job, run, quiet
+        self.source = job.spec_text if source is None else source
+        self.publish = publish
         self.model, self.s = job.model, job.settings
         self.params = self.model.init_params(self.s.seed)
         self.opt = optim.make_optimizer(self.s, self.params)
         self.schedule = optim.Schedule(self.s)
         self.progress = Progress()
-        self.last_save = time.monotonic()
+        self.last_save, self.saved_step = time.monotonic(), None
 
     # -- batches ---------------------------------------------------------------------------------
     def streaming(self) -> bool:
@@ -218,20 +135,23 @@ class Trainer:
                         self.end_epoch(bar)
                     if ctrl_c.pressed:
                         raise KeyboardInterrupt
+            self.save()
         except _Abort:                                 # a second Ctrl-C: keep the last checkpoint
             bar.close()
             raise
         except KeyboardInterrupt:
-            self.save()
-            bar.close()
-            rundir.plot(self.run, self.model.spec.name)
+            try:
+                self.save()
+            finally:
+                self.finish(bar)
             raise Interrupted(self.run) from None
         except TrainingStopped:
-            bar.close()
-            rundir.plot(self.run, self.model.spec.name)
+            self.finish(bar)
             raise
+        self.finish(bar)
+
+    def finish(self, bar) -> None:
         bar.close()
-        self.save()
         rundir.plot(self.run, self.model.spec.name)
 
     def total_steps(self) -> int:
@@ -276,23 +196,54 @@ class Trainer:
 
     # -- checkpoints -----------------------------------------------------------------------------
     def save(self) -> None:
+        """A checkpoint of the parameters (refused unless all are finite), the optimizer, the
+        schedule and the position; a staged run is then published over the one it replaces."""
         p = self.progress
+        bad = checkpoint.invalid_params(self.params)
+        if bad:
+            self._stop_on_params(bad)
         state = optim.training_state(self.opt, self.schedule)
         state.update({f"carry/{k}": np.asarray(v) for k, v in p.carry.items()})
-        meta = {**checkpoint.spec_meta(self.model.spec), "step": p.step, "epoch": p.epoch, "batch": p.batch,
+        meta = {**checkpoint.spec_meta(self.model.spec), **checkpoint.source_meta(self.source),
+                "step": p.step, "epoch": p.epoch, "batch": p.batch,
                 "best": p.best if math.isfinite(p.best) else None, "settings": self.s.as_dict()}
         checkpoint.save(self.run / rundir.CHECKPOINT, self.params, state, meta)
-        self.last_save = time.monotonic()
+        self.last_save, self.saved_step = time.monotonic(), p.step
+        if self.publish is not None:
+            self.run, self.publish = self.publish(), None
+
+    def _stop_on_params(self, bad: list) -> None:
+        p, kept = self.progress, self.run / rundir.CHECKPOINT
+        raise TrainingStopped(
+            f"the parameters stopped being finite by step {p.step} (epoch {p.epoch}): {'; '.join(bad[:3])}; "
+            f"training stopped without saving them"
+            + (f", the last good checkpoint is {runfiles.shown(kept)} (step {self.saved_step})" if kept.exists() else ""),
+            "train again with a lower learning rate or weight decay (--set lr=..., --set weight_decay=...), "
+            "or clipped gradients (--set clip=5)")
 
     def restore(self, ckpt) -> None:
+        checkpoint.require(ckpt, ("step", "epoch", "batch"))
         carry = {k[len("carry/"):]: v for k, v in ckpt.opt_state.items() if k.startswith("carry/")}
         state = {k: v for k, v in ckpt.opt_state.items() if not k.startswith("carry/")}
+        self._check_carry(ckpt.path, carry)
         for name, value in ckpt.params.items():
             self.params[name][...] = value
         optim.restore(self.opt, self.schedule, state)
         m = ckpt.meta
         self.progress = Progress(m["step"], m["epoch"], m["batch"], m.get("best") or math.inf, carry)
+        self.saved_step = m["step"]
         rundir.truncate_metrics(self.run, m["step"])
+
+    def _check_carry(self, path: str, carry: dict) -> None:
+        """Carried states are the spec's variables, one row per stream, finite."""
+        want = {eq.name: (self.s.batch, *eq.type.dims) for eq in self.model.spec.equations}
+        for name, value in carry.items():
+            if name not in want or value.shape != want[name] or value.dtype.kind != "f" \
+                    or not np.isfinite(value).all():
+                raise DataError(f"{runfiles.shown(path)}: the carried state {runfiles.shown(name)} "
+                                f"({value.dtype}, shape {list(value.shape)}) does not fit the run "
+                                f"(expected finite numbers of shape {list(want.get(name, ['?']))})",
+                                "the checkpoint was changed; restore it or train again")
 
 
 class _Abort(KeyboardInterrupt):
@@ -339,7 +290,7 @@ def evaluate_loss(model, params: dict, bound: data.Bound, settings: optim.Settin
 
 def _progress_bar(total: int, done: int, quiet: bool, name: str):
     from tqdm import tqdm
-    return tqdm(total=total, initial=done, disable=quiet, desc=name, unit="step", dynamic_ncols=True,
+    return tqdm(total=total, initial=done, disable=quiet, desc=runfiles.shown(name), unit="step", dynamic_ncols=True,
                 leave=True)
 
 
@@ -347,16 +298,22 @@ def _progress_bar(total: int, done: int, quiet: bool, name: str):
 
 def train(spec_path, data_path=None, out=None, sets: dict | None = None, backend: str = "numpy",
           quiet: bool = False, overwrite: bool = False, loader: dict | None = None, workers: int = 1) -> Path:
-    """A new run; returns its directory. `overwrite` replaces a run already in `out`;
-    `loader` picks how data is read: {"level": "char"|"word", "features": "mfcc"|"logspec"};
-    `workers` processes share each batch (rnndsl.parallel; the result is the same up to rounding)."""
-    job = prepare(spec_path, data_path, sets, backend, loader=loader)
-    run = Path(out) if out else Path("runs") / f"{job.model.spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if overwrite:
-        rundir.clear(run)
-    rundir.create(run, _resolved_spec(job), job.info)
-    _fit(Trainer(job, run, quiet), workers)
+    """A new run; returns its directory. `overwrite` replaces a run already in `out` (after this
+    run's first checkpoint: until then the old run stays whole); `loader` picks how data is read:
+    {"level": "char"|"word", "features": "mfcc"|"logspec"}; `workers` processes share each batch
+    (rnndsl.parallel; the result is the same up to rounding)."""
+    job = prepare(spec_path, data_path, sets, backend, loader=loader)      # all that can fail, first
+    run = Path(out) if out else default_folder(job.model.spec.name)
+    source = _resolved_spec(job)
+    with rundir.new_run(run, overwrite) as place:
+        rundir.start(place.folder, source, job.info)
+        _fit(Trainer(job, place.folder, quiet, source, place.publish if place.staging else None), workers)
     return run
+
+
+def default_folder(name: str) -> Path:
+    """runs/NAME-TIME, the spec's name made a safe file name: it never leaves runs/."""
+    return Path("runs") / f"{runfiles.safe_name(name)}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def _fit(trainer: "Trainer", workers: int) -> None:
@@ -368,17 +325,23 @@ def _fit(trainer: "Trainer", workers: int) -> None:
 
 
 def resume(run, quiet: bool = False, workers: int = 1) -> Path:
-    """Continue a run exactly where its checkpoint stopped."""
+    """Continue a run exactly where its checkpoint stopped, holding the run's lock."""
     run = Path(run)
-    info = rundir.read_info(run)
-    rundir.remove_leftovers(run)
-    data_path = None if info["data"] == "<embedded hello>" else info["data"]
-    settings = optim.Settings(**info["settings"])
-    job = prepare(str(run / rundir.SPEC), data_path, info["dims"], info.get("backend", "numpy"), info, settings)
-    trainer = Trainer(job, run, quiet)
-    trainer.restore(checkpoint.load(run / rundir.CHECKPOINT, job.model.spec))
-    _fit(trainer, workers)
+    rundir.read_info(run)                           # a run, before a lock file is made in it
+    with runfiles.lock(run):
+        info = rundir.read_info(run)
+        rundir.remove_leftovers(run)
+        source = rundir.read_spec(run)
+        ckpt, _ = _checked_checkpoint(run, source, info)
+        job = prepare(source, _data_path(info), info["dims"], info["backend"], info, optim.Settings(**info["settings"]))
+        trainer = Trainer(job, run, quiet, source.text)
+        trainer.restore(ckpt)
+        _fit(trainer, workers)
     return run
+
+
+def _data_path(info: dict):
+    return None if info["data"] == "<embedded hello>" else info["data"]
 
 
 def _resolved_spec(job: Job) -> str:
@@ -388,9 +351,21 @@ def _resolved_spec(job: Job) -> str:
 
 
 def load_run(run) -> tuple:
-    """(compiled model, parameters, run.json) of a finished or interrupted run."""
+    """(compiled model, parameters, run.json) of a finished or interrupted run; its spec.yaml
+    is compiled only once it is the text the checkpoint was trained from."""
     run = Path(run)
     info = rundir.read_info(run)
-    model = compile_spec(str(run / rundir.SPEC), backend=info.get("backend", "numpy"), dims=info["dims"])
-    ckpt = checkpoint.load(run / rundir.CHECKPOINT, model.spec)
-    return model, ckpt.params, info
+    ckpt, spec = _checked_checkpoint(run, rundir.read_spec(run), info)
+    return compile_spec(spec, backend=info["backend"]), ckpt.params, info
+
+
+def _checked_checkpoint(run: Path, source, info: dict) -> tuple:
+    """(checkpoint, checked spec): the spec parsed (never compiled), the checkpoint's parameter
+    shapes, then the spec's whole text, then its data checked against it."""
+    path = run / rundir.CHECKPOINT
+    try:
+        spec = loads_spec(source.text, source.path, dims=info["dims"])
+    except SpecError:
+        checkpoint.load(path, source=source)       # an edit that broke the spec is named as an edit
+        raise
+    return checkpoint.load(path, spec, source), spec
