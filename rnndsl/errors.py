@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
+from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -21,8 +22,13 @@ class Source:
     text: str
 
     def line(self, number: int) -> str:
-        lines = self.text.split("\n")        # as YAML counts lines (spec.parse_yaml normalises breaks)
+        lines = self._lines
         return lines[number - 1].rstrip("\r") if 1 <= number <= len(lines) else ""
+
+    @cached_property
+    def _lines(self) -> list:
+        """Split once, not per quoted line."""
+        return self.text.split("\n")        # as YAML counts lines (spec.parse_yaml normalises breaks)
 
 
 @dataclass(frozen=True)

@@ -38,11 +38,9 @@ def interpret(model: ir.Model, params: dict, inputs: dict) -> Result:
         for node in _order(model, tuple(sorted(lengths.items()))):
             env.compute(node)
         losses[b] = env.eval(model.loss, {})
-        for eq in model.equations:
-            for node, value in env.values.items():
-                if node.var == eq.name:
-                    target = values[eq.name]
-                    target[(node.t, b) if node.t is not None else b] = value
+        for node, value in env.values.items():      # one pass, not one per equation
+            if node.var in values:
+                values[node.var][(node.t, b) if node.t is not None else b] = value
     return Result(float(losses.mean()), losses, values)
 
 

@@ -7,7 +7,9 @@ scalar (a block of equations, say) back to the file's own line and column.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import yaml
@@ -50,6 +52,11 @@ class YNode:
         """The scalar as written, for parsing expressions (a `>` block keeps its lines)."""
         return self.text if self.text is not None else str(self.value)
 
+    @cached_property
+    def _row_starts(self) -> list:
+        """The offset of each line's first character in `source_text`."""
+        return [0] + [m.end() for m in re.finditer("\n", self.source_text)]
+
     def pos_at(self, start: int, end: int | None = None) -> SourcePos:
         """The file position of characters [start, end) of `source_text`."""
         line, col = self._locate(start)
@@ -57,10 +64,10 @@ class YNode:
         return SourcePos(self.pos.source, line, col, end_line, end_col)
 
     def _locate(self, offset: int) -> tuple[int, int]:
-        text = self.source_text
-        offset = max(0, min(offset, len(text)))
-        row = text.count("\n", 0, offset)
-        col_in_row = offset - (text.rfind("\n", 0, offset) + 1)
+        starts = self._row_starts
+        offset = max(0, min(offset, len(self.source_text)))
+        row = bisect_right(starts, offset) - 1        # a search, not a count over the whole block
+        col_in_row = offset - starts[row]
         line, col = self.text_at or (self.pos.line, self.pos.col)
         return (line, col + col_in_row) if row == 0 else (line + row, 1 + col_in_row)
 
