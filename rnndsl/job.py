@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,10 +41,11 @@ def split_settings(pairs: dict, spec) -> tuple:
 
 
 def spec_source(spec) -> Source:
-    """The spec's text, read once: a Source as given, YAML text (a str with a line break), or a path."""
+    """The spec's text, read once: a Source as given, YAML text (a str with a line break that
+    names no file: a run's folder may have one in its name), or a path."""
     if isinstance(spec, Source):
         return spec
-    if isinstance(spec, str) and "\n" in spec:
+    if isinstance(spec, str) and "\n" in spec and not os.path.lexists(spec):
         return Source("<spec>", spec)
     return read_text(spec)
 
@@ -66,6 +68,7 @@ def prepare(spec_path, data_path=None, sets: dict | None = None, backend: str = 
     settings = settings or optim.settings_from(model.spec.train, train_sets)
     bptt = settings.bptt or data.DEFAULT_BPTT
     data.check_class_indices(model.spec, dataset)       # the whole file, before the split reorders it
+    data.check_memory(model, dataset, settings.batch, bptt)     # estimate first: parameters and a batch
     train_part, valid_part = _split(dataset, settings) if hold_out else (dataset, None)
     # the data's absolute path: --resume and eval may run from another folder
     record = {"spec": source.path, "data": str(Path(data_path).resolve()) if data_path else "<embedded hello>",

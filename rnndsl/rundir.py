@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import runfiles, runinfo
-from .errors import DataError, Source
-from .runfiles import failure, shown, write_atomically   # noqa: F401 (write_atomically: cli's -o)
+from .errors import DataError, Source, printable
+from .runfiles import failure, write_atomically   # noqa: F401 (write_atomically: cli's -o)
 from .spec import MAX_SPEC_BYTES
 
 SPEC, INFO, METRICS, PLOT, CHECKPOINT = "spec.yaml", "run.json", "metrics.jsonl", "loss.png", "checkpoint.npz"
@@ -93,11 +93,11 @@ def start(folder: Path, spec_text: str, info: dict) -> None:
 
 def _make_folder(out: Path) -> None:
     if os.path.lexists(out) and not out.is_dir():
-        raise DataError(f"{shown(out)} is a file, not a folder for a run", "choose another --out")
+        raise DataError(f"{printable(out)} is a file, not a folder for a run", "choose another --out")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise DataError(f"cannot create the run directory {shown(out)} ({exc.strerror})",
+        raise DataError(f"cannot create the run directory {printable(out)} ({exc.strerror})",
                         "choose another --out") from None
 
 
@@ -106,17 +106,17 @@ def _admit(out: Path, overwrite: bool) -> bool:
     if not runinfo.is_marked(out / INFO):
         theirs = sorted(name for name in _names(out) if not _ours(name))
         if theirs:
-            listed = ", ".join(shown(n) for n in theirs[:3]) + (", ..." if len(theirs) > 3 else "")
-            raise DataError(f"{shown(out)} is not empty ({listed}) and is not an rnndsl run folder",
+            listed = ", ".join(printable(n) for n in theirs[:3]) + (", ..." if len(theirs) > 3 else "")
+            raise DataError(f"{printable(out)} is not empty ({listed}) and is not an rnndsl run folder",
                             "rnndsl writes a new run only into a new or empty folder, and --overwrite replaces "
                             "only a run: choose another --out")
         return False
-    _check_own_files(out)
+    check_files(out)
     if not os.path.lexists(out / CHECKPOINT):
         return False                              # a run stopped before its first checkpoint
     if not overwrite:
-        raise DataError(f"{shown(out)} already holds a run",
-                        f"continue it with --resume {shown(out)}, replace it with --overwrite, or choose another --out")
+        raise DataError(f"{printable(out)} already holds a run",
+                        f"continue it with --resume {printable(out)}, replace it with --overwrite, or choose another --out")
     return True
 
 
@@ -131,7 +131,7 @@ def _names(folder: Path) -> list:
         raise failure(folder, exc) from None
 
 
-def _check_own_files(run: Path) -> None:
+def check_files(run: Path) -> None:
     """A run's files must be regular files (or absent) before anything replaces them."""
     for name in FILES:
         try:
@@ -191,7 +191,7 @@ def read_info(run) -> dict:
     """run.json, checked field by field (runinfo)."""
     path = Path(run) / INFO
     if not os.path.lexists(path):
-        raise DataError(f"{shown(run)} is not an rnndsl run directory (no {INFO})",
+        raise DataError(f"{printable(run)} is not an rnndsl run directory (no {INFO})",
                         "give the folder that `rnndsl train --out` wrote")
     return runinfo.read(path)
 
@@ -277,7 +277,7 @@ def truncate_metrics(run: Path, step: int) -> None:
 
 def _warn_dropped(path: Path, bad: list, valid: int) -> None:
     lines = ", ".join(f"line {n} ({why})" for n, why in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
-    print(f"rnndsl: warning: {shown(path)}: dropped {lines}; kept the {valid} valid records", file=sys.stderr)
+    print(f"rnndsl: warning: {printable(path)}: dropped {lines}; kept the {valid} valid records", file=sys.stderr)
 
 
 # ---- the plot ----------------------------------------------------------------------------------
@@ -298,7 +298,7 @@ def plot(run: Path, title: str) -> None:
             ax.plot(*zip(*valid), "o-", lw=1.5, label="validation")
         ax.set_xlabel("step")
         ax.set_ylabel("loss")
-        ax.set_title(shown(title), parse_math=False, usetex=False)      # a spec's name is text, not TeX
+        ax.set_title(printable(title), parse_math=False, usetex=False)      # a spec's name is text, not TeX
         ax.grid(alpha=0.3)
         if train or valid:                                   # a run stopped at step 1 has no curve yet
             ax.legend()

@@ -23,21 +23,13 @@ import stat
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import DataError
+from .errors import DataError, printable
+from .files import kind
 
 LOCK = ".rnndsl.lock"
 TEMP = re.compile(r"\.rnndsl-[A-Za-z0-9._-]+\.[0-9]+\.[0-9a-f]{8}\.tmp")
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _NO_LINKS = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC     # NONBLOCK: opening a FIFO never waits
-_KINDS = {stat.S_IFDIR: "a folder", stat.S_IFIFO: "a FIFO", stat.S_IFLNK: "a symbolic link",
-          stat.S_IFCHR: "a device", stat.S_IFBLK: "a device", stat.S_IFSOCK: "a socket"}
-
-
-def shown(path) -> str:
-    """A path or name as a message prints it: control characters escaped, so a name can
-    neither drive the terminal nor break the message's paragraph."""
-    text = str(path)
-    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def safe_name(text: str, limit: int = 64) -> str:
@@ -50,7 +42,7 @@ def safe_name(text: str, limit: int = 64) -> str:
 
 def failure(path, exc: OSError, doing: str = "read") -> DataError:
     """The DataError for an OSError met while `doing` something to `path`."""
-    where = shown(path)
+    where = printable(path)
     if exc.errno == errno.ELOOP:
         return DataError(f"{where} is a symbolic link; rnndsl does not follow links to files in a run folder",
                          "put the file itself there, or use another folder")
@@ -65,8 +57,9 @@ def failure(path, exc: OSError, doing: str = "read") -> DataError:
 
 
 def not_regular(path, mode: int) -> DataError:
-    kind = _KINDS.get(stat.S_IFMT(mode), "not a regular file")
-    return DataError(f"{shown(path)} is {kind}, not a regular file",
+    if stat.S_ISLNK(mode):
+        return failure(path, OSError(errno.ELOOP, "link"))
+    return DataError(f"{printable(path)} is {kind(mode)}, not a regular file",
                      "rnndsl reads and writes only regular files in a run folder; move it away")
 
 
@@ -91,7 +84,7 @@ def read_bytes(path, limit: int) -> bytes:
     with os.fdopen(fd, "rb") as f:
         size = os.fstat(fd).st_size
         if size > limit:
-            raise DataError(f"{shown(path)} is {size:,} bytes; rnndsl writes this file with at most {limit:,}",
+            raise DataError(f"{printable(path)} is {size:,} bytes; rnndsl writes this file with at most {limit:,}",
                             "is this the file rnndsl wrote? restore it or train again")
         try:
             return f.read(limit + 1)[:limit]
@@ -104,7 +97,7 @@ def read_text(path, limit: int) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise DataError(f"{shown(path)} is not UTF-8 text (byte {exc.start})",
+        raise DataError(f"{printable(path)} is not UTF-8 text (byte {exc.start})",
                         "rnndsl writes it as UTF-8; restore it or train again") from None
 
 
@@ -168,7 +161,7 @@ def check_replaceable(path: Path) -> None:
     if not stat.S_ISREG(mode):
         raise not_regular(path, mode)
     if not mode & 0o222:
-        raise DataError(f"{shown(path)} is read-only; rnndsl does not replace it",
+        raise DataError(f"{printable(path)} is read-only; rnndsl does not replace it",
                         "make it writable if it may be replaced, or write elsewhere")
 
 
@@ -230,7 +223,7 @@ def lock(folder):
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise DataError(f"{shown(folder)} is in use by another rnndsl process{_holder(fd)}",
+            raise DataError(f"{printable(folder)} is in use by another rnndsl process{_holder(fd)}",
                             "wait for it to finish, or train into another folder (--out)") from None
         except OSError as exc:
             raise failure(path, exc, "lock") from None

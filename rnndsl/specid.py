@@ -10,21 +10,22 @@ run was trained from (checkpoint.check_source): any edit, even of `name:` or a c
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 
 import yaml
 
 from . import ir
-from .errors import DataError
-from .runfiles import shown
+from .errors import DataError, printable
 
 
 def spec_text(model: ir.Model) -> str:
     """The parts of the IR that fix the parameters and their meaning: dims, inputs, params
     (name and shape), states, typed equations, loss, outputs. Not the name, file path, doc,
     comments, initialisers, train or generate settings."""
-    lines = ir.pretty(model).split("\n")[1:]                  # line 0 names the model and its path
+    anonymous = dataclasses.replace(model, name="", path="")   # a name or path may hold a line break
+    lines = ir.pretty(anonymous).split("\n")[1:]              # line 0 names the model and its path
     return "\n".join(_drop_init(line) for line in lines) + "\n"
 
 
@@ -49,7 +50,7 @@ def param_differences(shapes: dict, model: ir.Model) -> list:
     want = {p.name: p for p in model.params}
     out = [f"{name}: in the spec as {want[name].type}, missing from the checkpoint"
            for name in want if name not in shapes]
-    out += [f"{shown(name)}: in the checkpoint {list(shapes[name])}, not in the spec"
+    out += [f"{printable(name)}: in the checkpoint {list(shapes[name])}, not in the spec"
             for name in shapes if name not in want]
     out += [f"{name}: {list(shapes[name])} in the checkpoint, {want[name].type} in the spec"
             for name in want if name in shapes and tuple(shapes[name]) != want[name].type.dims]
@@ -62,14 +63,13 @@ def ir_differences(old, model: ir.Model, limit: int = 8) -> list:
         return ["the parameters match, but the equations or dims differ (the spec hash changed)"]
     diff = difflib.unified_diff(old.splitlines(), spec_text(model).splitlines(), lineterm="", n=0)
     lines = [line for line in diff if line[:1] in "+-" and line[:3] not in ("+++", "---")]
-    labelled = [("checkpoint: " if line[0] == "-" else "this spec:  ") + shown(line[1:]) for line in lines]
-    return ["the parameters match, but these lines of the IR differ:"] + labelled[:limit]
+    labelled = [("checkpoint: " if line[0] == "-" else "this spec: ") + line[1:] for line in lines]
+    return ["the parameters match, but these lines of the IR differ: " + "; ".join(labelled[:limit])]
 
 
 def other_spec(path: str, name, model: ir.Model, differences: list) -> DataError:
-    named = f" ({shown(name)}, not {shown(model.name)})" if isinstance(name, str) and name != model.name else ""
-    listing = "".join(f"\n  {line}" for line in differences)
-    return DataError(f"checkpoint {shown(path)} was written for another spec{named}:{listing}",
+    named = f" ({printable(name)}, not {printable(model.name)})" if isinstance(name, str) and name != model.name else ""
+    return DataError(f"checkpoint {printable(path)} was written for another spec{named}: {'; '.join(differences)}",
                      "resume with the spec the run was trained with, or start a new run with another --out")
 
 
@@ -78,22 +78,23 @@ def other_spec(path: str, name, model: ir.Model, differences: list) -> DataError
 def edited(spec_path: str, ckpt_path: str, old: str, new: str) -> DataError:
     """The error for a run whose spec.yaml is not the text its checkpoint was trained from."""
     keys = changed_keys(old, new)
-    what = (", ".join(f"`{k}`" for k in keys) if keys else "a comment or the layout") + " changed"
+    what = "its text changed (it is no longer a YAML mapping)" if keys is None else \
+        (", ".join(f"`{k}`" for k in keys) if keys else "a comment or the layout") + " changed"
     line = first_difference(old, new)
-    return DataError(f"{shown(spec_path)} was edited after training: {what}; the checkpoint {shown(ckpt_path)} "
+    return DataError(f"{printable(spec_path)} was edited after training: {what}; the checkpoint {printable(ckpt_path)} "
                      f"was trained from other text (line {line[0]}: trained {line[1]!r:.80}, now {line[2]!r:.80})",
                      "rnndsl refuses a run whose spec changed; restore spec.yaml as it was trained, "
                      "or train a new run from the edited spec")
 
 
-def changed_keys(old: str, new: str) -> list:
-    """The top-level YAML keys whose text differs (added, removed or changed), in order; [] when
-    either text is not a YAML mapping. Compares the source text of each key and its value, so
+def changed_keys(old: str, new: str) -> list | None:
+    """The top-level YAML keys whose text differs (added, removed or changed), in order; None
+    when either text is not a YAML mapping. Compares the source text of each key and its value, so
     aliases and huge scalars cost no more than their text."""
     a, b = _sections(old), _sections(new)
     if a is None or b is None:
-        return []
-    return [shown(k) for k in dict.fromkeys([*a, *b]) if a.get(k) != b.get(k)]
+        return None
+    return [printable(k) for k in dict.fromkeys([*a, *b]) if a.get(k) != b.get(k)]
 
 
 def _sections(text: str) -> dict | None:

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint, data, optim, rundir, runfiles
-from .errors import DataError, SpecError
+from .errors import DataError, SpecError, printable
 from .job import MIN_TO_HOLD_OUT, Job, prepare, split_settings   # noqa: F401 (train.prepare is the API)
 from .pipeline import compile as compile_spec
 from .pipeline import loads_spec
@@ -96,7 +96,8 @@ class Trainer:
             grads, norm = optim.clip_global_norm(result.grads, self.s.clip)
         if not (math.isfinite(result.loss) and math.isfinite(norm)):
             self._stop_on_nan(result.loss, norm)
-        self.opt.step(self.params, grads, lr)
+        with np.errstate(all="ignore"):             # parameters that overflow are caught before a save
+            self.opt.step(self.params, grads, lr)
         p.carry = result.final if self.streaming() else {}
         p.step += 1
         p.batch += 1
@@ -215,9 +216,9 @@ class Trainer:
     def _stop_on_params(self, bad: list) -> None:
         p, kept = self.progress, self.run / rundir.CHECKPOINT
         raise TrainingStopped(
-            f"the parameters stopped being finite by step {p.step} (epoch {p.epoch}): {'; '.join(bad[:3])}; "
+            f"the parameters stopped being finite by step {p.step}: {'; '.join(bad[:3])}; "
             f"training stopped without saving them"
-            + (f", the last good checkpoint is {runfiles.shown(kept)} (step {self.saved_step})" if kept.exists() else ""),
+            + (f", the last good checkpoint is {printable(kept)} (step {self.saved_step})" if kept.exists() else ""),
             "train again with a lower learning rate or weight decay (--set lr=..., --set weight_decay=...), "
             "or clipped gradients (--set clip=5)")
 
@@ -240,7 +241,7 @@ class Trainer:
         for name, value in carry.items():
             if name not in want or value.shape != want[name] or value.dtype.kind != "f" \
                     or not np.isfinite(value).all():
-                raise DataError(f"{runfiles.shown(path)}: the carried state {runfiles.shown(name)} "
+                raise DataError(f"{printable(path)}: the carried state {printable(name)} "
                                 f"({value.dtype}, shape {list(value.shape)}) does not fit the run "
                                 f"(expected finite numbers of shape {list(want.get(name, ['?']))})",
                                 "the checkpoint was changed; restore it or train again")
@@ -290,7 +291,7 @@ def evaluate_loss(model, params: dict, bound: data.Bound, settings: optim.Settin
 
 def _progress_bar(total: int, done: int, quiet: bool, name: str):
     from tqdm import tqdm
-    return tqdm(total=total, initial=done, disable=quiet, desc=runfiles.shown(name), unit="step", dynamic_ncols=True,
+    return tqdm(total=total, initial=done, disable=quiet, desc=printable(name), unit="step", dynamic_ncols=True,
                 leave=True)
 
 
@@ -330,6 +331,7 @@ def resume(run, quiet: bool = False, workers: int = 1) -> Path:
     rundir.read_info(run)                           # a run, before a lock file is made in it
     with runfiles.lock(run):
         info = rundir.read_info(run)
+        rundir.check_files(run)
         rundir.remove_leftovers(run)
         source = rundir.read_spec(run)
         ckpt, _ = _checked_checkpoint(run, source, info)

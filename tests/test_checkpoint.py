@@ -216,12 +216,12 @@ def test_another_spec_is_refused_naming_each_parameter(tmp_path, model):
     other = variant("H: 16", "H: 8")
     with pytest.raises(DataError) as err:
         load(path, other)
-    assert err.value.message.splitlines() == [
-        f"checkpoint {path} was written for another spec:",
-        "  W_xh: [16, 4] in the checkpoint, [H=8, V=4] in the spec",
-        "  W_hh: [16, 16] in the checkpoint, [H=8, H=8] in the spec",
-        "  b_h: [16] in the checkpoint, [H=8] in the spec",
-        "  W_hy: [4, 16] in the checkpoint, [V=4, H=8] in the spec"]
+    assert err.value.message == (
+        f"checkpoint {path} was written for another spec: "
+        "W_xh: [16, 4] in the checkpoint, [H=8, V=4] in the spec; "
+        "W_hh: [16, 16] in the checkpoint, [H=8, H=8] in the spec; "
+        "b_h: [16] in the checkpoint, [H=8] in the spec; "
+        "W_hy: [4, 16] in the checkpoint, [V=4, H=8] in the spec")
     assert "resume with the spec the run was trained with" in err.value.first.hint
 
 
@@ -230,18 +230,17 @@ def test_missing_and_extra_parameters_are_named(tmp_path, model):
     other = rnndsl.loads_spec(ELMAN.replace("b_y", "b_o"), "specs/elman.yaml")
     with pytest.raises(DataError) as err:
         load(path, other)
-    assert err.value.message.splitlines()[1:] == [
-        "  b_o: in the spec as [V=4], missing from the checkpoint",
-        "  b_y: in the checkpoint [4], not in the spec"]
+    assert err.value.message.endswith(": b_o: in the spec as [V=4], missing from the checkpoint; "
+                                      "b_y: in the checkpoint [4], not in the spec")
 
 
 def test_same_parameters_other_equations_shows_the_lines(tmp_path, model):
     path, _, _ = write(tmp_path, model)
     with pytest.raises(DataError) as err:
         load(path, variant("tanh(W_xh", "sigmoid(W_xh"))
-    lines = err.value.message.splitlines()
-    assert lines[1] == "  the parameters match, but these lines of the IR differ:"
-    assert lines[2].startswith("  checkpoint: h[t]: [H=16] = tanh(") and "this spec:  h[t]" in lines[3]
+    message = err.value.message
+    assert "the parameters match, but these lines of the IR differ: checkpoint: h[t]: [H=16] = tanh(" in message
+    assert "; this spec: h[t]: [H=16] = sigmoid(" in message
 
 
 def test_without_a_model_any_spec_is_accepted(tmp_path, model):
