@@ -460,13 +460,19 @@ def test_sample_of_a_run_without_vocabulary(sentiment_run, capsys):
 @pytest.mark.parametrize("args, message", [
     (["--prime", "hz"], "symbol 'z' (position 1) is not in the vocabulary"),
     (["--prime", ""], "generation needs at least one input"),
-    (["--temperature", "-1"], "--temperature must be a number, 0 or more"),
-    (["--temperature", "nan"], "--temperature must be a number, 0 or more"),
-    (["--length", "-3"], "--length must be 0 or more"),
 ])
 def test_bad_sample_input(lm_run, capsys, args, message):
     code, out, err = cli(capsys, "sample", lm_run, *args)
     assert code == 1 and message in err
+
+
+@pytest.mark.parametrize("args", [["--temperature", "-1"], ["--temperature", "nan"], ["--length", "-3"]])
+def test_bad_sample_arguments_are_usage_errors(lm_run, capsys, args):
+    """argparse checks the ranges (limits.py): exit 2 with a usage message naming the option."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["sample", str(lm_run), *args])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and f"argument {args[0]}" in err and "Traceback" not in err
 
 
 def test_eval_on_text_with_unknown_symbols(lm_run, files, capsys):
