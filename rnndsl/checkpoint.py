@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from . import ir, safenpz, specid
-from .errors import DataError, Source, printable
+from .errors import DataError, Source
 from .runfiles import failure, write_atomically
 from .specid import param_differences, spec_hash, spec_meta, spec_text   # noqa: F401 (the API)
 
@@ -51,7 +51,7 @@ def save(path, params: dict, opt_state: dict, meta: dict) -> Path:
     arrays = _arrays(params, opt_state, meta)
     bad = invalid_params(params)
     if bad:
-        raise DataError(f"not saving {printable(path)}: " + "; ".join(bad),
+        raise DataError(f"not saving {path}: " + "; ".join(bad),
                         "a checkpoint holds only finite parameters; the last one written is kept")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -78,11 +78,11 @@ def invalid_params(params: dict) -> list:
     for name, value in params.items():
         a = np.asarray(value)
         if a.dtype.kind != "f":
-            out.append(f"{printable(name)} holds {_describe(a.dtype)}, not real floating-point numbers")
+            out.append(f"{name} holds {_describe(a.dtype)}, not real floating-point numbers")
             continue
         bad = a.size - int(np.count_nonzero(np.isfinite(a)))
         if bad:
-            out.append(f"{printable(name)} holds {bad:,} non-finite value{'s' * (bad > 1)} "
+            out.append(f"{name} holds {bad:,} non-finite value{'s' * (bad > 1)} "
                        f"({', '.join(sorted({str(v) for v in a[~np.isfinite(a)].flat[:1000]}))})")
     return out
 
@@ -155,7 +155,7 @@ def _check_exists(path: Path) -> None:
     except OSError as exc:
         raise failure(path, exc) from None
     if mode is None or stat.S_ISDIR(mode):
-        raise DataError(f"no checkpoint at {printable(path)}" + (" (it is a folder)" if mode else ""),
+        raise DataError(f"no checkpoint at {path}" + (" (it is a folder)" if mode else ""),
                         "give the checkpoint file a training run wrote")
 
 
@@ -166,7 +166,7 @@ def _read_meta(path: Path, archive: safenpz.Archive) -> dict:
         raise _foreign(path, "it has no rnndsl metadata")
     stray = sorted(n for n in names if n != _META and not n.startswith((_PARAM, _OPT)))
     if stray:
-        raise _foreign(path, f"unexpected entries {', '.join(printable(n) for n in stray[:5])}"
+        raise _foreign(path, f"unexpected entries {', '.join(stray[:5])}"
                              + (f" and {len(stray) - 5} more" if len(stray) > 5 else ""))
     header = _header(path, archive.read(_META, META_LIMIT))
     _check_meta(path, header["meta"])
@@ -184,10 +184,10 @@ def _header(path: Path, raw: np.ndarray) -> dict:
     if not (ours and isinstance(header.get("meta"), dict)):
         raise _foreign(path, "its metadata is not an rnndsl checkpoint's")
     if header.get("version") == 1:
-        raise DataError(f"{printable(path)} was written by an older rnndsl (checkpoint format 1), which did not "
+        raise DataError(f"{path} was written by an older rnndsl (checkpoint format 1), which did not "
                         "record the spec's text", "train the run again with this rnndsl")
     if header.get("version") != VERSION:
-        raise DataError(f"{printable(path)}: checkpoint format version {header.get('version')!r:.40}; this rnndsl "
+        raise DataError(f"{path}: checkpoint format version {header.get('version')!r:.40}; this rnndsl "
                         f"reads version {VERSION}", "use the rnndsl version that wrote it")
     return header
 
@@ -214,7 +214,7 @@ def _check_meta(path: Path, meta: dict) -> None:
     """DataError naming the first metadata value of the wrong type (what rnndsl reads of it)."""
     for key, (ok, what) in META_TYPES.items():
         if key in meta and not ok(meta[key]):
-            raise DataError(f"{printable(path)}: checkpoint metadata {key} must be {what}, got {meta[key]!r:.60}",
+            raise DataError(f"{path}: checkpoint metadata {key} must be {what}, got {meta[key]!r:.60}",
                             "rnndsl wrote it otherwise: the file was changed; restore it or train again")
 
 
@@ -222,28 +222,28 @@ def require(ckpt: Checkpoint, keys: tuple) -> None:
     """DataError unless the metadata has every key in `keys` (what a training run records)."""
     missing = [k for k in keys if k not in ckpt.meta]
     if missing:
-        raise DataError(f"{printable(ckpt.path)}: checkpoint metadata lacks {', '.join(missing)}",
+        raise DataError(f"{ckpt.path}: checkpoint metadata lacks {', '.join(missing)}",
                         "give a checkpoint written by `rnndsl train`")
 
 
 def _check_arrays(path: Path, params: dict, opt: dict) -> None:
     bad = invalid_params(params)
     if bad:
-        raise DataError(f"{printable(path)} holds parameters rnndsl never saves: " + "; ".join(bad),
+        raise DataError(f"{path} holds parameters rnndsl never saves: " + "; ".join(bad),
                         "checkpoints are checked before writing, so the file was changed; restore it or train again")
     for key, a in opt.items():
         if a.dtype.kind not in "biuf":
-            raise _foreign(path, f"its optimizer state {printable(key)} holds {_describe(a.dtype)}")
+            raise _foreign(path, f"its optimizer state {key} holds {_describe(a.dtype)}")
 
 
 def _corrupt(path: Path, why) -> DataError:
-    return DataError(f"{printable(path)} is truncated or corrupt ({why})",
+    return DataError(f"{path} is truncated or corrupt ({why})",
                      "checkpoints are written atomically, so it was damaged later; "
                      "restore a copy or train again")
 
 
 def _foreign(path: Path, why: str) -> DataError:
-    return DataError(f"{printable(path)} is not an rnndsl checkpoint: {why}",
+    return DataError(f"{path} is not an rnndsl checkpoint: {why}",
                      "give a checkpoint written by `rnndsl train`")
 
 
@@ -259,7 +259,7 @@ def _check_shapes(path: Path, meta: dict, entries: dict, model: ir.Model) -> Non
     for key, e in entries.items():
         slot, _, name = key[len(_OPT):].partition("/")
         if key.startswith(_OPT) and slot not in ("schedule", "carry") and name in shapes and e.shape != shapes[name]:
-            raise _corrupt(path, f"optimizer state {printable(key)} has shape {list(e.shape)}, "
+            raise _corrupt(path, f"optimizer state {key} has shape {list(e.shape)}, "
                                  f"its parameter {list(shapes[name])}")
 
 
@@ -278,7 +278,7 @@ def check_source(path, meta: dict, source: Source) -> None:
     at `path` was trained from; the message names the top-level keys that changed."""
     old = meta.get("spec_source")
     if not isinstance(old, str) or meta.get("spec_sha256") != _sha256(old):
-        raise DataError(f"{printable(path)} does not record the spec it was trained with (it was written by an "
+        raise DataError(f"{path} does not record the spec it was trained with (it was written by an "
                         "older rnndsl, or changed)", "train the run again with this rnndsl")
     if _sha256(source.text) != meta["spec_sha256"]:
         raise specid.edited(source.path, str(path), old, source.text)

@@ -28,8 +28,8 @@ from pathlib import Path
 
 from . import runfiles, runinfo
 from .errors import DataError, Source, printable
-from .runfiles import failure, write_atomically   # noqa: F401 (write_atomically: cli's -o)
-from .spec import MAX_SPEC_BYTES
+from .limits import MAX_SPEC_BYTES
+from .runfiles import failure, write_atomically
 
 SPEC, INFO, METRICS, PLOT, CHECKPOINT = "spec.yaml", "run.json", "metrics.jsonl", "loss.png", "checkpoint.npz"
 FILES = (INFO, SPEC, METRICS, PLOT, CHECKPOINT)          # a run's files; the order a new run is published in
@@ -93,11 +93,11 @@ def start(folder: Path, spec_text: str, info: dict) -> None:
 
 def _make_folder(out: Path) -> None:
     if os.path.lexists(out) and not out.is_dir():
-        raise DataError(f"{printable(out)} is a file, not a folder for a run", "choose another --out")
+        raise DataError(f"{out} is a file, not a folder for a run", "choose another --out")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise DataError(f"cannot create the run directory {printable(out)} ({exc.strerror})",
+        raise DataError(f"cannot create the run directory {out} ({exc.strerror})",
                         "choose another --out") from None
 
 
@@ -106,8 +106,8 @@ def _admit(out: Path, overwrite: bool) -> bool:
     if not runinfo.is_marked(out / INFO):
         theirs = sorted(name for name in _names(out) if not _ours(name))
         if theirs:
-            listed = ", ".join(printable(n) for n in theirs[:3]) + (", ..." if len(theirs) > 3 else "")
-            raise DataError(f"{printable(out)} is not empty ({listed}) and is not an rnndsl run folder",
+            listed = ", ".join(theirs[:3]) + (", ..." if len(theirs) > 3 else "")
+            raise DataError(f"{out} is not empty ({listed}) and is not an rnndsl run folder",
                             "rnndsl writes a new run only into a new or empty folder, and --overwrite replaces "
                             "only a run: choose another --out")
         return False
@@ -115,8 +115,8 @@ def _admit(out: Path, overwrite: bool) -> bool:
     if not os.path.lexists(out / CHECKPOINT):
         return False                              # a run stopped before its first checkpoint
     if not overwrite:
-        raise DataError(f"{printable(out)} already holds a run",
-                        f"continue it with --resume {printable(out)}, replace it with --overwrite, or choose another --out")
+        raise DataError(f"{out} already holds a run",
+                        f"continue it with --resume {out}, replace it with --overwrite, or choose another --out")
     return True
 
 
@@ -191,7 +191,7 @@ def read_info(run) -> dict:
     """run.json, checked field by field (runinfo)."""
     path = Path(run) / INFO
     if not os.path.lexists(path):
-        raise DataError(f"{printable(run)} is not an rnndsl run directory (no {INFO})",
+        raise DataError(f"{run} is not an rnndsl run directory (no {INFO})",
                         "give the folder that `rnndsl train --out` wrote")
     return runinfo.read(path)
 

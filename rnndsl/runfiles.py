@@ -23,7 +23,7 @@ import stat
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import DataError, printable
+from .errors import DataError
 from .files import kind
 
 LOCK = ".rnndsl.lock"
@@ -42,24 +42,23 @@ def safe_name(text: str, limit: int = 64) -> str:
 
 def failure(path, exc: OSError, doing: str = "read") -> DataError:
     """The DataError for an OSError met while `doing` something to `path`."""
-    where = printable(path)
     if exc.errno == errno.ELOOP:
-        return DataError(f"{where} is a symbolic link; rnndsl does not follow links to files in a run folder",
+        return DataError(f"{path} is a symbolic link; rnndsl does not follow links to files in a run folder",
                          "put the file itself there, or use another folder")
     if exc.errno == errno.EISDIR:
-        return DataError(f"{where} is a folder, not a file", "move it away, or use another folder")
+        return DataError(f"{path} is a folder, not a file", "move it away, or use another folder")
     if exc.errno == errno.ENOENT:
-        return DataError(f"cannot {doing} {where}: no such file or folder")
+        return DataError(f"cannot {doing} {path}: no such file or folder")
     hint = {errno.ENOSPC: "free some disk space, then --resume the run",
             errno.EDQUOT: "free some disk space, then --resume the run"}.get(
         exc.errno, "check the folder's permissions, or use another folder (--out)")
-    return DataError(f"cannot {doing} {where} ({exc.strerror or exc})", hint)
+    return DataError(f"cannot {doing} {path} ({exc.strerror or exc})", hint)
 
 
 def not_regular(path, mode: int) -> DataError:
     if stat.S_ISLNK(mode):
         return failure(path, OSError(errno.ELOOP, "link"))
-    return DataError(f"{printable(path)} is {kind(mode)}, not a regular file",
+    return DataError(f"{path} is {kind(mode)}, not a regular file",
                      "rnndsl reads and writes only regular files in a run folder; move it away")
 
 
@@ -84,7 +83,7 @@ def read_bytes(path, limit: int) -> bytes:
     with os.fdopen(fd, "rb") as f:
         size = os.fstat(fd).st_size
         if size > limit:
-            raise DataError(f"{printable(path)} is {size:,} bytes; rnndsl writes this file with at most {limit:,}",
+            raise DataError(f"{path} is {size:,} bytes; rnndsl writes this file with at most {limit:,}",
                             "is this the file rnndsl wrote? restore it or train again")
         try:
             return f.read(limit + 1)[:limit]
@@ -97,7 +96,7 @@ def read_text(path, limit: int) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise DataError(f"{printable(path)} is not UTF-8 text (byte {exc.start})",
+        raise DataError(f"{path} is not UTF-8 text (byte {exc.start})",
                         "rnndsl writes it as UTF-8; restore it or train again") from None
 
 
@@ -161,7 +160,7 @@ def check_replaceable(path: Path) -> None:
     if not stat.S_ISREG(mode):
         raise not_regular(path, mode)
     if not mode & 0o222:
-        raise DataError(f"{printable(path)} is read-only; rnndsl does not replace it",
+        raise DataError(f"{path} is read-only; rnndsl does not replace it",
                         "make it writable if it may be replaced, or write elsewhere")
 
 
@@ -223,7 +222,7 @@ def lock(folder):
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise DataError(f"{printable(folder)} is in use by another rnndsl process{_holder(fd)}",
+            raise DataError(f"{folder} is in use by another rnndsl process{_holder(fd)}",
                             "wait for it to finish, or train into another folder (--out)") from None
         except OSError as exc:
             raise failure(path, exc, "lock") from None

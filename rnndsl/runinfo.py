@@ -18,7 +18,7 @@ from pathlib import Path
 from . import data, optim
 from .audio import FEATURES
 from .check import TRAIN_KEYS
-from .errors import DataError, SpecError, printable
+from .errors import DataError, SpecError
 from .pipeline import BACKENDS
 from .runfiles import read_text
 
@@ -32,17 +32,17 @@ def read(path: Path) -> dict:
     """The checked record of a run's run.json at `path`."""
     info = _parse(path)
     if not isinstance(info, dict) or MARKER not in info:
-        raise DataError(f"{printable(path.parent)} is not marked as an rnndsl run (its run.json has no "
+        raise DataError(f"{path.parent} is not marked as an rnndsl run (its run.json has no "
                         f"\"{MARKER}\" key): it was written by an older rnndsl, or by something else",
                         "give a folder that this rnndsl's `train --out` wrote, or train again")
     if info[MARKER] != FORMAT:
-        raise DataError(f"{printable(path)}: run format {info[MARKER]!r:.20}; this rnndsl reads format {FORMAT}",
+        raise DataError(f"{path}: run format {info[MARKER]!r:.20}; this rnndsl reads format {FORMAT}",
                         "use the rnndsl version that wrote it")
     _check_keys(path, info)
     for key, check in FIELDS.items():
         problem = check(info[key])
         if problem:
-            raise DataError(f"{printable(path)}: {key}: {problem}", HINT)
+            raise DataError(f"{path}: {key}: {problem}", HINT)
     return info
 
 
@@ -60,16 +60,16 @@ def _parse(path: Path):
     try:
         return json.loads(text)
     except (ValueError, RecursionError) as exc:
-        raise DataError(f"{printable(path)} is not valid JSON ({str(exc)[:80]})", HINT) from None
+        raise DataError(f"{path} is not valid JSON ({str(exc)[:80]})", HINT) from None
 
 
 def _check_keys(path: Path, info: dict) -> None:
     unknown = sorted(set(info) - set(FIELDS) - {MARKER})
     missing = [k for k in FIELDS if k not in info]
     if unknown or missing:
-        what = ([f"unknown key {printable(unknown[0])!r}"] if unknown else []) + \
+        what = ([f"unknown key {unknown[0]!r}"] if unknown else []) + \
                ([f"no {', '.join(missing)}"] if missing else [])
-        raise DataError(f"{printable(path)}: {'; '.join(what)}; a run records {', '.join(FIELDS)}", HINT)
+        raise DataError(f"{path}: {'; '.join(what)}; a run records {', '.join(FIELDS)}", HINT)
 
 
 # ---- the fields (each check returns "" when the value is fine) --------------------------------
@@ -83,7 +83,7 @@ def _dims(value) -> str:
         return f"expected a mapping of dims to sizes, got {_short(value)}"
     for name, size in value.items():
         if not (isinstance(size, int) and not isinstance(size, bool) and 1 <= size <= MAX_DIM):
-            return f"{printable(name)} must be a whole number from 1 to {MAX_DIM:,}, got {_short(size)}"
+            return f"{name} must be a whole number from 1 to {MAX_DIM:,}, got {_short(size)}"
     return ""
 
 
@@ -93,7 +93,7 @@ def _settings(value) -> str:
     names = [f.name for f in dataclasses.fields(optim.Settings)]
     unknown, missing = sorted(set(value) - set(names)), [k for k in names if k not in value]
     if unknown or missing:
-        return f"unknown setting {printable(unknown[0])!r}" if unknown else f"no {', '.join(missing)}"
+        return f"unknown setting {unknown[0]!r}" if unknown else f"no {', '.join(missing)}"
     for key in names:
         problem = _setting(key, value[key])
         if problem:
@@ -164,7 +164,7 @@ def _loader(value) -> str:
         return f"expected a mapping, got {_short(value)}"
     for key, choice in value.items():
         if key not in LOADER:
-            return f"unknown key {printable(key)!r}; a loader has {', '.join(LOADER)}"
+            return f"unknown key {key!r}; a loader has {', '.join(LOADER)}"
         if choice not in LOADER[key]:
             return f"{key} must be one of {', '.join(LOADER[key])}, got {_short(choice)}"
     return ""

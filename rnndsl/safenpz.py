@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import printable
 from .runfiles import open_regular
 
 _KINDS = "biufcSU"          # numbers, booleans and text; never objects, records or dates
@@ -84,17 +83,17 @@ class Archive:
     def _open(self, name: str, limit: int | None = None):
         info = self._infos[name]
         if info.flag_bits & 0x1:
-            raise Refused(f"its entry {printable(name)} is encrypted")
+            raise Refused(f"its entry {name} is encrypted")
         if info.compress_type != zipfile.ZIP_STORED:
-            raise Refused(f"its entry {printable(name)} is compressed (np.savez stores entries uncompressed)")
+            raise Refused(f"its entry {name} is compressed (np.savez stores entries uncompressed)")
         if info.header_offset + max(info.file_size, info.compress_size) > self.size:
-            raise Corrupt(f"entry {printable(name)} declares {info.file_size:,} bytes; the file has {self.size:,}")
+            raise Corrupt(f"entry {name} declares {info.file_size:,} bytes; the file has {self.size:,}")
         if limit is not None and info.file_size > limit:
-            raise Refused(f"its entry {printable(name)} is {info.file_size:,} bytes; at most {limit:,} are expected")
+            raise Refused(f"its entry {name} is {info.file_size:,} bytes; at most {limit:,} are expected")
         try:
             return _Guarded(self._zip.open(info))
         except _ZIP_ERRORS as exc:
-            raise Corrupt(f"entry {printable(name)}: {exc}") from None
+            raise Corrupt(f"entry {name}: {exc}") from None
 
     def __enter__(self) -> "Archive":
         return self
@@ -143,7 +142,7 @@ def _directory(zf: zipfile.ZipFile) -> dict:
     for info in zf.infolist():
         name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
         if name in infos:
-            raise Corrupt(f"the entry {printable(name)} appears twice")
+            raise Corrupt(f"the entry {name} appears twice")
         infos[name] = info
     return infos
 
@@ -155,17 +154,17 @@ def _npy_header(f, info: zipfile.ZipInfo, name: str) -> Entry:
         version = np.lib.format.read_magic(f)
         readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
         if version not in readers:
-            raise Corrupt(f"entry {printable(name)} has .npy format {version}, not 1.0 or 2.0")
+            raise Corrupt(f"entry {name} has .npy format {version}, not 1.0 or 2.0")
         shape, fortran, dtype = readers[version](f)
     except (ValueError, TypeError, SyntaxError, OverflowError) as exc:
-        raise Corrupt(f"entry {printable(name)} has no valid .npy header ({exc})") from None
+        raise Corrupt(f"entry {name} has no valid .npy header ({exc})") from None
     if dtype.hasobject:
         raise Refused("it contains pickled Python objects, which rnndsl never loads")
     if dtype.kind not in _KINDS or dtype.fields or dtype.subdtype:
-        raise Refused(f"its entry {printable(name)} holds {dtype}, not numbers")
+        raise Refused(f"its entry {name} holds {dtype}, not numbers")
     entry = Entry(tuple(shape), dtype, bool(fortran), f.tell())
     if any(d < 0 for d in entry.shape) or entry.offset + entry.nbytes != info.file_size:
-        raise Corrupt(f"entry {printable(name)} declares {entry.shape} of {dtype} ({entry.nbytes:,} bytes) but "
+        raise Corrupt(f"entry {name} declares {entry.shape} of {dtype} ({entry.nbytes:,} bytes) but "
                       f"holds {info.file_size - entry.offset:,} bytes")
     return entry
 
@@ -178,10 +177,10 @@ def _npy_data(f, entry: Entry, name: str) -> np.ndarray:
     while done < entry.nbytes:
         chunk = f.read(min(entry.nbytes - done, 1 << 24))
         if not chunk:
-            raise Corrupt(f"entry {printable(name)} ends early")
+            raise Corrupt(f"entry {name} ends early")
         flat[done:done + len(chunk)] = np.frombuffer(chunk, np.uint8)
         done += len(chunk)
     if f.read(1):                   # reaching the end also checks the entry's CRC
-        raise Corrupt(f"entry {printable(name)} holds more than it declares")
+        raise Corrupt(f"entry {name} holds more than it declares")
     array = out.T if entry.fortran else out
     return array if array.dtype.isnative else array.astype(array.dtype.newbyteorder("="))

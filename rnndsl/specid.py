@@ -17,7 +17,7 @@ import hashlib
 import yaml
 
 from . import ir
-from .errors import DataError, printable
+from .errors import DataError
 
 
 def spec_text(model: ir.Model) -> str:
@@ -50,7 +50,7 @@ def param_differences(shapes: dict, model: ir.Model) -> list:
     want = {p.name: p for p in model.params}
     out = [f"{name}: in the spec as {want[name].type}, missing from the checkpoint"
            for name in want if name not in shapes]
-    out += [f"{printable(name)}: in the checkpoint {list(shapes[name])}, not in the spec"
+    out += [f"{name}: in the checkpoint {list(shapes[name])}, not in the spec"
             for name in shapes if name not in want]
     out += [f"{name}: {list(shapes[name])} in the checkpoint, {want[name].type} in the spec"
             for name in want if name in shapes and tuple(shapes[name]) != want[name].type.dims]
@@ -68,8 +68,8 @@ def ir_differences(old, model: ir.Model, limit: int = 8) -> list:
 
 
 def other_spec(path: str, name, model: ir.Model, differences: list) -> DataError:
-    named = f" ({printable(name)}, not {printable(model.name)})" if isinstance(name, str) and name != model.name else ""
-    return DataError(f"checkpoint {printable(path)} was written for another spec{named}: {'; '.join(differences)}",
+    named = f" ({name}, not {model.name})" if isinstance(name, str) and name != model.name else ""
+    return DataError(f"checkpoint {path} was written for another spec{named}: {'; '.join(differences)}",
                      "resume with the spec the run was trained with, or start a new run with another --out")
 
 
@@ -81,7 +81,7 @@ def edited(spec_path: str, ckpt_path: str, old: str, new: str) -> DataError:
     what = "its text changed (it is no longer a YAML mapping)" if keys is None else \
         (", ".join(f"`{k}`" for k in keys) if keys else "a comment or the layout") + " changed"
     line = first_difference(old, new)
-    return DataError(f"{printable(spec_path)} was edited after training: {what}; the checkpoint {printable(ckpt_path)} "
+    return DataError(f"{spec_path} was edited after training: {what}; the checkpoint {ckpt_path} "
                      f"was trained from other text (line {line[0]}: trained {line[1]!r:.80}, now {line[2]!r:.80})",
                      "rnndsl refuses a run whose spec changed; restore spec.yaml as it was trained, "
                      "or train a new run from the edited spec")
@@ -94,7 +94,7 @@ def changed_keys(old: str, new: str) -> list | None:
     a, b = _sections(old), _sections(new)
     if a is None or b is None:
         return None
-    return [printable(k) for k in dict.fromkeys([*a, *b]) if a.get(k) != b.get(k)]
+    return [k for k in dict.fromkeys([*a, *b]) if a.get(k) != b.get(k)]
 
 
 def _sections(text: str) -> dict | None:

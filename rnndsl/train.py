@@ -218,7 +218,7 @@ class Trainer:
         raise TrainingStopped(
             f"the parameters stopped being finite by step {p.step}: {'; '.join(bad[:3])}; "
             f"training stopped without saving them"
-            + (f", the last good checkpoint is {printable(kept)} (step {self.saved_step})" if kept.exists() else ""),
+            + (f", the last good checkpoint is {kept} (step {self.saved_step})" if kept.exists() else ""),
             "train again with a lower learning rate or weight decay (--set lr=..., --set weight_decay=...), "
             "or clipped gradients (--set clip=5)")
 
@@ -241,7 +241,7 @@ class Trainer:
         for name, value in carry.items():
             if name not in want or value.shape != want[name] or value.dtype.kind != "f" \
                     or not np.isfinite(value).all():
-                raise DataError(f"{printable(path)}: the carried state {printable(name)} "
+                raise DataError(f"{path}: the carried state {name} "
                                 f"({value.dtype}, shape {list(value.shape)}) does not fit the run "
                                 f"(expected finite numbers of shape {list(want.get(name, ['?']))})",
                                 "the checkpoint was changed; restore it or train again")
