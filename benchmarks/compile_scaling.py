@@ -9,6 +9,7 @@ Specs are generated (`spec(shape, n)`), n equations each:
     ring    the same, but h_1 reads h_n[t-1]: one recurrence through all n equations
     shared  every equation reads x[t] and h_1[t-1]: matmuls sharing operands, for fusion
     wide    independent equations each reading a window x[t-2:t+2], summed pairwise in a tree
+    reversed  n time-parallel layers written last first (types are inferred against spec order)
 Each case runs in its own process, so its peak memory (max RSS) is its own. Compile time is
 split by stage (check, time analysis, lower, schedule = fusion + autodiff + plan, emit,
 load = Python compiling the module). `graph` times `rnndsl graph --unroll T` for each
@@ -29,7 +30,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SHAPES = ("chain", "ring", "shared", "wide")
+SHAPES = ("chain", "ring", "shared", "wide", "reversed")
 GRAPH_SPECS = ("specs/deepspeech.yaml", "specs/tdnn.yaml", "wide:40")
 
 
@@ -78,8 +79,15 @@ def wide(n: int, context: int = 2) -> str:
     return _header(f"wide{n}", params, eqs, f"mean_t mse({level[0]}[t], y[t])")
 
 
+def reversed_layers(n: int) -> str:
+    params = [f"  W{i}: {{shape: [H, {'F' if i == 1 else 'H'}]}}\n  b{i}: {{shape: [H]}}" for i in range(1, n + 1)]
+    eqs = [f"  h{i}[t] = tanh(W{i} @ h{i - 1}[t] + b{i})" for i in range(n, 1, -1)]
+    eqs.append("  h1[t] = tanh(W1 @ x[t] + b1)")
+    return _header(f"reversed{n}", params, eqs, f"mean_t mse(h{n}[t], y[t])")
+
+
 def spec(shape: str, n: int) -> str:
-    return {"chain": chain, "ring": ring, "shared": shared, "wide": wide}[shape](n)
+    return {"chain": chain, "ring": ring, "shared": shared, "wide": wide, "reversed": reversed_layers}[shape](n)
 
 
 # ---- one measurement, in a child process -------------------------------------------------------

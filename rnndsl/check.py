@@ -8,6 +8,7 @@ outputs, generate and train.
 from __future__ import annotations
 
 import math
+from collections import deque
 
 from . import ir, parse
 from .declare import (declare, declare_dims, declare_inputs, declare_params, dim_names, is_name,
@@ -178,25 +179,36 @@ def infer_types(equations, names, axes, errs) -> dict:
 
 
 def _infer_round(pending: dict, names, axes, failures: dict, guess: bool) -> bool:
-    """Type what can be typed now. An equation that fails is reported here, not by the strict
-    pass: a recurrence that reads itself would only see its own poisoned type there."""
-    progress = False
-    for name, eq in list(pending.items()):
+    """Type what can be typed now. An equation waiting for another is tried again when that
+    one gets its type (a worklist: a spec written against its dependency order costs one
+    pass, not a pass per equation). An equation that fails is reported here, not by the
+    strict pass: a recurrence that reads itself would only see its own poisoned type there."""
+    progress, waiting, queue = False, {}, deque(pending)
+    while queue:
+        name = queue.popleft()
         try:
-            t = Typer(names, axes, guess).expr(eq.expr, eq.axis).type
-        except Pending:
+            t = _attempt(pending[name], names, axes, failures, guess)
+        except Pending as wait:
+            waiting.setdefault(wait.args[0], []).append(name)
             continue
-        except Poisoned:
-            t = ERROR                          # it reads a failed variable; that one is reported
-        except SpecError as exc:
-            failures[name] = exc
-            t = ERROR
         if t is None or t is HOLE:
             continue
-        names[name] = Entity(name, "var", t, eq.axis, eq.target_pos)
+        names[name] = Entity(name, "var", t, pending[name].axis, pending[name].target_pos)
         del pending[name]
+        queue.extend(waiting.pop(name, ()))
         progress = True
     return progress
+
+
+def _attempt(eq, names, axes, failures: dict, guess: bool):
+    """The equation's type (ERROR if it fails); raises Pending naming a variable it waits for."""
+    try:
+        return Typer(names, axes, guess).expr(eq.expr, eq.axis).type
+    except Poisoned:
+        return ERROR                           # it reads a failed variable; that one is reported
+    except SpecError as exc:
+        failures[eq.name] = exc
+        return ERROR
 
 
 def _type_equations(equations, types, names, axes, errs) -> list:
