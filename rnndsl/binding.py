@@ -14,10 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import ir
+from . import inputs, ir, limits
 from .dataset import END, START, Dataset, Example, Vocab
 from .errors import DataError
 from .ops import Kind
+from .params import check_memory as check_param_memory
 
 DEFAULT_BPTT = 25       # window length of a language model whose spec sets no train: bptt
 
@@ -46,6 +47,29 @@ def bind(model: ir.Model, dataset: Dataset, length: int | None = None) -> Bound:
         return _bind_text(model, dataset, length or dict(model.train).get("bptt", DEFAULT_BPTT))
     binders = {"speech": _bind_speech, "images": _bind_images, "arrays": _bind_arrays}
     return binders[dataset.kind](model, dataset)
+
+
+def check_memory(model, dataset: Dataset, batch: int, bptt: int | None) -> None:
+    """Before training allocates anything (a compiled `model`): a SpecError naming the size
+    when its parameters with their training state, or one batch, would not fit in memory."""
+    check_param_memory(model.spec, model.dtype)
+    check_batch_memory(model.spec, bind(model.spec, dataset, bptt), batch, bptt, model.dtype.itemsize)
+
+
+def check_batch_memory(model: ir.Model, bound: Bound, batch: int, bptt: int | None, itemsize: int = 8) -> None:
+    """Before training allocates anything: a SpecError when one batch of `bound` (its longest
+    sequences, or bptt steps of a stream, `batch` of them) would not fit in the machine's memory,
+    a vocabulary sized from data making every output as wide as it (inputs.batch_bytes)."""
+    if bound.stream is not None:
+        steps, batch = {a: bptt or DEFAULT_BPTT for a in model.axes}, batch
+    else:
+        steps = {a: max([len(e[n]) for e in bound.examples for n, ax in bound.axes.items() if ax == a] or [1])
+                 for a in model.axes}
+        batch = min(batch, len(bound.examples))
+    dims = ", ".join(f"{n}={d.value}" for n, d in model.dims)
+    limits.check_memory(inputs.batch_bytes(model, steps, batch, itemsize),
+                        f"one batch of {batch} sequences of {max(steps.values()):,} steps of {model.name} ({dims})",
+                        "train with a smaller batch or bptt (--set batch=... --set bptt=...), or smaller dims")
 
 
 def check_class_indices(model: ir.Model, dataset: Dataset) -> None:
@@ -195,19 +219,69 @@ def _image_field(inp: ir.Input, chw: tuple, pair, vocab: Vocab | None):
 
 
 def _bind_arrays(model: ir.Model, dataset: Dataset) -> Bound:
+    """Each input from the array of its name, cut to `lengths` / `lengths_<axis>` where given;
+    every array's dtype and shape and every length checked first."""
     first = dataset.examples[0]
     for inp in model.inputs:
         if inp.name not in first:
             held = ", ".join(f"{k} {v.shape}" for k, v in first.items())
             raise _cannot(model, dataset, inp, f"arrays {held}", "each input from the array of its name")
-    single = "lengths" if len(model.axes) == 1 else None
-    lengths = {a: f"lengths_{a}" if f"lengths_{a}" in first else single for a in model.axes}
+        _check_array(dataset, inp, np.asarray(first[inp.name]))
+    lengths = {axis: _lengths_of(model, dataset, axis) for axis in model.axes}
 
     def cut(e: Example, inp: ir.Input) -> np.ndarray:
-        known = inp.axis and lengths[inp.axis] in e
+        known = inp.axis and lengths[inp.axis] is not None
         return e[inp.name][:int(e[lengths[inp.axis]])] if known else e[inp.name]
     examples = tuple({i.name: cut(e, i) for i in model.inputs} for e in dataset.examples)
     return Bound(model.name, {i.name: i.axis for i in model.inputs}, examples)
+
+
+def _check_array(dataset: Dataset, inp: ir.Input, a: np.ndarray) -> None:
+    """One example of an input's array: the dtype and shape the input takes."""
+    floats = inp.type.kind is Kind.FLOAT
+    dims = inp.type.dims if floats else ()
+    rank = (1 if inp.axis else 0) + len(dims)
+    fits = a.ndim == rank and a.shape[rank - len(dims):] == dims and (not inp.axis or a.shape[0] >= 1)
+    if fits and a.dtype.kind in ("fiu" if floats else "iu"):
+        return
+    want = "(N" + (", T" if inp.axis else "") + "".join(f", {d}" for d in dims) + ")"
+    what = "numbers" if floats else "whole-number class indices"
+    raise DataError(f"{dataset.source}: array {inp.name!r} holds {a.dtype} shaped {(len(dataset.examples),) + a.shape}; "
+                    f"input {_describe(inp)} takes {what} shaped {want}, one row per example",
+                    f"save it as np.savez(path, {inp.name}=array) with that shape"
+                    + ("; T steps, padded, with lengths giving each row's own" if inp.axis else ""))
+
+
+def _lengths_of(model: ir.Model, dataset: Dataset, axis: str) -> str | None:
+    """The name of `axis`'s lengths array, checked: one whole number per example, from 1 to the
+    padded length T of the arrays on the axis (which must agree). None if there is none."""
+    first = dataset.examples[0]
+    steps = {i.name: np.shape(first[i.name])[0] for i in model.inputs if i.axis == axis}
+    if len(set(steps.values())) > 1:
+        raise DataError(f"{dataset.source}: the arrays on axis {axis} are padded to different lengths: {steps}",
+                        "pad every array on one axis to the same T")
+    unknown = sorted(k for k in first if k.startswith("lengths_") and k[len("lengths_"):] not in model.axes)
+    several = "lengths" in first and len(model.axes) > 1
+    if unknown or several:
+        raise DataError(f"{dataset.source}: array {(unknown or ['lengths'])[0]!r} names no axis of {model.name}",
+                        "name lengths arrays lengths_<axis>, for the axes " + ", ".join(model.axes))
+    name = next((n for n in (f"lengths_{axis}", "lengths") if n in first), None)
+    if name is not None:
+        _check_lengths(dataset, name, next(iter(steps.values()), 1))
+    return name
+
+
+def _check_lengths(dataset: Dataset, name: str, steps: int) -> None:
+    values = np.asarray([e[name] for e in dataset.examples])
+    if values.ndim != 1 or values.dtype.kind not in "iu":
+        raise DataError(f"{dataset.source}: {name} holds {values.dtype} shaped {values.shape}; it takes one "
+                        "whole number per example, shaped (N,)",
+                        f"save it as integers: {name}=np.asarray(lengths, dtype=np.int64)")
+    bad = (values < 1) | (values > steps)
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise DataError(f"{dataset.source}: {name}[{row}] is {values[row]}; a length lies from 1 to {steps}, "
+                        "the padded length of the arrays it measures", "each row's length counts its real steps")
 
 
 # ---- batches ----------------------------------------------------------------------------------

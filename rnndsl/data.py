@@ -12,22 +12,23 @@ live in dataset.py and binding and batching in binding.py; their names are re-ex
 """
 from __future__ import annotations
 
+import struct
 import wave
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from . import ir
+from . import files, ir, limits, npzfile
 from .audio import FEATURES, features_of
-from .binding import (DEFAULT_BPTT, Bound, batches, bind, check_class_indices, collate,  # noqa: F401
-                      stream_batches, windows)
+from .binding import (DEFAULT_BPTT, Bound, batches, bind, check_class_indices, check_memory,  # noqa: F401
+                      collate, stream_batches, windows)
 from .dataset import (BLANK, DIGITS, END, EOS, START, UNKNOWN, Dataset, Example, FeatureStats,  # noqa: F401
                       Vocab, embedded_hello)
 from .errors import DataError
 from .ops import Kind
 
 WAV_HINT = "rnndsl reads RIFF/WAVE 16-bit PCM mono; convert with: sox in.wav -b 16 -c 1 out.wav"
+TOKEN_BYTES = 24        # memory per character of text read as tokens: the text, a list entry, an id
 
 
 def load(path, model: ir.Model | None = None, level: str = "char", vocab: Vocab | None = None,
@@ -45,31 +46,20 @@ def load(path, model: ir.Model | None = None, level: str = "char", vocab: Vocab 
 
 # ---- files ------------------------------------------------------------------------------------
 
-def _check_file(path) -> Path:
-    p = Path(path)
-    if not p.exists():
-        raise DataError(f"{p}: no such file", "check the path given with --data")
-    if p.is_dir():
-        raise DataError(f"{p}: is a folder, not a file")
-    try:
-        size = p.stat().st_size
-    except OSError as e:
-        raise DataError(f"{p}: cannot read it ({e.strerror})") from None
-    if size == 0:
-        raise DataError(f"{p}: the file is empty")
-    return p
+def _fail(path):
+    """How files.py's problems with the file at `path` become DataErrors naming it."""
+    return lambda problem, hint: DataError(f"{path}: {problem}", hint or "check the path given with --data")
 
 
-def _read_text(path) -> str:
-    p = _check_file(path)
-    try:
-        data = p.read_bytes()
-    except OSError as e:
-        raise DataError(f"{p}: cannot read it ({e.strerror})") from None
+def _read_text(path, limit: int = limits.MAX_TEXT_BYTES, what: str = "a text file") -> str:
+    """A regular file's UTF-8 text, at most `limit` bytes; DataError naming the file."""
+    data = files.read_regular(path, limit, what, _fail(path))
+    if not data:
+        raise DataError(f"{path}: the file is empty")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise DataError(f"{p}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})",
+        raise DataError(f"{path}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})",
                         "save the file as UTF-8") from None
 
 
@@ -78,6 +68,7 @@ def load_text(path, level: str = "char", vocab: Vocab | None = None, max_size: i
     """A text file (its first `limit` characters) as one stream of token ids: characters, or
     words with <eos> ending each non-blank line. A run's `vocab` fixes the level and symbols."""
     text = _read_text(path)[:limit]
+    limits.check_memory(len(text) * TOKEN_BYTES, f"reading {path} as tokens", "train on a part of the text")
     level = vocab.level if vocab else level
     if level not in ("char", "word"):
         raise DataError(f"text level must be char or word, got {level!r}")
@@ -105,43 +96,18 @@ def _where(text: str, symbol: str, level: str) -> str:
 
 
 def load_npz(path) -> dict:
-    """Every array of an .npz archive, read without pickle (allow_pickle=False)."""
-    p = _check_file(path)
-    try:
-        z = np.load(p, allow_pickle=False)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
-        raise DataError(f"{p}: not a NumPy .npz archive ({e})",
-                        "write one with np.savez(path, name=array, ...)") from None
-    if not isinstance(z, np.lib.npyio.NpzFile):
-        raise DataError(f"{p}: holds one .npy array, not an .npz archive of named arrays",
-                        "write one with np.savez(path, name=array, ...)")
-    with z:
-        arrays = {name: _npz_member(z, name, p) for name in z.files}
-    if not arrays:
-        raise DataError(f"{p}: the archive holds no arrays")
-    return arrays
-
-
-def _npz_member(z, name: str, p: Path) -> np.ndarray:
-    try:
-        return z[name]
-    except ValueError:
-        raise DataError(f"{p}: array {name!r} holds Python objects (dtype=object), which only "
-                        "pickle could load; rnndsl reads plain numeric and string arrays",
-                        f"save it with a plain dtype: np.savez(path, {name}=np.asarray(x, dtype=np.float32))"
-                        ) from None
-    except (OSError, EOFError, zipfile.BadZipFile) as e:
-        raise DataError(f"{p}: array {name!r} is damaged ({e})") from None
+    """Every array of an .npz archive, headers checked before data, never unpickled (npzfile)."""
+    return npzfile.load(path)
 
 
 def load_wav(path) -> tuple[np.ndarray, int]:
     """A RIFF/WAVE file of 16-bit PCM mono as (samples in [-1, 1) float64, sample rate)."""
-    p = _check_file(path)
+    p = Path(path)
     try:
-        with wave.open(str(p), "rb") as w:
+        with files.open_regular(p, limits.MAX_WAV_BYTES, "a WAV file", _fail(p)) as f, wave.open(f, "rb") as w:
             channels, width, rate = w.getnchannels(), w.getsampwidth(), w.getframerate()
             raw = w.readframes(w.getnframes())
-    except (wave.Error, EOFError, OSError) as e:
+    except (wave.Error, EOFError, OSError, ValueError, struct.error) as e:
         raise DataError(f"{p}: not a PCM WAV file ({e})", WAV_HINT) from None
     if (channels, width) != (1, 2):
         raise DataError(f"{p}: {channels} channel(s) of {8 * width}-bit samples; expected 1 channel "
@@ -177,15 +143,15 @@ def load_speech_manifest(path, features: str = "mfcc", n_features: int | None = 
 
 def _manifest_rows(p: Path, limit: int | None) -> list:
     """(line number, wav path, transcript) per row of a manifest with a header line."""
-    lines = [line.rstrip("\r") for line in _read_text(p).split("\n")]
-    header = lines[0].split("\t")
-    if "file" not in header or "transcript" not in header:
-        raise DataError(f"{p}:1: the header must name the columns file and transcript, "
-                        f"tab-separated; got {lines[0]!r}")
+    text = _read_text(p, limits.MAX_MANIFEST_BYTES, "a speech manifest")
+    lines = [line.rstrip("\r") for line in text.split("\n")]
+    header = _header(p, lines[0])
     rows = []
     for number, line in enumerate(lines[1:], 2):
         if limit and len(rows) == limit:
             break
+        if len(rows) == limits.MAX_EXAMPLES:
+            raise DataError(f"{p}: lists more than {limits.MAX_EXAMPLES:,} files", "split the manifest")
         if not line.strip():
             continue
         cells = line.split("\t")
@@ -199,6 +165,19 @@ def _manifest_rows(p: Path, limit: int | None) -> list:
     if not rows:
         raise DataError(f"{p}: the manifest lists no files, only a header")
     return rows
+
+
+def _header(p: Path, line: str) -> list:
+    """A manifest's column names: file and transcript among them, none twice."""
+    header = line.split("\t")
+    if "file" not in header or "transcript" not in header:
+        raise DataError(f"{p}:1: the header must name the columns file and transcript, "
+                        f"tab-separated; got {line!r}")
+    twice = sorted({name for name in header if header.count(name) > 1})
+    if twice:
+        raise DataError(f"{p}:1: the header names the column {twice[0]!r} {header.count(twice[0])} times",
+                        "name each column once: rnndsl would not know which one to read")
+    return header
 
 
 def _manifest_wav(p: Path, line: int, wav: Path, rate: int | None) -> tuple:
@@ -279,6 +258,8 @@ def _arrays(arrays: dict, p: Path) -> Dataset:
         raise DataError(f"{p}: every array needs the same number of examples as its first dimension; "
                         f"got {rows}")
     n = next(iter(rows.values()))
+    if n > limits.MAX_EXAMPLES:
+        raise DataError(f"{p}: holds {n:,} examples; the limit is {limits.MAX_EXAMPLES:,}", "split the file")
     return Dataset("arrays", tuple({k: a[i] for k, a in arrays.items()} for i in range(n)), source=str(p))
 
 

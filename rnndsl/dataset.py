@@ -11,6 +11,7 @@ from functools import cached_property
 
 import numpy as np
 
+from . import limits
 from .audio import FEATURES
 from .errors import DataError
 
@@ -42,6 +43,9 @@ class Vocab:
         """`specials` first, then the distinct tokens sorted; with `max_size`, only the most
         frequent tokens are kept and the rest become <unk>."""
         counts = Counter(t for t in tokens if t not in specials)
+        if max_size is None and len(counts) > limits.MAX_VOCAB:
+            raise DataError(f"the data holds {len(counts):,} distinct {level} symbols; a vocabulary holds at "
+                            f"most {limits.MAX_VOCAB:,}", "is this the right file, read at the right level?")
         words, unknown = sorted(counts), None
         if max_size is not None and len(specials) + len(words) > max_size:
             keep = max_size - len(specials) - 1

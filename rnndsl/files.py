@@ -34,7 +34,7 @@ def open_regular(path, limit: int, what: str, fail):
     try:
         fd = os.open(path, flags)
     except FileNotFoundError:
-        raise fail("does not exist", "check the path") from None
+        raise fail("no such file", "") from None
     except OSError as e:
         raise fail(f"cannot be opened ({e.strerror})", "") from None
     try:

@@ -24,6 +24,7 @@ MAX_MANIFEST_BYTES = 16 * MiB        # a speech manifest.tsv
 MAX_WAV_BYTES = 256 * MiB            # one WAV file a manifest lists (2 hours of 16 kHz 16-bit mono)
 MAX_NPZ_BYTES = 4 * GiB              # an .npz file on disk
 MAX_NPZ_ARRAY_BYTES = 16 * GiB       # an .npz's arrays once inflated (the memory check also applies)
+MAX_NPZ_ARRAYS = 10_000              # arrays in one .npz
 MAX_EXAMPLES = 10_000_000            # examples (rows) in one data file
 MAX_VOCAB = 1 << 20                  # distinct symbols in a vocabulary built from data
 
