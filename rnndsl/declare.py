@@ -329,6 +329,10 @@ def _init_problem(expr, shape) -> tuple[str, str]:
         return f"the arguments of {fn} must be plain numbers", INIT_HINT
     if fn == "normal" and args[-1] < 0:
         return f"normal's standard deviation must not be negative, got {args[-1]:g}", ""
+    if fn == "uniform" and (args[0] > args[1] if len(args) == 2 else args[0] < 0):
+        lo, hi = args if len(args) == 2 else (-args[0], args[0])
+        return f"uniform draws from [{lo:g}, {hi:g}], whose low end is above its high end", \
+            f"write uniform({hi:g}, {lo:g})" if len(args) == 2 else f"write uniform({-args[0]:g})"
     if fn == "orthogonal" and shape is not None and len(shape) != 2:
         return f"orthogonal needs a matrix, got {len(shape)} axes", "use normal(0.01) or xavier"
     return "", ""
