@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import ir
+from . import ir, limits
+from .errors import DataError
 from .ops import Kind, Op
 
 # ---- FLOP counts ------------------------------------------------------------------------------
@@ -342,6 +343,9 @@ def prepare(spec_path, T: int, B: int, dims: dict | None = None, dtype="float32"
 def bench(spec_path, T: int, B: int, dims: dict | None = None, dtype="float32", repeat: int = 10,
           warmup: int = 2, threads: int | None = None, workers: int = 1) -> Result:
     """Time forward and forward+backward of a spec at T steps, batch B (interleaved)."""
+    for what, value, lo, top in (("repeat", repeat, 1, limits.MAX_REPEAT), ("warmup", warmup, 0, limits.MAX_REPEAT)):
+        if not isinstance(value, int) or not lo <= value <= top:
+            raise DataError(f"bench: {what} must be a whole number from {lo} to {top:,}, got {value!r}")
     run = prepare(spec_path, T, B, dims, dtype, workers=workers)
     model = run["model"]
     try:

@@ -37,6 +37,7 @@ def stream(model, params: dict, prime: list, length: int, temperature: float = 1
     if len(prime) == 0:
         raise DataError("generation needs at least one input to start from", "give --prime")
     limits.check_sampling(length, temperature)
+    limits.check_seed(seed)
     params = model._params(params)                     # checked once, not at every step
     return _sample(model, params, gen.feed[0], prime, length, temperature, seed, context, stop)
 

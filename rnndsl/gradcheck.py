@@ -5,7 +5,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .inputs import random_batch
+from . import limits
+from .inputs import check_shape, random_batch
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,8 @@ def gradcheck(model, steps: int = 5, batch: int = 2, seed: int = 0, entries: int
     1e-3 (error O(eps^4)) and plain ones at 1e-6 (which rarely straddle a kink of relu or
     clip); the better agreement counts. The relative error's denominator has a floor of
     1e-6 (1 + |loss|): below it a difference quotient is mostly rounding noise."""
+    limits.check_seed(seed)
+    check_shape(model.spec, steps, batch)
     rng = np.random.default_rng(seed)
     inputs = random_batch(model.spec, steps, batch, seed)
     params = {k: v + 0.1 * rng.normal(size=v.shape) for k, v in model.init_params(seed).items()}

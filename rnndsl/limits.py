@@ -13,7 +13,7 @@ import math
 import numbers
 import os
 
-from .errors import SourcePos, SpecError
+from .errors import DataError, SourcePos, SpecError
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 
@@ -100,3 +100,9 @@ def check_sampling(length, temperature) -> None:
     if not isinstance(length, int) or not 0 <= length <= MAX_SAMPLE_LENGTH:
         raise SpecError.at(None, f"a sample length must be a whole number from 0 to {MAX_SAMPLE_LENGTH:,}, "
                            f"got {length!r}", "sample in several runs, or raise MAX_SAMPLE_LENGTH in rnndsl/limits.py")
+
+
+def check_seed(seed) -> None:
+    """Raise a DataError unless `seed` is a whole number from 0 to MAX_SEED (NumPy's seeds)."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= MAX_SEED:
+        raise DataError(f"a seed must be a whole number from 0 to {MAX_SEED:,}, got {seed!r}")

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import limits
 from .check import TRAIN_KEYS, TRAIN_POSITIVE
 from .errors import DataError, SpecError, did_you_mean
 
@@ -74,6 +75,10 @@ OPTIMIZER_KEYS = {"sgd": {"momentum", "nesterov"}, "adagrad": {"eps"}, "rmsprop"
 SCHEDULE_KEYS = {"constant": set(), "step": {"decay", "decay_every"},
                  "exponential": {"decay", "decay_every"}, "plateau": {"decay", "patience"}}
 _BELOW_ONE = {"momentum", "beta1", "beta2"}
+# Upper bounds of the whole-number settings (limits.py), so no run asks for 10^18 epochs.
+CAPS = {"epochs": limits.MAX_EPOCHS, "batch": limits.MAX_BATCH, "seed": limits.MAX_SEED,
+        **dict.fromkeys(("bptt", "truncate"), limits.MAX_STEPS),
+        **dict.fromkeys(("steps", "eval_every", "decay_every", "warmup", "patience"), limits.MAX_TRAIN_STEPS)}
 _BOOLS = {**dict.fromkeys(("true", "yes", "on", "1"), True),
           **dict.fromkeys(("false", "no", "off", "0"), False)}
 
@@ -142,6 +147,9 @@ def _check_value(key: str, value) -> None:
     low_ok = value > 0 if key in TRAIN_POSITIVE else value >= 0
     if not low_ok or (key in _BELOW_ONE and value >= 1) or (key == "decay" and not 0 < value <= 1):
         raise _bad(key, value, _range(key))
+    if value > CAPS.get(key, math.inf):
+        raise SpecError.at(None, f"train: {key} must be at most {CAPS[key]:,}, got {value!r}",
+                           "the limits are in rnndsl/limits.py (docs/security.md lists them)")
 
 
 def _range(key: str) -> str:

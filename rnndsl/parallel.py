@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
+from . import limits
 from .backends import numpy_runtime
 from .worker import Region, recv, run, send
 
@@ -38,8 +39,8 @@ class Workers:
     on the first batch large enough to share, and stop at close() or when this process ends."""
 
     def __init__(self, model, count: int):
-        if count < 1:
-            raise ValueError(f"workers must be at least 1, not {count}")
+        if not 1 <= count <= limits.MAX_WORKERS:
+            raise ValueError(f"workers must be from 1 to {limits.MAX_WORKERS}, not {count}")
         self.model, self.count = model, count
         self.procs: list = []
         self.params = None             # shared memory (Linux): parameters for every worker, and

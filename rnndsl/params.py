@@ -1,13 +1,11 @@
 """Parameter initialisation from each param's `init:` (deterministic for a seed)."""
 from __future__ import annotations
 
-import numbers
 import zlib
 
 import numpy as np
 
 from . import ir, limits
-from .errors import DataError
 
 COPIES = 5      # training holds the parameters, their gradients, two optimizer slots (Adam) and a checkpoint's copy
 
@@ -16,8 +14,7 @@ def init_params(model: ir.Model, seed: int = 0, dtype="float64") -> dict:
     """name -> array with exactly the declared shape. Each parameter draws from its own
     stream (seeded by the seed and its name), so adding a parameter changes no other.
     The seed and the memory training needs are checked first."""
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= limits.MAX_SEED:
-        raise DataError(f"a seed must be a whole number from 0 to {limits.MAX_SEED:,}, got {seed!r}")
+    limits.check_seed(seed)
     check_memory(model, dtype)
     return {p.name: initial_value(p, seed).astype(dtype) for p in model.params}
 
