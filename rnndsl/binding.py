@@ -244,7 +244,7 @@ def _check_array(dataset: Dataset, inp: ir.Input, a: np.ndarray) -> None:
     fits = a.ndim == rank and a.shape[rank - len(dims):] == dims and (not inp.axis or a.shape[0] >= 1)
     if fits and a.dtype.kind in ("fiu" if floats else "iu"):
         return
-    want = "(N" + (", T" if inp.axis else "") + "".join(f", {d}" for d in dims) + ")"
+    want = "(" + ", ".join(["N"] + ["T"] * bool(inp.axis) + [str(d) for d in dims]) + ("," if rank == 0 else "") + ")"
     what = "numbers" if floats else "whole-number class indices"
     raise DataError(f"{dataset.source}: array {inp.name!r} holds {a.dtype} shaped {(len(dataset.examples),) + a.shape}; "
                     f"input {_describe(inp)} takes {what} shaped {want}, one row per example",

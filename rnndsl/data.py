@@ -36,6 +36,9 @@ def load(path, model: ir.Model | None = None, level: str = "char", vocab: Vocab 
     """Read `path` by its kind: a folder or .tsv is a speech manifest (features sized to
     `model`'s frame input), an .npz images (if it has `images`) or arrays, else text."""
     p = Path(path)
+    if p.is_dir() and not (p / "manifest.tsv").exists():
+        raise DataError(f"{p}: is a folder without a manifest.tsv; a folder is read as a speech data set",
+                        "give a file (text or .npz), or the folder of a speech manifest.tsv")
     if p.is_dir() or p.suffix == ".tsv":
         return load_speech_manifest(p, features, _frame_size(model), stats, vocab)
     if p.suffix == ".npz":
