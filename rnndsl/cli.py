@@ -14,7 +14,7 @@ from .graphviz import graph_dot, graph_json, graph_text
 from .ops import Kind
 from .params import check_memory as check_param_memory
 from .pipeline import load_spec
-from .spec import resolve_plain
+from .scalars import resolve_plain
 from .textsafe import printable
 from .unroll import unroll
 
@@ -141,12 +141,13 @@ def parse_settings(items: list[str]) -> dict:
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
+        shown = printable(item if len(item) <= 60 else item[:57] + "...")
         if not sep or not key.strip() or not value.strip():
-            raise SpecError.at(None, f"--set {printable(item)}: expected NAME=VALUE", "for example --set H=128")
+            raise SpecError.at(None, f"--set {shown}: expected NAME=VALUE", "for example --set H=128")
         try:
             typed = resolve_plain(value.strip())
         except ValueError as exc:
-            raise SpecError.at(None, f"--set {printable(item)}: {exc.args[0]}", exc.args[1]) from None
+            raise SpecError.at(None, f"--set {shown}: {exc.args[0]}", exc.args[1]) from None
         out[key.strip()] = value.strip() if typed is None else typed
     return out
 

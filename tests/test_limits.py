@@ -16,7 +16,7 @@ import rnndsl
 from rnndsl import cliargs, data, generate, graphviz, inputs, limits, optim
 from rnndsl.cli import _print_stream, main
 from rnndsl.errors import DataError, SpecError
-from rnndsl.spec import resolve_plain
+from rnndsl.scalars import resolve_plain
 
 from conftest import ROOT
 
