@@ -10,6 +10,7 @@ Specs are generated (`spec(shape, n)`), n equations each:
     shared  every equation reads x[t] and h_1[t-1]: matmuls sharing operands, for fusion
     wide    independent equations each reading a window x[t-2:t+2], summed pairwise in a tree
     reversed  n time-parallel layers written last first (types are inferred against spec order)
+    lstm    n/6 stacked LSTM layers: every layer's gates fuse (GEMMs and elementwise runs)
 Each case runs in its own process, so its peak memory (max RSS) is its own. Compile time is
 split by stage (check, time analysis, lower, schedule = fusion + autodiff + plan, emit,
 load = Python compiling the module). `graph` times `rnndsl graph --unroll T` for each
@@ -30,7 +31,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SHAPES = ("chain", "ring", "shared", "wide", "reversed")
+SHAPES = ("chain", "ring", "shared", "wide", "reversed", "lstm")
 GRAPH_SPECS = ("specs/deepspeech.yaml", "specs/tdnn.yaml", "wide:40")
 
 
@@ -86,8 +87,22 @@ def reversed_layers(n: int) -> str:
     return _header(f"reversed{n}", params, eqs, f"mean_t mse(h{n}[t], y[t])")
 
 
+def lstm(n: int) -> str:
+    layers = max(1, n // 6)
+    params, eqs = [], []
+    for k in range(1, layers + 1):
+        below = "x" if k == 1 else f"h{k - 1}"
+        params += [f"  W{g}{k}: {{shape: [H, {'F' if k == 1 else 'H'}]}}\n  U{g}{k}: {{shape: [H, H]}}\n"
+                   f"  b{g}{k}: {{shape: [H]}}" for g in "ifog"]
+        eqs += [f"  {g}{k}[t] = {'tanh' if g == 'g' else 'sigmoid'}(W{g}{k} @ {below}[t] + U{g}{k} @ h{k}[t-1]"
+                f" + b{g}{k})" for g in "ifog"]
+        eqs += [f"  c{k}[t] = f{k}[t] * c{k}[t-1] + i{k}[t] * g{k}[t]", f"  h{k}[t] = o{k}[t] * tanh(c{k}[t])"]
+    return _header(f"lstm{n}", params, eqs, f"mean_t mse(h{layers}[t], y[t])")
+
+
 def spec(shape: str, n: int) -> str:
-    return {"chain": chain, "ring": ring, "shared": shared, "wide": wide, "reversed": reversed_layers}[shape](n)
+    return {"chain": chain, "ring": ring, "shared": shared, "wide": wide, "reversed": reversed_layers,
+            "lstm": lstm}[shape](n)
 
 
 # ---- one measurement, in a child process -------------------------------------------------------

@@ -14,6 +14,7 @@ of the adjoint, so the backward pass inherits the fusion.
 from __future__ import annotations
 
 import itertools
+import operator
 from dataclasses import replace
 
 from .ops import Op, elementwise
@@ -22,6 +23,12 @@ from .program import Buf, Instr, Loop, Mode, Ref, Role
 _names = itertools.count(1)
 _BASES: dict = {}           # every result of the program being fused, by name
 VIEWS: dict = {}            # every result turned into a view, by name (read or not)
+# Caches for one fuse() call, by id with the object kept alive: a round of elementwise fusion
+# then skips what cannot change, so it costs what it fuses, not the whole program again.
+_SETTLED: dict = {}         # (rule, id(loop)) -> loop: the rule fused nothing in its body
+_NAMES_IN: dict = {}        # id(loop) -> (loop, every buffer name its body mentions)
+_RESULTS: dict = {}         # id(loop) -> (loop, {name: Buf} of its body's results)
+_SIGNATURES: dict = {}      # id(instr) -> (instr, its signature)
 
 
 def fuse(items: list) -> tuple:
@@ -29,6 +36,10 @@ def fuse(items: list) -> tuple:
     global _names
     _names = itertools.count(1)           # names depend on the spec alone, not on history
     VIEWS.clear()
+    _SETTLED.clear()
+    _NAMES_IN.clear()
+    _RESULTS.clear()
+    _SIGNATURES.clear()
     notes: list = []
     items = _fuse_all(items, _fuse_matmuls, notes)
     while True:
@@ -44,21 +55,54 @@ def _fuse_all(items: list, rule, notes: list) -> list:
     renames: dict = {}
     prologue: list = []
     _BASES.clear()
-    _BASES.update({i.out.name: i.out for i in _all_instrs(items)})
+    _BASES.update(_results(items))
     top = rule(list(items), renames, prologue, notes, None)
-    _BASES.update({i.out.name: i.out for i in _all_instrs(top + prologue)})
-    top = [replace(i, body=tuple(rule(list(i.body), renames, prologue, notes, i))) if isinstance(i, Loop) else i
-           for i in top]
+    _BASES.update(_results(top + prologue))
+    top = [_fuse_loop(i, rule, renames, prologue, notes) if isinstance(i, Loop) else i for i in top]
     VIEWS.update(renames)
     return [_rename(i, renames) for i in prologue + top]
 
 
+def _fuse_loop(loop: Loop, rule, renames: dict, prologue: list, notes: list) -> Loop:
+    """`rule` applied to a loop's body. A body where it fused nothing, and that no rename has
+    reached since, is not scanned again: the rule would find nothing again."""
+    if (rule, id(loop)) in _SETTLED and _names_in(loop).isdisjoint(renames):
+        return loop
+    body = tuple(rule(list(loop.body), renames, prologue, notes, loop))
+    if len(body) == len(loop.body) and all(map(operator.is_, body, loop.body)):
+        _SETTLED[rule, id(loop)] = loop
+        return loop
+    return replace(loop, body=body)
+
+
+def _names_in(loop: Loop) -> frozenset:
+    seen = _NAMES_IN.get(id(loop))
+    if seen is None or seen[0] is not loop:
+        names = {n for i in loop.body for n in [i.out.name] + [r.buf.name for r in i.refs]
+                 + [r.fill.name for r in i.refs if r.fill is not None]}
+        seen = _NAMES_IN[id(loop)] = (loop, frozenset(names))
+    return seen[1]
+
+
 def _rename(item, renames: dict):
+    if not _renamed(item, renames):
+        return item                    # unchanged: fusion renames a few names in a large program
     if isinstance(item, Loop):
         return replace(item, body=tuple(_rename(i, renames) for i in item.body))
     swap = lambda r: replace(r, buf=renames.get(r.buf.name, r.buf),
                              fill=renames.get(r.fill.name, r.fill) if r.fill else None) if isinstance(r, Ref) else r
     return replace(item, out=renames.get(item.out.name, item.out), args=tuple(swap(a) for a in item.args))
+
+
+def _renamed(item, renames: dict) -> bool:
+    """Whether `item` names a buffer in `renames` (its result, an argument or a fill)."""
+    if not renames:
+        return False
+    if isinstance(item, Loop):
+        return not _names_in(item).isdisjoint(renames)
+    return item.out.name in renames or any(
+        isinstance(a, Ref) and (a.buf.name in renames or (a.fill is not None and a.fill.name in renames))
+        for a in item.args)
 
 
 def _declared_param(buf: Buf) -> bool:
@@ -67,16 +111,32 @@ def _declared_param(buf: Buf) -> bool:
     return buf.role is Role.PARAM and buf.name not in _BASES
 
 
-def _all_instrs(items: list) -> list:
-    return [i for item in items for i in (item.body if isinstance(item, Loop) else [item])]
+def _results(items: list) -> dict:
+    """name -> Buf of every result (the last writer's), loop bodies included."""
+    out: dict = {}
+    for item in items:
+        if isinstance(item, Loop):
+            out.update(_loop_results(item))
+        else:
+            out[item.out.name] = item.out
+    return out
+
+
+def _loop_results(loop: Loop) -> dict:
+    seen = _RESULTS.get(id(loop))
+    if seen is None or seen[0] is not loop:
+        seen = _RESULTS[id(loop)] = (loop, {i.out.name: i.out for i in loop.body})
+    return seen[1]
 
 
 def _produced(phase: list) -> dict:
     """name -> position in the phase of what writes it (a loop writes its body's outputs)."""
-    made = {}
+    made: dict = {}
     for k, item in enumerate(phase):
-        for instr in (item.body if isinstance(item, Loop) else [item]):
-            made.setdefault(instr.out.name, k)
+        if isinstance(item, Loop):
+            made.update(dict.fromkeys(_loop_results(item).keys() - made.keys(), k))
+        else:
+            made.setdefault(item.out.name, k)
     return made
 
 
@@ -126,7 +186,7 @@ def _fuse_elementwise(phase: list, renames: dict, prologue: list, notes: list, l
     made = _produced(phase)
     groups: dict = {}
     for k, instr in enumerate(phase):
-        sig = _signature(instr) if isinstance(instr, Instr) else None
+        sig = _cached_signature(instr) if isinstance(instr, Instr) else None
         if sig is not None:
             groups.setdefault(sig, []).append((k, instr))
     for sig, members in groups.items():
@@ -137,6 +197,14 @@ def _fuse_elementwise(phase: list, renames: dict, prologue: list, notes: list, l
                 continue
             return _apply_run(phase, run, renames, prologue, notes, loop)
     return phase
+
+
+def _cached_signature(instr: Instr):
+    """_signature, computed once per instruction object (instructions are immutable)."""
+    seen = _SIGNATURES.get(id(instr))
+    if seen is None or seen[0] is not instr:
+        seen = _SIGNATURES[id(instr)] = (instr, _signature(instr))
+    return seen[1]
 
 
 def _signature(instr: Instr):
@@ -191,7 +259,7 @@ def _slice_of(buf: Buf, size: int, bases: dict) -> Buf:
 
 def _apply_run(phase: list, run: list, renames: dict, prologue: list, notes: list, loop) -> list:
     n = next(_names)
-    bases = {**_BASES, **{i.out.name: i.out for i in _all_instrs(phase + prologue)}}
+    bases = {**_BASES, **_results(phase + prologue)}
     instrs = [i for _, i in run]
     size = sum(i.out.dims[0] for i in instrs)
     args = []
