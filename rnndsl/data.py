@@ -12,6 +12,7 @@ live in dataset.py and binding and batching in binding.py; their names are re-ex
 """
 from __future__ import annotations
 
+import stat
 import struct
 import wave
 from pathlib import Path
@@ -36,10 +37,12 @@ def load(path, model: ir.Model | None = None, level: str = "char", vocab: Vocab 
     """Read `path` by its kind: a folder or .tsv is a speech manifest (features sized to
     `model`'s frame input), an .npz images (if it has `images`) or arrays, else text."""
     p = Path(path)
-    if p.is_dir() and not (p / "manifest.tsv").exists():
+    found = files.status(p, _fail(p))
+    folder = found is not None and stat.S_ISDIR(found.st_mode)
+    if folder and files.status(p / "manifest.tsv", _fail(p)) is None:
         raise DataError(f"{p}: is a folder without a manifest.tsv; a folder is read as a speech data set",
                         "give a file (text or .npz), or the folder of a speech manifest.tsv")
-    if p.is_dir() or p.suffix == ".tsv":
+    if folder or p.suffix == ".tsv":
         return load_speech_manifest(p, features, _frame_size(model), stats, vocab)
     if p.suffix == ".npz":
         arrays = load_npz(p)

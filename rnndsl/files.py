@@ -28,6 +28,17 @@ def kind(mode: int) -> str:
     return next((name for test, name in _KINDS if test(mode)), "not a regular file")
 
 
+def status(path, fail) -> os.stat_result | None:
+    """os.stat of `path` (through links), None when nothing is there; a name the system cannot
+    look up (too long, a NUL byte) raised through `fail`."""
+    try:
+        return os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except (OSError, ValueError) as e:
+        raise fail(f"cannot be looked at ({getattr(e, 'strerror', None) or e})", "") from None
+
+
 def open_regular(path, limit: int, what: str, fail):
     """`path` opened for binary reading, if it is a regular file of at most `limit` bytes."""
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -35,8 +46,8 @@ def open_regular(path, limit: int, what: str, fail):
         fd = os.open(path, flags)
     except FileNotFoundError:
         raise fail("no such file", "") from None
-    except OSError as e:
-        raise fail(f"cannot be opened ({e.strerror})", "") from None
+    except (OSError, ValueError) as e:
+        raise fail(f"cannot be opened ({getattr(e, 'strerror', None) or e})", "") from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -115,8 +126,8 @@ def _writable(target: Path, fail) -> os.stat_result | None:
         st = os.lstat(target)
     except FileNotFoundError:
         return None
-    except OSError as e:
-        raise fail(f"cannot be looked at ({e.strerror})", "") from None
+    except (OSError, ValueError) as e:
+        raise fail(f"cannot be looked at ({getattr(e, 'strerror', None) or e})", "") from None
     if stat.S_ISLNK(st.st_mode):
         raise fail(f"is a symbolic link (to {os.readlink(target)}); rnndsl does not write "
                    "through links", "give the path of the file itself, or remove the link first")

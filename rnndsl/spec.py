@@ -79,7 +79,7 @@ def read_text(path: str | Path) -> Source:
     path = Path(path)
     pos = SourcePos(Source(str(path), ""), 1, 1)
     fail = lambda problem, hint: SpecError.at(pos, f"the spec file {problem}", hint)
-    if not path.exists():                   # a dangling link too
+    if files.status(path, fail) is None:        # a dangling link too
         raise SpecError.at(pos, f"no such spec file: {path}",
                            "check the path; specs shipped with rnndsl live in specs/")
     data = files.read_regular(path, MAX_SPEC_BYTES, "a spec", fail)
