@@ -113,8 +113,8 @@ def load_wav(path) -> tuple[np.ndarray, int]:
         with files.open_regular(p, limits.MAX_WAV_BYTES, "a WAV file", _fail(p)) as f, wave.open(f, "rb") as w:
             channels, width, rate = w.getnchannels(), w.getsampwidth(), w.getframerate()
             raw = w.readframes(w.getnframes())
-    except (wave.Error, EOFError, OSError, ValueError, struct.error) as e:
-        raise DataError(f"{p}: not a PCM WAV file ({e})", WAV_HINT) from None
+    except (wave.Error, EOFError, OSError, ValueError, struct.error, RuntimeError, OverflowError) as e:
+        raise DataError(f"{p}: not a PCM WAV file ({e or type(e).__name__})", WAV_HINT) from None
     if (channels, width) != (1, 2):
         raise DataError(f"{p}: {channels} channel(s) of {8 * width}-bit samples; expected 1 channel "
                         "of 16-bit samples", WAV_HINT)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import struct
+import tokenize
 import zipfile
 import zlib
 
@@ -65,13 +66,16 @@ def _directory(zf: zipfile.ZipFile, path) -> dict:
 
 def _header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path, name: str) -> tuple:
     """(shape, dtype) from an entry's .npy header, the data unread; its dtype checked."""
+    read = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
     with zf.open(info) as m:
         version = np.lib.format.read_magic(m)
-        read = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
         if version not in read:
             raise DataError(f"{path}: array {name!r} is in .npy format {version}, which rnndsl does not read",
                             NPZ_HINT)
-        shape, _, dtype = read[version](m)
+        try:
+            shape, _, dtype = read[version](m)
+        except (ValueError, TypeError, SyntaxError, tokenize.TokenError) as e:     # NumPy parses the header text
+            raise DataError(f"{path}: array {name!r} has a damaged .npy header ({e})", NPZ_HINT) from None
     if dtype.hasobject:
         raise DataError(f"{path}: array {name!r} holds Python objects (dtype=object), which only "
                         "pickle could load; rnndsl reads plain numeric and string arrays",

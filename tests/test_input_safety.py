@@ -294,3 +294,43 @@ def test_a_named_array_npz_of_any_shapes_and_dtypes_loads_and_trains_or_says_why
     x, lengths = arrays["x"], arrays.get("lengths", arrays.get("lengths_t"))
     assert x.dtype.kind in "fiu" and x.ndim == 3 and x.shape[2] == 3
     assert lengths is None or (lengths.dtype.kind in "iu" and (lengths >= 1).all() and (lengths <= x.shape[1]).all())
+
+
+def _wav_bytes() -> bytes:
+    import io
+    import wave
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(np.zeros(100, "<i2").tobytes())
+    return buf.getvalue()
+
+
+def _npz_bytes(save) -> bytes:
+    import io
+    buf = io.BytesIO()
+    save(buf, x=np.zeros((3, 4, 3), np.float32), label=np.array([0, 1, 1]))
+    return buf.getvalue()
+
+
+GOOD_FILES = {"wav": _wav_bytes(), "npz": _npz_bytes(np.savez), "compressed.npz": _npz_bytes(np.savez_compressed)}
+
+
+@given(kind=st.sampled_from(sorted(GOOD_FILES)), edits=st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255)),
+                                                                 min_size=1, max_size=6),
+       cut=st.none() | st.floats(0, 1))
+def test_a_damaged_wav_or_npz_is_a_data_error(kind, edits, cut):
+    """Random byte edits and truncations of a good file: loaded, or refused with a DataError."""
+    damaged = bytearray(GOOD_FILES[kind])
+    for where, byte in edits:
+        damaged[min(int(where * len(damaged)), len(damaged) - 1)] = byte
+    damaged = damaged[:int(cut * len(damaged))] if cut is not None else damaged
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"f.{kind}"
+        path.write_bytes(bytes(damaged))
+        try:
+            data.load_wav(path) if kind == "wav" else data.load(path)
+        except DataError:
+            pass
