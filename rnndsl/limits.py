@@ -3,9 +3,9 @@ may ask for, in one table (docs/security.md lists them), and the estimate-first 
 that runs before a large allocation, so that a request too big for the machine is an error
 naming the size ("needs about 7.5 GiB; this machine has 4 GiB"), never a MemoryError.
 
-Limits of the spec language itself live beside the code that checks them: spec.py (YAML size,
-nodes, nesting), parse.py (expression depth and length), declare.py / typecheck.py (dims,
-entries per parameter, offsets, windows), check.py (equations).
+Limits of the spec language itself live beside the code that checks them: spec.py (YAML nodes,
+nesting), scalars.py (digits of a number), parse.py (expression depth and length), declare.py /
+typecheck.py (dims, entries per parameter, offsets, windows), check.py (equations, max_len).
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from .errors import DataError, SourcePos, SpecError
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 
 # ---- files read -------------------------------------------------------------------------------
-MAX_SPEC_BYTES = 1_000_000            # a spec file, in bytes (a spec is a few dozen lines)
+MAX_SPEC_BYTES = 1_000_000           # a spec file, in bytes (a spec is a few dozen lines)
 MAX_TEXT_BYTES = 256 * MiB           # a text corpus given with --data
 MAX_MANIFEST_BYTES = 16 * MiB        # a speech manifest.tsv
 MAX_WAV_BYTES = 256 * MiB            # one WAV file a manifest lists (2 hours of 16 kHz 16-bit mono)
@@ -29,7 +29,7 @@ MAX_EXAMPLES = 10_000_000            # examples (rows) in one data file
 MAX_VOCAB = 1 << 20                  # distinct symbols in a vocabulary built from data
 
 # ---- command-line arguments and training settings --------------------------------------------
-MAX_STEPS = 1_000_000                # --steps T of gradcheck, bench, compile --explain
+MAX_STEPS = 1_000_000                # --steps T of gradcheck, bench, compile --explain; train: bptt, truncate
 MAX_BATCH = 1 << 16                  # --batch B, and train: batch
 MAX_REPEAT = 100_000                 # bench --repeat
 MAX_WORKERS = 64                     # --workers (and never more than the machine's cores)
@@ -37,7 +37,7 @@ MAX_SEED = (1 << 63) - 1             # --seed and train: seed, 0 up to this
 MAX_SAMPLE_LENGTH = 100_000          # sample --length (check.py caps generate: max_len alike)
 MIN_TEMPERATURE = 1e-3               # sample --temperature: 0 (greedy) or at least this
 MAX_EPOCHS = 1_000_000               # train: epochs
-MAX_TRAIN_STEPS = 1_000_000_000      # train: steps, bptt, eval_every, decay_every, warmup
+MAX_TRAIN_STEPS = 1_000_000_000      # train: steps, eval_every, decay_every, warmup, patience
 
 # ---- memory -----------------------------------------------------------------------------------
 MEMORY_FRACTION = 0.8                # refuse an estimate above this share of the machine's memory
