@@ -146,9 +146,12 @@ def _one(args) -> None:
     print(json.dumps(result))
 
 
-def _child(*argv) -> dict:
-    done = subprocess.run([sys.executable, __file__, *map(str, argv)], capture_output=True, text=True,
-                          cwd=ROOT, timeout=1800)
+def _child(timeout: int, *argv) -> dict:
+    try:
+        done = subprocess.run([sys.executable, __file__, *map(str, argv)], capture_output=True, text=True,
+                              cwd=ROOT, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"did not finish in {timeout} s"}
     if done.returncode:
         return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"}
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -156,12 +159,12 @@ def _child(*argv) -> dict:
 
 # ---- the tables ----------------------------------------------------------------------------------
 
-def compile_table(shapes, sizes) -> None:
+def compile_table(shapes, sizes, timeout: int) -> None:
     stages = ("check", "analyse", "lower", "schedule", "emit", "load")
     print(f"{'spec':<12}" + "".join(f"{s:>9}" for s in stages) + f"{'total s':>9}{'MB':>7}")
     for shape in shapes:
         for n in sizes:
-            r = _child("--one", "compile", "--shape", shape, "--n", n)
+            r = _child(timeout, "--one", "compile", "--shape", shape, "--n", n)
             if "error" in r:
                 print(f"{shape}{n:<7} {r['error']}")
                 continue
@@ -170,7 +173,7 @@ def compile_table(shapes, sizes) -> None:
                   + f"{total:>9.2f}{r['max_rss_mb']:>7.0f}")
 
 
-def graph_table(specs, steps, formats, tmp: Path) -> None:
+def graph_table(specs, steps, formats, tmp: Path, timeout: int) -> None:
     print(f"{'spec':<24}{'T':>6}  {'format':<6}{'seconds':>9}{'MB':>7}{'out MB':>8}  graph")
     for name in specs:
         path = name
@@ -179,7 +182,7 @@ def graph_table(specs, steps, formats, tmp: Path) -> None:
             path.write_text(wide(int(name[5:])))
         for t in steps:
             for fmt in formats:
-                r = _child("--one", "graph", "--path", path, "--n", t, "--format", fmt)
+                r = _child(timeout, "--one", "graph", "--path", path, "--n", t, "--format", fmt)
                 if "error" in r:
                     print(f"{name:<24}{t:>6}  {fmt:<6} {r['error']}")
                     continue
@@ -194,6 +197,7 @@ def main() -> None:
     p.add_argument("--unroll", help="steps for graph, comma-separated (default 100,400,1000)")
     p.add_argument("--shapes", default=",".join(SHAPES), help=f"spec shapes ({', '.join(SHAPES)})")
     p.add_argument("--formats", default="text,dot,json", help="graph output formats")
+    p.add_argument("--timeout", type=int, default=600, help="seconds a case may take (default 600)")
     p.add_argument("--one", choices=("compile", "graph"), help=argparse.SUPPRESS)
     p.add_argument("--shape", help=argparse.SUPPRESS)
     p.add_argument("--path", help=argparse.SUPPRESS)
@@ -204,10 +208,10 @@ def main() -> None:
         return _one(args)
     sizes = [int(s) for s in (args.sizes or ("30,100" if args.quick else "100,300,1000")).split(",")]
     steps = [int(s) for s in (args.unroll or ("100,400" if args.quick else "100,400,1000")).split(",")]
-    compile_table(args.shapes.split(","), sizes)
+    compile_table(args.shapes.split(","), sizes, args.timeout)
     print()
     with tempfile.TemporaryDirectory() as tmp:
-        graph_table(GRAPH_SPECS, steps, args.formats.split(","), Path(tmp))
+        graph_table(GRAPH_SPECS, steps, args.formats.split(","), Path(tmp), args.timeout)
 
 
 if __name__ == "__main__":

@@ -154,3 +154,39 @@ def test_two_axes_meet_only_through_a_static_value():
     assert g.has_edge(NodeId("enc", 2), NodeId("dec_init"))
     assert g.has_edge(NodeId("dec_init"), NodeId("dec", 0))
     assert not any(u.var == "enc" and v.var == "dec" for u, v in g.edges)
+
+
+@st.composite
+def windowed(draw):
+    lo = draw(st.integers(-3, 3))
+    hi = draw(st.integers(lo, lo + 3))
+    depth, direction = draw(st.integers(1, 3)), draw(st.sampled_from([-1, 1]))
+    return lo, hi, depth, direction, draw(st.booleans()), draw(st.integers(1, 8))
+
+
+def _t(k: int) -> str:
+    return "t" if k == 0 else f"t{k:+d}"
+
+
+@given(windowed())
+def test_window_reads_unroll_to_exactly_the_steps_they_name(case):
+    lo, hi, depth, direction, learned, T = case
+    back = (-depth, -1) if direction < 0 else (1, depth)
+    text = "\n".join([
+        "dims: {F: 2, H: 2}", "inputs:", "  x: {float: [F], axis: t}", "  y: {float: [H], axis: t}",
+        "params:", f"  W: {{shape: [H, F*{hi - lo + 1}]}}", f"  U: {{shape: [H, H*{depth}]}}",
+        "  c: {shape: [H]}", *(["state:", "  h: {init: learned}"] if learned else []), "equations: |",
+        f"  h[t] = tanh(W @ x[{_t(lo)}:{_t(hi)}] + U @ h[{_t(back[0])}:{_t(back[1])}] + c)",
+        "loss: mean_t mse(h[t], y[t])"])
+    g = rnndsl.unroll(rnndsl.loads_spec(text), T)
+    for t in range(T):
+        me = NodeId("h", t)
+        want = {NodeId("W"), NodeId("U"), NodeId("c")}
+        want |= {NodeId("x", s) for s in range(t + lo, t + hi + 1) if 0 <= s < T}
+        inside = [s for s in range(t + back[0], t + back[1] + 1) if 0 <= s < T]
+        want |= {NodeId("h", s) for s in inside}
+        if learned and len(inside) < depth:
+            want.add(NodeId("h_init"))
+        assert set(g.predecessors(me)) == want
+        for src in want - {NodeId("W"), NodeId("U"), NodeId("c"), NodeId("h_init")}:
+            assert g.edges[src, me]["offset"] == src.t - t
