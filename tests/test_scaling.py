@@ -9,17 +9,19 @@ against the simple forms they replace. Specs come from benchmarks/compile_scalin
 import contextlib
 import importlib.util
 import io
+import json
 import sys
 import time
 import tracemalloc
 from pathlib import Path
 
+import networkx as nx
 import numpy as np
 import pytest
 from hypothesis import given
 
 import rnndsl
-from rnndsl import adjoints, autodiff, cli, fuse, lower, pipeline, timegraph
+from rnndsl import adjoints, autodiff, cli, fuse, graphviz, lower, pipeline, timegraph
 from rnndsl.program import instructions
 from rnndsl.unroll import unroll
 
@@ -158,3 +160,13 @@ def test_alias_renames_as_one_copy_at_a_time_did(case):
 def test_alias_agrees_on_the_shipped_and_generated_specs(text):
     backward = backward_program(rnndsl.loads_spec(text))
     assert adjoints.alias(backward) == alias_one_at_a_time(backward)
+
+
+@pytest.mark.parametrize("spec", ["specs/deepspeech.yaml", "specs/seq2seq.yaml", "specs/tdnn.yaml"])
+def test_graph_json_is_networkx_node_link_data_of_the_named_graph(spec):
+    model = rnndsl.load_spec(ROOT / spec)
+    g = unroll(model, 4)
+    named = nx.relabel_nodes(g, {n: str(n) for n in g.nodes})
+    for node in g.nodes:
+        named.nodes[str(node)].update(var=node.var, t=node.t)
+    assert graphviz.graph_json(model, g) == json.dumps(nx.node_link_data(named, edges="links"), indent=1)
