@@ -31,7 +31,7 @@ import numpy as np
 
 from . import ir, safenpz, specid
 from .errors import DataError, Source
-from .runfiles import failure, write_atomically
+from .runfiles import failure, open_regular, write_atomically
 from .specid import param_differences, spec_hash, spec_meta, spec_text   # noqa: F401 (the API)
 
 FORMAT = "rnndsl-checkpoint"
@@ -122,7 +122,7 @@ def load(path, model: ir.Model | None = None, source: Source | None = None) -> C
     path = Path(path)
     _check_exists(path)
     try:
-        with safenpz.Archive(path) as archive:
+        with safenpz.Archive(os.fdopen(open_regular(path), "rb")) as archive:   # stored entries, no link
             return _load(path, archive, model, source)
     except safenpz.Refused as exc:
         raise _foreign(path, str(exc)) from None

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import files, ir, limits, npzfile
+from . import files, ir, limits, safenpz
 from .audio import FEATURES, features_of
 from .binding import (DEFAULT_BPTT, Bound, batches, bind, check_class_indices, check_memory,  # noqa: F401
                       collate, stream_batches, windows)
@@ -102,8 +102,10 @@ def _where(text: str, symbol: str, level: str) -> str:
 
 
 def load_npz(path) -> dict:
-    """Every array of an .npz archive, headers checked before data, never unpickled (npzfile)."""
-    return npzfile.load(path)
+    """Every array of an .npz archive (through links, entries may be compressed), headers
+    checked before data, never unpickled (safenpz)."""
+    p = Path(path)
+    return safenpz.load_arrays(files.open_regular(p, limits.MAX_NPZ_BYTES, "an .npz archive", _fail(p)), p)
 
 
 def load_wav(path) -> tuple[np.ndarray, int]:

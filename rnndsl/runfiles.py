@@ -1,4 +1,6 @@
-"""Files in a run folder, touched one safe way only.
+"""Files in a run folder: files.py's mechanics under a run folder's policy. No file is opened
+through a link (O_NOFOLLOW), temporary files are named so that rnndsl finds its own, the folder
+is locked while a run trains, and every problem is a DataError naming the file.
 
     path             --read_bytes / read_text-->  the contents (never through a link; only a regular
                                                    file; a size bound), or a DataError naming the file
@@ -9,8 +11,8 @@
     folder           --remove_own_temps------->   the temporary files a killed rnndsl left behind
     any text         --safe_name-------------->   a file name over [A-Za-z0-9._-]
 
-Every OSError becomes a DataError: an unwritable folder, a full disk or a link where a run file
-belongs is a message for the user, not a traceback.
+An unwritable folder, a full disk or a link where a run file belongs is a message for the user,
+not a traceback.
 """
 from __future__ import annotations
 
@@ -18,18 +20,16 @@ import errno
 import fcntl
 import os
 import re
-import secrets
 import stat
 from contextlib import contextmanager
 from pathlib import Path
 
+from . import files
 from .errors import DataError
-from .files import kind
 
 LOCK = ".rnndsl.lock"
 TEMP = re.compile(r"\.rnndsl-[A-Za-z0-9._-]+\.[0-9]+\.[0-9a-f]{8}\.tmp")
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
-_NO_LINKS = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC     # NONBLOCK: opening a FIFO never waits
 
 
 def safe_name(text: str, limit: int = 64) -> str:
@@ -58,37 +58,44 @@ def failure(path, exc: OSError, doing: str = "read") -> DataError:
 def not_regular(path, mode: int) -> DataError:
     if stat.S_ISLNK(mode):
         return failure(path, OSError(errno.ELOOP, "link"))
-    return DataError(f"{path} is {kind(mode)}, not a regular file",
+    return DataError(f"{path} is {files.kind(mode)}, not a regular file",
                      "rnndsl reads and writes only regular files in a run folder; move it away")
+
+
+def _refused(path, exc: files.Refused) -> DataError:
+    if isinstance(exc, files.NotRegular):
+        return not_regular(path, exc.mode)
+    if isinstance(exc, files.TooBig):
+        have = f"{exc.size:,} bytes" if exc.size is not None else f"over {exc.limit:,} bytes"
+        return DataError(f"{path} is {have}; rnndsl writes this file with at most {exc.limit:,}",
+                         "is this the file rnndsl wrote? restore it or train again")
+    return DataError(f"{path} is read-only; rnndsl does not replace it",
+                     "make it writable if it may be replaced, or write elsewhere")
+
+
+@contextmanager
+def _worded(path, doing: str = "read"):
+    """files.py's problems with `path`, raised as DataErrors."""
+    try:
+        yield
+    except files.Refused as exc:
+        raise _refused(path, exc) from None
+    except OSError as exc:
+        raise failure(path, exc, doing) from None
 
 
 # ---- reading -------------------------------------------------------------------------------------
 
 def open_regular(path, flags: int = os.O_RDONLY, doing: str = "read") -> int:
     """A descriptor for `path`, opened without following a link and only if it is a regular file."""
-    try:
-        fd = os.open(path, flags | _NO_LINKS, 0o666)
-    except OSError as exc:
-        raise failure(path, exc, doing) from None
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        raise not_regular(path, mode)
-    return fd
+    with _worded(path, doing):
+        return files.open_fd(path, flags, follow_links=False)
 
 
 def read_bytes(path, limit: int) -> bytes:
-    """The whole file, refusing one over `limit` bytes before reading it."""
-    fd = open_regular(path)
-    with os.fdopen(fd, "rb") as f:
-        size = os.fstat(fd).st_size
-        if size > limit:
-            raise DataError(f"{path} is {size:,} bytes; rnndsl writes this file with at most {limit:,}",
-                            "is this the file rnndsl wrote? restore it or train again")
-        try:
-            return f.read(limit + 1)[:limit]
-        except OSError as exc:
-            raise failure(path, exc) from None
+    """The whole file, refusing one over `limit` bytes before reading it (and while reading)."""
+    with _worded(path), os.fdopen(files.open_fd(path, follow_links=False, limit=limit), "rb") as f:
+        return files.read_bounded(f, limit)
 
 
 def read_text(path, limit: int) -> str:
@@ -104,78 +111,25 @@ def read_text(path, limit: int) -> str:
 
 def append_text(path, text: str) -> None:
     """Add `text` at the end of an existing regular file (never through a link)."""
-    fd = open_regular(path, os.O_WRONLY | os.O_APPEND, "write")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-    except OSError as exc:
-        raise failure(path, exc, "write") from None
+    with _worded(path, "write"), os.fdopen(open_regular(path, os.O_WRONLY | os.O_APPEND, "write"),
+                                           "w", encoding="utf-8") as f:
+        f.write(text)
 
 
 def write_atomically(path, content, durable: bool = False) -> Path:
-    """Replace `path` whole: a reader sees the old or the new file, never half. `content` is
-    text, bytes, or a function that writes into a binary file. With `durable` the data and the
-    rename are fsynced. Refuses to replace a link, a FIFO, a device, a folder or a read-only file."""
+    """Replace `path` whole (files.replace_atomically) through a temporary file named
+    .rnndsl-NAME.PID.HEX.tmp. Refuses to replace a link, a FIFO, a device, a folder or a
+    read-only file."""
     path = Path(path)
-    check_replaceable(path)
-    tmp = path.with_name(f".rnndsl-{safe_name(path.name)}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NO_LINKS, 0o666)   # mode as open() gives
-    except OSError as exc:
-        raise failure(path, exc, "write") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            _write(f, content)
-            if durable:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise failure(path, exc, "write") from None
-        raise
-    if durable:
-        _fsync_folder(path.parent)
+    with _worded(path, "write"):
+        files.replace_atomically(path, content, f".rnndsl-{safe_name(path.name)}", durable)
     return path
-
-
-def _write(f, content) -> None:
-    if isinstance(content, str):
-        f.write(content.encode("utf-8"))
-    elif isinstance(content, (bytes, bytearray)):
-        f.write(content)
-    else:
-        content(f)
 
 
 def check_replaceable(path: Path) -> None:
     """DataError unless `path` is absent or a writable regular file (what rnndsl may replace)."""
-    try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise failure(path, exc, "write") from None
-    if not stat.S_ISREG(mode):
-        raise not_regular(path, mode)
-    if not mode & 0o222:
-        raise DataError(f"{path} is read-only; rnndsl does not replace it",
-                        "make it writable if it may be replaced, or write elsewhere")
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make a rename itself durable (POSIX); a no-op where folders cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    with _worded(path, "write"):
+        files.check_replaceable(path)
 
 
 def remove_regular(path) -> None:
