@@ -26,9 +26,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import runfiles, runinfo
+from . import limits, runfiles, runinfo
 from .errors import DataError, Source, printable
-from .limits import MAX_SPEC_BYTES
 from .runfiles import failure, write_atomically
 
 SPEC, INFO, METRICS, PLOT, CHECKPOINT = "spec.yaml", "run.json", "metrics.jsonl", "loss.png", "checkpoint.npz"
@@ -199,7 +198,7 @@ def read_info(run) -> dict:
 def read_spec(run) -> Source:
     """The run's spec.yaml, read once (never through a link); what is checked is what is compiled."""
     path = Path(run) / SPEC
-    return Source(str(path), runfiles.read_text(path, MAX_SPEC_BYTES + 4096))     # + the dims comment
+    return Source(str(path), runfiles.read_text(path, limits.MAX_SPEC_BYTES + 4096))     # + the dims comment
 
 
 # ---- metrics -----------------------------------------------------------------------------------

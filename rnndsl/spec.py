@@ -14,9 +14,8 @@ from pathlib import Path
 
 import yaml
 
-from . import files
+from . import files, limits
 from .errors import Diagnostic, Diagnostics, Source, SourcePos, SpecError, did_you_mean
-from .limits import MAX_SPEC_BYTES
 from .scalars import resolve_plain
 
 MAX_NODES = 20_000
@@ -75,14 +74,14 @@ class YNode:
 
 def read_text(path: str | Path) -> Source:
     """The spec file's text, or a SpecError naming what is wrong with the file: missing, not
-    a regular file (a folder, a FIFO, /dev/zero), over MAX_SPEC_BYTES, not UTF-8."""
+    a regular file (a folder, a FIFO, /dev/zero), over limits.MAX_SPEC_BYTES, not UTF-8."""
     path = Path(path)
     pos = SourcePos(Source(str(path), ""), 1, 1)
     fail = lambda problem, hint: SpecError.at(pos, f"the spec file {problem}", hint)
     if files.status(path, fail) is None:        # a dangling link too
         raise SpecError.at(pos, f"no such spec file: {path}",
                            "check the path; specs shipped with rnndsl live in specs/")
-    data = files.read_regular(path, MAX_SPEC_BYTES, "a spec", fail)
+    data = files.read_regular(path, limits.MAX_SPEC_BYTES, "a spec", fail)
     try:
         return Source(str(path), data.decode("utf-8"))
     except UnicodeDecodeError as exc:
@@ -92,9 +91,9 @@ def read_text(path: str | Path) -> Source:
 def parse_yaml(source: Source) -> YNode:
     """Compose the YAML document safely and convert it into a located tree."""
     source = Source(source.path, _normalise_breaks(source.text))
-    if len(source.text) > MAX_SPEC_BYTES:
+    if len(source.text) > limits.MAX_SPEC_BYTES:
         raise SpecError.at(SourcePos(source, 1, 1),
-                           f"spec is {len(source.text):,} characters; the limit is {MAX_SPEC_BYTES:,}")
+                           f"spec is {len(source.text):,} characters; the limit is {limits.MAX_SPEC_BYTES:,}")
     try:
         _check_nesting(source)
         node = yaml.compose(source.text, Loader=yaml.SafeLoader)

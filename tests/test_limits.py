@@ -237,3 +237,12 @@ def test_graph_escapes_the_name_in_every_format(tmp_path, capsys):
     for form in ("text", "dot", "json"):
         rc, out, _ = run(capsys, "graph", spec, "--format", form)
         assert rc == 0 and "\x1b" not in out
+
+
+def test_the_limits_are_read_at_each_use(monkeypatch):
+    """docs/security.md: a limit of limits.py changed from Python takes effect at the next call."""
+    monkeypatch.setattr(limits, "MAX_SPEC_BYTES", 100)
+    with pytest.raises(rnndsl.SpecError, match="limit"):
+        rnndsl.load_spec(ROOT / "specs" / "elman.yaml")
+    monkeypatch.undo()
+    rnndsl.load_spec(ROOT / "specs" / "elman.yaml")
