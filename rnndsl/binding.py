@@ -68,7 +68,8 @@ def check_batch_memory(model: ir.Model, bound: Bound, batch: int, bptt: int | No
         batch = min(batch, len(bound.examples))
     dims = ", ".join(f"{n}={d.value}" for n, d in model.dims)
     limits.check_memory(inputs.batch_bytes(model, steps, batch, itemsize),
-                        f"one batch of {batch} sequences of {max(steps.values()):,} steps of {model.name} ({dims})",
+                        f"one batch of {batch} " + (f"sequences of {max(steps.values()):,} steps" if steps else "examples")
+                        + f" of {model.name} ({dims})",
                         "train with a smaller batch or bptt (--set batch=... --set bptt=...), or smaller dims")
 
 

@@ -634,3 +634,29 @@ def test_sample_from_an_example_captions_its_image(tmp_path, capsys):
         assert f"example {index} of {digits}; its own: {word} <end>" in err
     code, out, err = cli(capsys, "sample", tmp_path / "cap", "--from", digits, "--index", 40)
     assert code == 1 and "has 40 examples; --index 40 is not one of them" in err
+
+
+def test_a_spec_without_time_axes_trains_on_named_arrays(tmp_path):
+    """A static classifier has no sequence: the estimate-first memory check counts examples,
+    not steps (it took max() of no steps and crashed)."""
+    spec = tmp_path / "cls.yaml"
+    spec.write_text("""name: cls
+dims: {P: 6, H: 4, K: 3}
+inputs:
+  img: {float: [P]}
+  label: {index: K}
+params:
+  W: {shape: [H, P]}
+  V: {shape: [K, H]}
+equations: |
+  y = V @ tanh(W @ img)
+loss: cross_entropy(y, label)
+train: {optimizer: adam, lr: 0.05, batch: 8, epochs: 3}
+""")
+    rng = np.random.default_rng(0)
+    img = rng.normal(size=(24, 6))
+    np.savez(tmp_path / "d.npz", img=img, label=(img[:, 0] > 0).astype(np.int64) + (img[:, 1] > 1))
+    run = tmp_path / "run"
+    assert main(["train", str(spec), "--data", str(tmp_path / "d.npz"), "--out", str(run), "--quiet"]) == 0
+    losses = [r["loss"] for r in rundir.read_metrics(run) if "loss" in r]
+    assert losses and losses[-1] < losses[0]
