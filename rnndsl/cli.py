@@ -283,7 +283,7 @@ def _last_loss(run):
 
 def cmd_sample(args) -> int:
     from . import data, generate, train
-    model, params, info = train.load_run(args.run_dir)
+    model, params, info, source = train.load_checked_run(args.run_dir)
     gen = model.spec.generate
     vocab = data.Vocab.from_json(info["vocab"]) if info.get("vocab") else None
     if vocab is None:
@@ -294,7 +294,7 @@ def cmd_sample(args) -> int:
     temperature = args.temperature if args.temperature is not None else (gen.temperature if gen else 1.0)
     context = {}
     if args.source is not None and gen is not None and gen.feed:
-        context, reference = _example(args.run_dir, args.source, args.index, model.spec, info)
+        context, reference = _example(source, args.source, args.index, model.spec, info)
         if reference is not None:
             print(f"example {args.index} of {printable(args.source)}; its own: "
                   f"{printable(vocab.decode(list(reference)))}", file=sys.stderr)
@@ -315,12 +315,12 @@ def _print_stream(vocab, prime, ids) -> None:
     out.write("\n")
 
 
-def _example(run_dir, path, index: int, spec: ir.Model, info: dict) -> tuple:
+def _example(source, path, index: int, spec: ir.Model, info: dict) -> tuple:
     """(context, reference) of example `index` of a data file read as the run reads data: the
     inputs off the generated axis (an image, a source sentence) condition the generation; the
     index input on that axis other than the fed one (the target) is shown for comparison."""
     from . import optim, train
-    job = train.prepare(str(Path(run_dir) / "spec.yaml"), path, info["dims"], info.get("backend", "numpy"), info,
+    job = train.prepare(source, path, info["dims"], info.get("backend", "numpy"), info,
                         optim.Settings(**info["settings"]), hold_out=False)
     examples = job.train.examples
     if not 0 <= index < len(examples):
@@ -338,9 +338,9 @@ def cmd_eval(args) -> int:
     from . import data, evaluate, optim, train
     info = _run_info(args.run_dir)
     path = args.data or (None if info["data"] == "<embedded hello>" else info["data"])
-    model, params, _ = train.load_run(args.run_dir)
+    model, params, _, source = train.load_checked_run(args.run_dir)
     # other data is evaluated whole; the run's own data on the part training held out
-    job_data = train.prepare(str(Path(args.run_dir) / "spec.yaml"), path, info["dims"], info.get("backend", "numpy"),
+    job_data = train.prepare(source, path, info["dims"], info.get("backend", "numpy"),
                              info, optim.Settings(**info["settings"]), hold_out=not args.data)
     held_out = job_data.valid is not None
     bound = job_data.valid if held_out else job_data.train

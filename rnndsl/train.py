@@ -355,10 +355,17 @@ def _resolved_spec(job: Job) -> str:
 def load_run(run) -> tuple:
     """(compiled model, parameters, run.json) of a finished or interrupted run; its spec.yaml
     is compiled only once it is the text the checkpoint was trained from."""
+    return load_checked_run(run)[:3]
+
+
+def load_checked_run(run) -> tuple:
+    """load_run's three and the spec's checked text (a Source): whatever reads the run's data
+    again (eval, sample --from) prepares it from this text, not from spec.yaml read anew."""
     run = Path(run)
     info = rundir.read_info(run)
-    ckpt, spec = _checked_checkpoint(run, rundir.read_spec(run), info)
-    return compile_spec(spec, backend=info["backend"]), ckpt.params, info
+    source = rundir.read_spec(run)
+    ckpt, spec = _checked_checkpoint(run, source, info)
+    return compile_spec(spec, backend=info["backend"]), ckpt.params, info, source
 
 
 def _checked_checkpoint(run: Path, source, info: dict) -> tuple:
