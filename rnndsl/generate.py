@@ -35,7 +35,8 @@ def stream(model, params: dict, prime: list, length: int, temperature: float = 1
         raise DataError(f"{model.spec.name} has no generate: section",
                         "add generate: {feed: {x: y}} to say which output feeds which input")
     if len(prime) == 0:
-        raise DataError("generation needs at least one input to start from", "give --prime")
+        raise DataError("generation needs at least one symbol to start from, and the prime is empty",
+                        "give a non-empty --prime, or a start token in the spec's generate: section")
     limits.check_sampling(length, temperature)
     limits.check_seed(seed)
     params = model._params(params)                     # checked once, not at every step
