@@ -459,7 +459,7 @@ def test_sample_of_a_run_without_vocabulary(sentiment_run, capsys):
 
 @pytest.mark.parametrize("args, message", [
     (["--prime", "hz"], "symbol 'z' (position 1) is not in the vocabulary"),
-    (["--prime", ""], "generation needs at least one input"),
+    (["--prime", ""], "the prime is empty"),
 ])
 def test_bad_sample_input(lm_run, capsys, args, message):
     code, out, err = cli(capsys, "sample", lm_run, *args)
