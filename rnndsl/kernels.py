@@ -392,8 +392,12 @@ def reduce_mean_vjp(xp, dy, x, valid):
 
 
 def reduce_extreme_vjp(xp, dy, x, y, valid):
-    """Max and min send the adjoint to the steps that attain the extreme."""
-    return xp.where(_expand(valid, x) & (x == y[None]), dy[None], 0.0).astype(x.dtype)
+    """Max and min send the adjoint to the steps that attain the extreme, shared equally among
+    tied steps: a value constant in time (`v[t] = P`) ties at every step, and all of them
+    together move the extreme once, not once per step."""
+    hit = _expand(valid, x) & (x == y[None])
+    share = dy / xp.maximum(hit.sum(axis=0), 1)
+    return xp.where(hit, share[None], 0.0).astype(x.dtype)
 
 
 def _step_index(lengths, from_end, offset):

@@ -686,7 +686,9 @@ def test_concat_of_a_step_and_a_value_without_time(inputs, params, equations, st
 @pytest.mark.parametrize("inputs, equations, loss", [
     ("  y: {float: [H], axis: t}", "  v[t] = tanh(b)", "mean_t mse(v[t], y[t])"),
     ("  y: {float: [H], axis: t}\n  z: {float: [H]}", "  v[t] = tanh(z)\n  s = mean_t v[t]", "mse(s, z)"),
-], ids=["params-only", "static-only"])
+    ("  y: {float: [H], axis: t}\n  z: {float: [H]}", "  v[t] = tanh(b)\n  s = max_t v[t]", "mse(s, z)"),
+    ("  y: {float: [H], axis: t}\n  z: {float: [H]}", "  v[t] = b * z\n  s = min_t v[t]", "mse(s, z)"),
+], ids=["params-only", "static-only", "max-over-steps-that-tie", "min-over-steps-that-tie"])
 def test_a_sequence_variable_constant_in_time(inputs, equations, loss):
     agrees_with_the_interpreter(bug_spec(inputs, "  b: {shape: [H]}", equations, loss))
 
