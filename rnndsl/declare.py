@@ -27,7 +27,7 @@ INIT_HINT = ("initialisers: zeros, ones, constant(c), normal(std), normal(mean, 
 # ---- names ---------------------------------------------------------------------------------
 
 # A spec's inputs, params and variables become identifiers in the emitted code, where every
-# name the code makes for itself begins with _ and the adjoint of v is d_v (backends/emit.py):
+# name the code makes for itself begins with _ and the adjoint of v is d_v (backends/passes.py):
 # spec names in those forms are refused, so the two namespaces are disjoint by construction.
 GENERATED_PREFIXES = ("_", "d_")
 

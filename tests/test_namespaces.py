@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 import rnndsl
-from rnndsl.backends.emit import _comment
+from rnndsl.backends.passes import _comment
 from rnndsl.ops import BY_SPELLING
 
 # Every role a name can take: inputs, params, a learned init, a forward and a backward
