@@ -71,8 +71,9 @@ class Sequence:
         elif node.var in self.roles:
             self.values[node] = self._input(self.roles[node.var], node.t)
         else:
-            eq = self.equations[node.var]
-            self.values[node] = np.asarray(self.eval(eq.expr, {eq.axis: node.t}), np.float64)
+            eq = self.equations[node.var]       # a variable of class indices keeps them as ints
+            dtype = np.int64 if eq.type.kind is Kind.INDEX else np.float64
+            self.values[node] = np.asarray(self.eval(eq.expr, {eq.axis: node.t}), dtype)
 
     def _input(self, inp: ir.Input, t: int | None) -> np.ndarray:
         a = self.batch.arrays[inp.name]

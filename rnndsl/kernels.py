@@ -70,6 +70,7 @@ def cross_entropy(xp, y, target):
     if target.dtype.kind == "f":
         return -(logp * target).sum(axis=-1)
     target = xp.asarray(target)
+    logp = xp.broadcast_to(logp, target.shape + logp.shape[-1:])   # scores made of parameters only
     picked = xp.take_along_axis(logp, xp.maximum(target, 0)[..., None].astype(np.int64), axis=-1)[..., 0]
     return xp.where(target >= 0, -picked, 0.0)
 
@@ -255,6 +256,8 @@ def cross_entropy_vjp(xp, y, target, dy):
     p = softmax(xp, y)
     if target.dtype.kind == "f":
         return (p * target.sum(axis=-1, keepdims=True) - target) * dy[..., None]
+    if p.ndim <= target.ndim:                     # scores made of parameters only: one row per target
+        p = xp.broadcast_to(p, target.shape + p.shape[-1:]).copy()
     p -= (xp.arange(y.shape[-1]) == target[..., None])
     return xp.where(target[..., None] >= 0, p * dy[..., None], 0.0)
 
@@ -406,11 +409,12 @@ def _step_index(lengths, from_end, offset):
 
 def gather_step(xp, x, *fill, lengths, from_end=1, offset=0):
     """x[end + offset] (from_end) or x[offset] for each sequence; outside it the fill
-    (a state init, (B, ...)) or zeros."""
+    (a state init, (B, ...)) or zeros. Class indices stay integers; outside it, -1 (no class)."""
     index = _step_index(lengths, from_end, offset)
     inside = (index >= 0) & (index < lengths)
     picked = x[xp.clip(index, 0, x.shape[0] - 1), xp.arange(x.shape[1])]
-    return xp.where(_expand(inside, picked), picked, fill[0] if fill else 0.0)
+    absent = fill[0] if fill else (0.0 if picked.dtype.kind == "f" else -1)
+    return xp.where(_expand(inside, picked), picked, absent)
 
 
 def gather_vjp(xp, dy, x, lengths, from_end=1, offset=0, fill=0):

@@ -39,7 +39,9 @@ def lower(model: ir.Model, analysis: TimeAnalysis) -> Lowered:
 
 
 def buf_for(name: str, t, axis, role: Role) -> Buf:
-    if t.kind is Kind.FLOAT:
+    """Inputs keep class indices as ints; a variable holding a onehot value (`v = x[end]`,
+    a state init `x[end]`) holds the vectors the spec means, as a fill or an output must."""
+    if t.kind is Kind.FLOAT or (t.kind is Kind.ONEHOT and role is not Role.INPUT):
         return Buf(name, t.dims, axis, role)
     return Buf(name, t.dims, axis, role, t.kind, t.classes.value)
 
@@ -96,7 +98,10 @@ class _Lowerer:
         the variable (`v[t] = tanh(b)`: no time) is computed once and broadcast by a copy."""
         fewer = (target.axis and e.axis is None) or (target.axis is None and self._mode(e, mode, members)
                                                      is Mode.PARAM)
-        ref = self.expr(e, mode, members, out, line, None if fewer else target)
+        vectors = e.type.kind is Kind.ONEHOT and target.kind is Kind.FLOAT
+        ref = self.expr(e, mode, members, out, line, None if fewer or vectors else target)
+        if vectors:
+            ref = self._as_vector(ref)
         if not (isinstance(ref, Ref) and ref.buf == target):
             sink = out if mode is Mode.STEP else self.items
             sink.append(Instr(target, Op.COPY, (ref,), mode, line=line))
@@ -117,6 +122,7 @@ class _Lowerer:
                               e, my_mode, sink, line, target)
         if isinstance(e, ir.Reduce):
             body = self.expr(e.body, Mode.SEQ, frozenset(), out, line)
+            body = self._as_vector(body) if _is_onehot(body) else body      # sums of one-hot vectors
             return self._emit(REDUCE_OPS[e.fn], (body,), (), e, my_mode, sink, line, target)
         args = tuple(self.expr(a, my_mode, members, out, line) for a in e.args)
         op, args, attrs = self._specialise(e, args)
@@ -146,9 +152,11 @@ class _Lowerer:
         return Ref(out)
 
     def _temp(self, dims: tuple, axis, t=None) -> Buf:
+        """A new buffer; one holding class indices (`target[0]`, a onehot `x[end]`) keeps
+        them as ints, like its input, so that W @ x[end] is still a column gather."""
         self.temps += 1
-        if t is not None and t.kind is Kind.INDEX:
-            return Buf(f"_t{self.temps}", dims, axis, Role.VALUE, Kind.INDEX, t.classes.value)
+        if t is not None and t.kind is not Kind.FLOAT:
+            return Buf(f"_t{self.temps}", dims, axis, Role.VALUE, t.kind, t.classes.value)
         return Buf(f"_t{self.temps}", dims, axis, Role.VALUE)
 
     def _fill(self, var: str) -> Buf | None:
