@@ -80,8 +80,9 @@ def _source(obj, name: str) -> str:
 
 
 _DRIVER = '''
-def loss_and_grad(params, inputs, lengths=None, dtype=None, truncate=None):
-    """Mean loss over the batch and the gradient of every parameter."""
+def loss_and_grad(params, inputs, lengths=None, dtype=None, truncate=None, buffers=None):
+    """Mean loss over the batch and the gradient of every parameter; `buffers`: a dict of yours
+    that backward() keeps its adjoint buffers in between calls (faster), None for fresh ones."""
     tape = forward(params, inputs, lengths, *([dtype] if dtype else []))
-    return tape["_total_loss"], backward(params, tape, truncate)
+    return tape["_total_loss"], backward(params, tape, truncate, buffers)
 '''

@@ -55,16 +55,18 @@ def gemm(xp, a, b):
     return flat.reshape(a.shape[:-1] + (b.shape[-1],))
 
 
-_SCRATCH = {}
-
-
-def scratch(xp, name, shape, dtype, zero):
-    """An adjoint buffer kept from the last call of backward() (fresh memory costs a page fault
-    per 4 KiB, about a third of a small model's time); zeroed when it accumulates. Only the
-    adjoints backward() does not return are kept, so no caller ever sees one change."""
-    a = _SCRATCH.get(name)
+def scratch(xp, buffers, name, shape, dtype, zero):
+    """An adjoint buffer from `buffers`, the caller's dict kept between its calls of backward()
+    (fresh memory costs a page fault per 4 KiB, about a third of a small model's time), or a
+    fresh one when `buffers` is None; zeroed when it accumulates. The dict belongs to one caller
+    (a model and a thread, a worker process), never to the module: models that share a module
+    share no buffers. Only the adjoints backward() does not return are kept there, so no caller
+    ever sees one change."""
+    a = None if buffers is None else buffers.get(name)
     if a is None or a.shape != shape or a.dtype != dtype:
-        a = _SCRATCH[name] = xp.empty(shape, dtype)
+        a = xp.empty(shape, dtype)
+        if buffers is not None:
+            buffers[name] = a
     if zero:
         a.fill(0)
     return a

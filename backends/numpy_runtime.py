@@ -10,11 +10,13 @@ import linecache
 import os
 import platform
 import re
+import threading
 import types
 
 from .. import accel
 
 _CACHE: dict = {}
+_LOCK = threading.Lock()         # two threads compiling one spec get one module
 
 # glibc's malloc tunables as environment variables (read at process start: for worker processes)
 KEEP_MEMORY_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(2**31 - 1)}
@@ -23,17 +25,24 @@ KEEP_MEMORY_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHO
 def load(source: str, name: str) -> types.ModuleType:
     """The module for `source` (cached by its hash: the same spec compiles once)."""
     key = hashlib.sha256(source.encode()).hexdigest()
-    module = _CACHE.get(key)
-    if module is None:
-        keep_freed_memory()
-        name = re.sub(r"[^A-Za-z0-9_]", "_", str(name))[:64]     # the spec's name: untrusted text
-        filename = f"<rnndsl:{name}:{key[:12]}>"
-        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-        module = types.ModuleType(f"rnndsl_generated_{name}")
-        module.__file__ = filename
-        exec(compile(source, filename, "exec"), module.__dict__)     # generated code only
-        accel.install(module)                    # float32 tanh/sigmoid compiled, when numba is there
-        _CACHE[key] = module
+    with _LOCK:
+        module = _CACHE.get(key)
+        if module is None:
+            module = _CACHE[key] = _execute(source, name, key)
+    return module
+
+
+def _execute(source: str, name: str, key: str) -> types.ModuleType:
+    """A fresh module running `source`. It holds only code: whatever a call keeps between calls
+    (backward()'s buffers) is the caller's, so models sharing this module share no state."""
+    keep_freed_memory()
+    name = re.sub(r"[^A-Za-z0-9_]", "_", str(name))[:64]     # the spec's name: untrusted text
+    filename = f"<rnndsl:{name}:{key[:12]}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    module = types.ModuleType(f"rnndsl_generated_{name}")
+    module.__file__ = filename
+    exec(compile(source, filename, "exec"), module.__dict__)     # generated code only
+    accel.install(module)                    # float32 tanh/sigmoid compiled, when numba is there
     return module
 
 

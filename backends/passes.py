@@ -334,9 +334,11 @@ class Passes:
     # -- backward -----------------------------------------------------------------------------
     def backward(self) -> str:
         p = self.prog
-        self.lines = ["def backward(_params, _tape, _truncate=None):",
+        self.lines = ["def backward(_params, _tape, _truncate=None, _buffers=None):",
                       f'{INDENT}"""The gradient of the mean loss with respect to every parameter '
-                      f'(truncate: BPTT window)."""']
+                      f'(truncate: BPTT window).',
+                      f'{INDENT}_buffers: the caller\'s dict of adjoint buffers, reused from call to call '
+                      f'(None: fresh ones)."""']
         self.depth = 1
         names = sorted({b.name for b in p.values} | {"_B", "_dtype"}
                        | {f"_{k}_{a}" for a in _axes(p) for k in ("T", "len", "valid", "full")}
@@ -348,8 +350,8 @@ class Passes:
             if g.view is None and g.name in returned:          # handed to the caller: fresh arrays
                 make = "zeros" if g.name in p.zeroed else "empty"
                 self.put(f"{g.name} = _xp.{make}({g.name[2:]}.shape, {g.name[2:]}.dtype)")
-            elif g.view is None:                                 # internal: reused across calls
-                self.put(f"{g.name} = _scratch(_xp, {g.name!r}, {g.name[2:]}.shape, {g.name[2:]}.dtype, "
+            elif g.view is None:                                 # internal: the caller's, reused
+                self.put(f"{g.name} = _scratch(_xp, _buffers, {g.name!r}, {g.name[2:]}.shape, {g.name[2:]}.dtype, "
                          f"{g.name in p.zeroed})")
         for g in p.grads:
             if g.view is not None:

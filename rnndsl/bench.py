@@ -331,7 +331,7 @@ def prepare(spec_path, T: int, B: int, dims: dict | None = None, dtype="float32"
     batch = check_inputs(model.spec, {**arrays, "lengths": lengths})        # checks the inputs once
     mod, dt = model.module, model.dtype
     fwd = lambda: mod.forward(params, arrays, lengths, dt)
-    train = lambda: mod.backward(params, mod.forward(params, arrays, lengths, dt))
+    train = lambda: mod.backward(params, mod.forward(params, arrays, lengths, dt), None, model.buffers())
     if workers > 1:
         pool = model.use_workers(workers).workers
         fwd = lambda: pool.step(params, batch, None, None, False)

@@ -1,6 +1,7 @@
 """The compiled model users hold: parameters, forward, loss_and_grad (DESIGN.md's API)."""
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,12 +24,24 @@ class Step:
 
 
 class CompiledModel:
-    """A spec compiled to code. `source` is the emitted module's text."""
+    """A spec compiled to code. `source` is the emitted module's text. The module is shared by
+    every model of the same source (backends/numpy_runtime.py caches it); what a call keeps
+    between calls (backward()'s adjoint buffers) belongs to the model and the calling thread."""
 
     def __init__(self, spec: ir.Model, program: Program, source: str, module, dtype: str):
         self.spec, self.program, self.source, self.module = spec, program, source, module
         self.dtype = np.dtype(dtype)
         self.workers = None
+        self._local = threading.local()
+
+    def buffers(self) -> dict:
+        """This thread's adjoint buffers for the module's backward(), reused from call to call
+        (fresh memory costs page faults: docs/benchmarks.md); one dict per model and thread,
+        so two models, or two threads using one model, never write into the same array."""
+        buffers = getattr(self._local, "buffers", None)
+        if buffers is None:
+            buffers = self._local.buffers = {}
+        return buffers
 
     def use_workers(self, count: int) -> "CompiledModel":
         """Run loss_and_grad and step on `count` processes, this one included, each with its
@@ -79,7 +92,7 @@ class CompiledModel:
             loss, losses, grads, final = self.workers.step(params, batch, carry, truncate, grad)
         else:
             tape = self.module.forward(params, batch.arrays, batch.lengths, self.dtype, carry)
-            grads = self.module.backward(params, tape, truncate) if grad else {}
+            grads = self.module.backward(params, tape, truncate, self.buffers()) if grad else {}
             loss, losses, final = tape["_total_loss"], tape["_loss"], tape["_final"]
         return Step(loss, losses, {k: np.asarray(v, self.dtype) for k, v in grads.items()}, final)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -47,9 +48,15 @@ class Workers:
         self.grads: dict = {}          # each worker's gradients (pid -> Region)
         self._controller = None
         self.worker_seconds = None     # the last worker's compute time for its share (diagnostics)
+        self._lock = threading.Lock()   # one step at a time through the pipes
 
     def step(self, params: dict, batch, carry: dict | None, truncate: int | None, grad: bool):
-        """(mean loss, per-sequence losses, gradients, final states) for one checked Batch."""
+        """(mean loss, per-sequence losses, gradients, final states) for one checked Batch; from
+        several threads, one after another (the workers answer in order)."""
+        with self._lock:
+            return self._step(params, batch, carry, truncate, grad)
+
+    def _step(self, params: dict, batch, carry: dict | None, truncate: int | None, grad: bool):
         shares = _shares(batch.size, self.count)
         params = {k: np.asarray(v, self.model.dtype) for k, v in params.items()}
         if len(shares) == 1:
@@ -209,7 +216,7 @@ def _message(params: dict, share: tuple) -> dict:
 def _run_here(model, params: dict, share: tuple, truncate, grad: bool) -> tuple:
     """This process's share, through the workers' own code: (loss, {"losses", "g:..", "f:.."})."""
     header = {"dtype": model.dtype.name, "truncate": truncate, "grad": grad}
-    answer, out = run(vars(model.module), header, _message(params, share))
+    answer, out = run(vars(model.module), header, _message(params, share), None, model.buffers())
     return answer["loss"], out
 
 

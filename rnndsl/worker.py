@@ -103,9 +103,11 @@ class Region:
         os.close(self.fd)
 
 
-def run(module: dict, header: dict, arrays: dict, shared: dict | None = None) -> tuple:
+def run(module: dict, header: dict, arrays: dict, shared: dict | None = None,
+        buffers: dict | None = None) -> tuple:
     """One share of a batch: forward (and backward); the answer message. With `shared`
-    regions the parameters are read from, and the gradients written to, shared memory."""
+    regions the parameters are read from, and the gradients written to, shared memory.
+    `buffers`: the caller's adjoint buffers for backward(), kept between its calls."""
     parts = split(arrays)
     params, inputs, lengths = parts.get("p", {}), parts.get("i", {}), parts.get("l", {})
     if shared:
@@ -115,7 +117,7 @@ def run(module: dict, header: dict, arrays: dict, shared: dict | None = None) ->
     out = {"losses": np.asarray(tape["_loss"])}
     out.update({f"f:{k}": v for k, v in tape["_final"].items()})
     if header["grad"]:
-        grads = module["backward"](params, tape, header["truncate"])
+        grads = module["backward"](params, tape, header["truncate"], buffers)
         if shared:
             for k, v in grads.items():
                 np.copyto(shared["grads"].arrays[k], v)
@@ -145,18 +147,19 @@ def main() -> int:
 def serve(stdin, stdout) -> None:
     module: dict = {}
     shared: dict = {}
+    buffers: dict = {}           # this process's adjoint buffers, reused from batch to batch
     while True:
         header, arrays = recv(stdin)
         try:
             if header["op"] == "load":
-                module = {}
+                module, buffers = {}, {}
                 exec(compile(header["source"], header.get("name", "<rnndsl model>"), "exec"), module)
                 _accel().install(module)
                 shared = {k: Region.attach(v) for k, v in (header.get("shared") or {}).items()}
                 send(stdout, {"ok": True})
             else:
                 start = time.perf_counter()
-                answer, out = run(module, header, arrays, shared)
+                answer, out = run(module, header, arrays, shared, buffers)
                 send(stdout, dict(answer, seconds=time.perf_counter() - start), out)
         except BrokenPipeError:
             raise

@@ -168,15 +168,18 @@ def gemm(xp, a, b):
     flat = xp.matmul(a.reshape(-1, a.shape[-1]), b)
     return flat.reshape(a.shape[:-1] + (b.shape[-1],))
 
-_SCRATCH = {}
-
-def scratch(xp, name, shape, dtype, zero):
-    """An adjoint buffer kept from the last call of backward() (fresh memory costs a page fault
-    per 4 KiB, about a third of a small model's time); zeroed when it accumulates. Only the
-    adjoints backward() does not return are kept, so no caller ever sees one change."""
-    a = _SCRATCH.get(name)
+def scratch(xp, buffers, name, shape, dtype, zero):
+    """An adjoint buffer from `buffers`, the caller's dict kept between its calls of backward()
+    (fresh memory costs a page fault per 4 KiB, about a third of a small model's time), or a
+    fresh one when `buffers` is None; zeroed when it accumulates. The dict belongs to one caller
+    (a model and a thread, a worker process), never to the module: models that share a module
+    share no buffers. Only the adjoints backward() does not return are kept there, so no caller
+    ever sees one change."""
+    a = None if buffers is None else buffers.get(name)
     if a is None or a.shape != shape or a.dtype != dtype:
-        a = _SCRATCH[name] = xp.empty(shape, dtype)
+        a = xp.empty(shape, dtype)
+        if buffers is not None:
+            buffers[name] = a
     if zero:
         a.fill(0)
     return a
@@ -280,8 +283,9 @@ def forward(_params, _inputs, _lengths=None, _dtype=np.float64, _carry=None):
     _tape['_total_loss'] = _float(_loss.mean())
     return _tape
 
-def backward(_params, _tape, _truncate=None):
-    """The gradient of the mean loss with respect to every parameter (truncate: BPTT window)."""
+def backward(_params, _tape, _truncate=None, _buffers=None):
+    """The gradient of the mean loss with respect to every parameter (truncate: BPTT window).
+    _buffers: the caller's dict of adjoint buffers, reused from call to call (None: fresh ones)."""
     U_b = _tape['U_b']
     U_f = _tape['U_f']
     V_b = _tape['V_b']
@@ -330,16 +334,16 @@ def backward(_params, _tape, _truncate=None):
     d_V_f = _xp.empty(V_f.shape, V_f.dtype)
     d_V_b = _xp.empty(V_b.shape, V_b.dtype)
     d_c = _xp.empty(c.shape, c.dtype)
-    d__loss = _scratch(_xp, 'd__loss', _loss.shape, _loss.dtype, True)
-    d__t12 = _scratch(_xp, 'd__t12', _t12.shape, _t12.dtype, False)
-    d_y = _scratch(_xp, 'd_y', y.shape, y.dtype, False)
-    d_hb = _scratch(_xp, 'd_hb', hb.shape, hb.dtype, True)
-    d_hf = _scratch(_xp, 'd_hf', hf.shape, hf.dtype, True)
-    d__t8 = _scratch(_xp, 'd__t8', _t8.shape, _t8.dtype, False)
-    d__e2 = _scratch(_xp, 'd__e2', _e2.shape, _e2.dtype, True)
-    d__t4 = _scratch(_xp, 'd__t4', _t4.shape, _t4.dtype, False)
-    d__p2_1 = _scratch(_xp, 'd__p2_1', _p2_1.shape, _p2_1.dtype, False)
-    d__w1 = _scratch(_xp, 'd__w1', _w1.shape, _w1.dtype, False)
+    d__loss = _scratch(_xp, _buffers, 'd__loss', _loss.shape, _loss.dtype, True)
+    d__t12 = _scratch(_xp, _buffers, 'd__t12', _t12.shape, _t12.dtype, False)
+    d_y = _scratch(_xp, _buffers, 'd_y', y.shape, y.dtype, False)
+    d_hb = _scratch(_xp, _buffers, 'd_hb', hb.shape, hb.dtype, True)
+    d_hf = _scratch(_xp, _buffers, 'd_hf', hf.shape, hf.dtype, True)
+    d__t8 = _scratch(_xp, _buffers, 'd__t8', _t8.shape, _t8.dtype, False)
+    d__e2 = _scratch(_xp, _buffers, 'd__e2', _e2.shape, _e2.dtype, True)
+    d__t4 = _scratch(_xp, _buffers, 'd__t4', _t4.shape, _t4.dtype, False)
+    d__p2_1 = _scratch(_xp, _buffers, 'd__p2_1', _p2_1.shape, _p2_1.dtype, False)
+    d__w1 = _scratch(_xp, _buffers, 'd__w1', _w1.shape, _w1.dtype, False)
     d__t6 = d__e2[..., 8:16]
     d__t2 = d__e2[..., 0:8]
     d__loss[...] = 1.0 / _B
@@ -383,7 +387,8 @@ def backward(_params, _tape, _truncate=None):
     return {'W_f': d_W_f, 'U_f': d_U_f, 'b_f': d_b_f, 'W_b': d_W_b, 'U_b': d_U_b, 'b_b': d_b_b, 'V_f': d_V_f, 'V_b': d_V_b, 'c': d_c}
 
 
-def loss_and_grad(params, inputs, lengths=None, dtype=None, truncate=None):
-    """Mean loss over the batch and the gradient of every parameter."""
+def loss_and_grad(params, inputs, lengths=None, dtype=None, truncate=None, buffers=None):
+    """Mean loss over the batch and the gradient of every parameter; `buffers`: a dict of yours
+    that backward() keeps its adjoint buffers in between calls (faster), None for fresh ones."""
     tape = forward(params, inputs, lengths, *([dtype] if dtype else []))
-    return tape["_total_loss"], backward(params, tape, truncate)
+    return tape["_total_loss"], backward(params, tape, truncate, buffers)

@@ -155,15 +155,18 @@ def gemm(xp, a, b):
     flat = xp.matmul(a.reshape(-1, a.shape[-1]), b)
     return flat.reshape(a.shape[:-1] + (b.shape[-1],))
 
-_SCRATCH = {}
-
-def scratch(xp, name, shape, dtype, zero):
-    """An adjoint buffer kept from the last call of backward() (fresh memory costs a page fault
-    per 4 KiB, about a third of a small model's time); zeroed when it accumulates. Only the
-    adjoints backward() does not return are kept, so no caller ever sees one change."""
-    a = _SCRATCH.get(name)
+def scratch(xp, buffers, name, shape, dtype, zero):
+    """An adjoint buffer from `buffers`, the caller's dict kept between its calls of backward()
+    (fresh memory costs a page fault per 4 KiB, about a third of a small model's time), or a
+    fresh one when `buffers` is None; zeroed when it accumulates. The dict belongs to one caller
+    (a model and a thread, a worker process), never to the module: models that share a module
+    share no buffers. Only the adjoints backward() does not return are kept there, so no caller
+    ever sees one change."""
+    a = None if buffers is None else buffers.get(name)
     if a is None or a.shape != shape or a.dtype != dtype:
-        a = _SCRATCH[name] = xp.empty(shape, dtype)
+        a = xp.empty(shape, dtype)
+        if buffers is not None:
+            buffers[name] = a
     if zero:
         a.fill(0)
     return a
@@ -241,8 +244,9 @@ def forward(_params, _inputs, _lengths=None, _dtype=np.float64, _carry=None):
     _tape['_total_loss'] = _float(_loss.mean())
     return _tape
 
-def backward(_params, _tape, _truncate=None):
-    """The gradient of the mean loss with respect to every parameter (truncate: BPTT window)."""
+def backward(_params, _tape, _truncate=None, _buffers=None):
+    """The gradient of the mean loss with respect to every parameter (truncate: BPTT window).
+    _buffers: the caller's dict of adjoint buffers, reused from call to call (None: fresh ones)."""
     W_hh = _tape['W_hh']
     W_hy = _tape['W_hy']
     W_xh = _tape['W_xh']
@@ -272,11 +276,11 @@ def backward(_params, _tape, _truncate=None):
     d_b_h = _xp.empty(b_h.shape, b_h.dtype)
     d_W_hy = _xp.empty(W_hy.shape, W_hy.dtype)
     d_b_y = _xp.empty(b_y.shape, b_y.dtype)
-    d__loss = _scratch(_xp, 'd__loss', _loss.shape, _loss.dtype, True)
-    d__t6 = _scratch(_xp, 'd__t6', _t6.shape, _t6.dtype, False)
-    d_y = _scratch(_xp, 'd_y', y.shape, y.dtype, False)
-    d_h = _scratch(_xp, 'd_h', h.shape, h.dtype, True)
-    d__t4 = _scratch(_xp, 'd__t4', _t4.shape, _t4.dtype, False)
+    d__loss = _scratch(_xp, _buffers, 'd__loss', _loss.shape, _loss.dtype, True)
+    d__t6 = _scratch(_xp, _buffers, 'd__t6', _t6.shape, _t6.dtype, False)
+    d_y = _scratch(_xp, _buffers, 'd_y', y.shape, y.dtype, False)
+    d_h = _scratch(_xp, _buffers, 'd_h', h.shape, h.dtype, True)
+    d__t4 = _scratch(_xp, _buffers, 'd__t4', _t4.shape, _t4.dtype, False)
     d__loss[...] = 1.0 / _B
     # loss: mean_t cross_entropy(y[t], target[t])
     d__t6[...] = _reduce_mean_vjp(_xp, d__loss, _t6, valid=_valid_t)
@@ -299,7 +303,8 @@ def backward(_params, _tape, _truncate=None):
     return {'W_xh': d_W_xh, 'W_hh': d_W_hh, 'b_h': d_b_h, 'W_hy': d_W_hy, 'b_y': d_b_y}
 
 
-def loss_and_grad(params, inputs, lengths=None, dtype=None, truncate=None):
-    """Mean loss over the batch and the gradient of every parameter."""
+def loss_and_grad(params, inputs, lengths=None, dtype=None, truncate=None, buffers=None):
+    """Mean loss over the batch and the gradient of every parameter; `buffers`: a dict of yours
+    that backward() keeps its adjoint buffers in between calls (faster), None for fresh ones."""
     tape = forward(params, inputs, lengths, *([dtype] if dtype else []))
-    return tape["_total_loss"], backward(params, tape, truncate)
+    return tape["_total_loss"], backward(params, tape, truncate, buffers)

@@ -189,15 +189,18 @@ def gemm(xp, a, b):
     flat = xp.matmul(a.reshape(-1, a.shape[-1]), b)
     return flat.reshape(a.shape[:-1] + (b.shape[-1],))
 
-_SCRATCH = {}
-
-def scratch(xp, name, shape, dtype, zero):
-    """An adjoint buffer kept from the last call of backward() (fresh memory costs a page fault
-    per 4 KiB, about a third of a small model's time); zeroed when it accumulates. Only the
-    adjoints backward() does not return are kept, so no caller ever sees one change."""
-    a = _SCRATCH.get(name)
+def scratch(xp, buffers, name, shape, dtype, zero):
+    """An adjoint buffer from `buffers`, the caller's dict kept between its calls of backward()
+    (fresh memory costs a page fault per 4 KiB, about a third of a small model's time), or a
+    fresh one when `buffers` is None; zeroed when it accumulates. The dict belongs to one caller
+    (a model and a thread, a worker process), never to the module: models that share a module
+    share no buffers. Only the adjoints backward() does not return are kept there, so no caller
+    ever sees one change."""
+    a = None if buffers is None else buffers.get(name)
     if a is None or a.shape != shape or a.dtype != dtype:
-        a = _SCRATCH[name] = xp.empty(shape, dtype)
+        a = xp.empty(shape, dtype)
+        if buffers is not None:
+            buffers[name] = a
     if zero:
         a.fill(0)
     return a
@@ -331,8 +334,9 @@ def forward(_params, _inputs, _lengths=None, _dtype=np.float64, _carry=None):
     _tape['_total_loss'] = _float(_loss.mean())
     return _tape
 
-def backward(_params, _tape, _truncate=None):
-    """The gradient of the mean loss with respect to every parameter (truncate: BPTT window)."""
+def backward(_params, _tape, _truncate=None, _buffers=None):
+    """The gradient of the mean loss with respect to every parameter (truncate: BPTT window).
+    _buffers: the caller's dict of adjoint buffers, reused from call to call (None: fresh ones)."""
     U_f = _tape['U_f']
     U_g = _tape['U_g']
     U_i = _tape['U_i']
@@ -411,18 +415,18 @@ def backward(_params, _tape, _truncate=None):
     d_b_g = _xp.empty(b_g.shape, b_g.dtype)
     d_W_y = _xp.empty(W_y.shape, W_y.dtype)
     d_b_y = _xp.empty(b_y.shape, b_y.dtype)
-    d__loss = _scratch(_xp, 'd__loss', _loss.shape, _loss.dtype, True)
-    d__t21 = _scratch(_xp, 'd__t21', _t21.shape, _t21.dtype, False)
-    d_y = _scratch(_xp, 'd_y', y.shape, y.dtype, False)
-    d_h = _scratch(_xp, 'd_h', h.shape, h.dtype, True)
-    d__e5 = _scratch(_xp, 'd__e5', _e5.shape, _e5.dtype, True)
-    d__t19 = _scratch(_xp, 'd__t19', _t19.shape, _t19.dtype, False)
-    d_c = _scratch(_xp, 'd_c', c.shape, c.dtype, True)
-    d_g = _scratch(_xp, 'd_g', g.shape, g.dtype, False)
-    d__e4 = _scratch(_xp, 'd__e4', _e4.shape, _e4.dtype, True)
-    d__w2 = _scratch(_xp, 'd__w2', _w2.shape, _w2.dtype, False)
-    d__p3_1 = _scratch(_xp, 'd__p3_1', _p3_1.shape, _p3_1.dtype, False)
-    d__w1 = _scratch(_xp, 'd__w1', _w1.shape, _w1.dtype, False)
+    d__loss = _scratch(_xp, _buffers, 'd__loss', _loss.shape, _loss.dtype, True)
+    d__t21 = _scratch(_xp, _buffers, 'd__t21', _t21.shape, _t21.dtype, False)
+    d_y = _scratch(_xp, _buffers, 'd_y', y.shape, y.dtype, False)
+    d_h = _scratch(_xp, _buffers, 'd_h', h.shape, h.dtype, True)
+    d__e5 = _scratch(_xp, _buffers, 'd__e5', _e5.shape, _e5.dtype, True)
+    d__t19 = _scratch(_xp, _buffers, 'd__t19', _t19.shape, _t19.dtype, False)
+    d_c = _scratch(_xp, _buffers, 'd_c', c.shape, c.dtype, True)
+    d_g = _scratch(_xp, _buffers, 'd_g', g.shape, g.dtype, False)
+    d__e4 = _scratch(_xp, _buffers, 'd__e4', _e4.shape, _e4.dtype, True)
+    d__w2 = _scratch(_xp, _buffers, 'd__w2', _w2.shape, _w2.dtype, False)
+    d__p3_1 = _scratch(_xp, _buffers, 'd__p3_1', _p3_1.shape, _p3_1.dtype, False)
+    d__w1 = _scratch(_xp, _buffers, 'd__w1', _w1.shape, _w1.dtype, False)
     d_o = d__e5[..., 64:96]
     d_i = d__e5[..., 0:32]
     d_f = d__e5[..., 32:64]
@@ -478,7 +482,8 @@ def backward(_params, _tape, _truncate=None):
     return {'W_i': d_W_i, 'U_i': d_U_i, 'b_i': d_b_i, 'W_f': d_W_f, 'U_f': d_U_f, 'b_f': d_b_f, 'W_o': d_W_o, 'U_o': d_U_o, 'b_o': d_b_o, 'W_g': d_W_g, 'U_g': d_U_g, 'b_g': d_b_g, 'W_y': d_W_y, 'b_y': d_b_y}
 
 
-def loss_and_grad(params, inputs, lengths=None, dtype=None, truncate=None):
-    """Mean loss over the batch and the gradient of every parameter."""
+def loss_and_grad(params, inputs, lengths=None, dtype=None, truncate=None, buffers=None):
+    """Mean loss over the batch and the gradient of every parameter; `buffers`: a dict of yours
+    that backward() keeps its adjoint buffers in between calls (faster), None for fresh ones."""
     tape = forward(params, inputs, lengths, *([dtype] if dtype else []))
-    return tape["_total_loss"], backward(params, tape, truncate)
+    return tape["_total_loss"], backward(params, tape, truncate, buffers)
