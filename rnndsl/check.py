@@ -10,19 +10,15 @@ from __future__ import annotations
 import math
 from collections import deque
 
-from . import ir, parse
+from . import ir, parse, settings
 from .declare import (declare, declare_dims, declare_inputs, declare_params, dim_names, is_name,
                       poison, shape_of, time_axes)
 from .errors import Diagnostics, SourcePos, SpecError, did_you_mean
 from .ops import SCALAR, Kind, Type, floats
+from .settings import TRAIN_KEYS
 from .spec import YNode, describe, fields, mapping
 from .typecheck import ERROR, HOLE, Entity, Pending, Poisoned, Typer, snippet
 
-TRAIN_KEYS = {"optimizer": str, "lr": float, "clip": float, "bptt": int, "batch": int,
-              "epochs": int, "steps": int, "momentum": float, "nesterov": bool,
-              "weight_decay": float, "schedule": str, "decay": float, "decay_every": int,
-              "patience": int, "seed": int, "eval_every": int, "beta1": float, "beta2": float,
-              "eps": float, "warmup": int, "truncate": int, "bucket": bool}
 GENERATE_KEYS = ("feed", "max_len", "start", "stop", "temperature")
 MAX_EQUATIONS = 1_000
 
@@ -361,9 +357,6 @@ def _whole_number(node: YNode | None, what: str, lo: int, hi: int, errs: Diagnos
     return v
 
 
-TRAIN_POSITIVE = {"lr", "batch", "epochs", "steps", "bptt", "eps", "decay_every", "eval_every"}
-
-
 def _train(node, errs) -> tuple:
     if node is None:
         return ()
@@ -373,23 +366,13 @@ def _train(node, errs) -> tuple:
         want = TRAIN_KEYS.get(key)
         if want is None:
             continue
-        problem = _train_problem(key, want, value.value)
+        problem = settings.problem(key, value.value)
         if problem:
+            hint = did_you_mean(str(value.value), settings.NAMES[key]) if key in settings.NAMES else ""
             errs.add(value.pos, f"train: {key} must be {problem}, got {value.value!r}"
-                     if not isinstance(value.value, (dict, list)) else f"train: {key} must be {problem}")
+                     if not isinstance(value.value, (dict, list)) else f"train: {key} must be {problem}", hint)
         else:
             out.append((key, want(value.value)))
     return tuple(out)
 
 
-def _train_problem(key: str, want: type, v) -> str:
-    """'' if `v` suits the train key, else what it must be."""
-    if want is bool:
-        return "" if isinstance(v, bool) else "true or false"
-    if want is str:
-        return "" if isinstance(v, str) else "a name"
-    what = "a whole number" if want is int else "a number"
-    what += " above 0" if key in TRAIN_POSITIVE else ", 0 or more"
-    if not _is_number(v) or (want is int and v != int(v)):
-        return what
-    return "" if (v > 0 if key in TRAIN_POSITIVE else v >= 0) else what

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import data, optim
-from .check import TRAIN_KEYS
+from .settings import TRAIN_KEYS
 from .errors import DataError, Source, SpecError, did_you_mean
 from .pipeline import compile as compile_spec
 from .pipeline import loads_spec

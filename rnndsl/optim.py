@@ -16,69 +16,19 @@ by the gradient statistics. It applies to every parameter, biases included.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
-from . import limits
-from .check import TRAIN_KEYS, TRAIN_POSITIVE
 from .errors import DataError, SpecError, did_you_mean
+from .settings import (OPTIMIZER_DEFAULTS, OPTIMIZER_KEYS, OPTIMIZERS, SCHEDULE_KEYS, SCHEDULES, TRAIN_KEYS,
+                       Settings, problem)
 
-OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adam")
-SCHEDULES = ("constant", "step", "exponential", "plateau")
 PLATEAU_THRESHOLD = 1e-4        # a validation loss must beat the best by this fraction to count
 
 
 # ---- settings ----------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Settings:
-    """Every `train:` key with its value for this run. None means "not limited / not set":
-    bptt None trains on whole sequences, steps None stops after `epochs`, eval_every None
-    evaluates once per epoch. truncate 0 backpropagates through whole windows. clip 0 is off."""
-    optimizer: str = "adam"
-    lr: float = 0.001
-    clip: float = 0.0
-    bptt: int | None = None
-    batch: int = 16
-    epochs: int = 10
-    steps: int | None = None
-    momentum: float = 0.0
-    nesterov: bool = False
-    weight_decay: float = 0.0
-    schedule: str = "constant"
-    decay: float = 0.5
-    decay_every: int = 1
-    patience: int = 0
-    seed: int = 0
-    eval_every: int | None = None
-    beta1: float = 0.9
-    beta2: float = 0.999
-    eps: float = 1e-8
-    warmup: int = 0
-    truncate: int = 0
-    bucket: bool = False
-
-    def as_dict(self) -> dict:
-        """JSON-ready: for a checkpoint's metadata and the metrics log."""
-        return dataclasses.asdict(self)
-
-
-# Defaults that depend on the optimizer, used where neither the spec nor --set gives the key.
-OPTIMIZER_DEFAULTS = {"sgd": {"lr": 0.1}, "adagrad": {"lr": 0.01}, "rmsprop": {"lr": 0.001, "beta2": 0.9},
-                      "adam": {"lr": 0.001}}
-# Keys that only some optimizers / schedules read; giving one elsewhere is a mistake.
-OPTIMIZER_KEYS = {"sgd": {"momentum", "nesterov"}, "adagrad": {"eps"}, "rmsprop": {"beta2", "eps"},
-                  "adam": {"beta1", "beta2", "eps"}}
-SCHEDULE_KEYS = {"constant": set(), "step": {"decay", "decay_every"},
-                 "exponential": {"decay", "decay_every"}, "plateau": {"decay", "patience"}}
-_BELOW_ONE = {"momentum", "beta1", "beta2"}
-# Upper bounds of the whole-number settings (limits.py), so no run asks for 10^18 epochs.
-CAPS = {"epochs": limits.MAX_EPOCHS, "batch": limits.MAX_BATCH, "seed": limits.MAX_SEED,
-        **dict.fromkeys(("bptt", "truncate"), limits.MAX_STEPS),
-        **dict.fromkeys(("steps", "eval_every", "decay_every", "warmup", "patience"), limits.MAX_TRAIN_STEPS)}
 _BOOLS = {**dict.fromkeys(("true", "yes", "on", "1"), True),
           **dict.fromkeys(("false", "no", "off", "0"), False)}
 
@@ -120,44 +70,25 @@ def _parse(key: str, value):
     if want is bool:
         if text in _BOOLS:
             return _BOOLS[text]
-        raise _bad(key, value, "true or false")
+        raise _bad(key, value, problem(key, value))
     try:
         number = float(text)
     except ValueError:
-        raise _bad(key, value, "a whole number" if want is int else "a number") from None
+        raise _bad(key, value, problem(key, value)) from None
     return int(number) if want is int and number.is_integer() else number
 
 
 def _check_value(key: str, value) -> None:
-    """Raise unless `value` has the key's type and range."""
-    want = TRAIN_KEYS[key]
-    if want is str:
-        names = OPTIMIZERS if key == "optimizer" else SCHEDULES
-        if value not in names:
-            raise SpecError.at(None, f"train: {key} must be one of {', '.join(names)}, got {value!r}",
-                               did_you_mean(str(value), names))
-        return
-    if want is bool:
-        if not isinstance(value, bool):
-            raise _bad(key, value, "true or false")
-        return
-    number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not number or (want is int and value != int(value)):
-        raise _bad(key, value, "a whole number" if want is int else "a number")
-    low_ok = value > 0 if key in TRAIN_POSITIVE else value >= 0
-    if not low_ok or (key in _BELOW_ONE and value >= 1) or (key == "decay" and not 0 < value <= 1):
-        raise _bad(key, value, _range(key))
-    if value > CAPS.get(key, math.inf):
-        raise SpecError.at(None, f"train: {key} must be at most {CAPS[key]:,}, got {value!r}",
+    """Raise unless `value` has the key's type and range (settings.problem)."""
+    what = problem(key, value)
+    if what.startswith("at most"):
+        raise SpecError.at(None, f"train: {key} must be {what}, got {value!r}",
                            "the limits are in rnndsl/limits.py (docs/security.md lists them)")
-
-
-def _range(key: str) -> str:
-    if key in _BELOW_ONE:
-        return "a number from 0 up to (not including) 1"
-    if key == "decay":
-        return "a factor above 0 and at most 1"
-    return "above 0" if key in TRAIN_POSITIVE else "0 or more"
+    if what.startswith("one of"):
+        names = OPTIMIZERS if key == "optimizer" else SCHEDULES
+        raise SpecError.at(None, f"train: {key} must be {what}, got {value!r}", did_you_mean(str(value), names))
+    if what:
+        raise _bad(key, value, what)
 
 
 def _bad(key: str, value, what: str) -> SpecError:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import data, optim
 from .audio import FEATURES
-from .check import TRAIN_KEYS
+from .settings import TRAIN_KEYS, Settings
 from .errors import DataError, SpecError
 from .pipeline import BACKENDS
 from .runfiles import read_text
@@ -90,7 +90,7 @@ def _dims(value) -> str:
 def _settings(value) -> str:
     if not isinstance(value, dict):
         return f"expected a mapping of training settings, got {_short(value)}"
-    names = [f.name for f in dataclasses.fields(optim.Settings)]
+    names = [f.name for f in dataclasses.fields(Settings)]
     unknown, missing = sorted(set(value) - set(names)), [k for k in names if k not in value]
     if unknown or missing:
         return f"unknown setting {unknown[0]!r}" if unknown else f"no {', '.join(missing)}"
@@ -103,7 +103,7 @@ def _settings(value) -> str:
 
 def _setting(key: str, value) -> str:
     """The value's exact type (a batch of 2.0 or "2" is refused), then optim's ranges."""
-    if value is None and getattr(optim.Settings, key) is None:
+    if value is None and getattr(Settings, key) is None:
         return ""
     want = TRAIN_KEYS[key]
     if not _has_type(value, want):

@@ -90,7 +90,7 @@ def test_the_python_api_checks_what_the_cli_checks():
 
 @pytest.mark.parametrize("key,value,message", [("epochs", "10000000", "epochs must be at most 1,000,000"),
                                                ("epochs", "1e18", "epochs must be at most"),
-                                               ("seed", "-1", "seed must be 0 or more"),
+                                               ("seed", "-1", "seed must be a whole number, 0 or more"),
                                                ("batch", str(10**6), "batch must be at most"),
                                                ("bptt", "1:30", "ambiguous number 1:30")])
 def test_training_settings_have_caps(key, value, message):

@@ -5,13 +5,17 @@ import math
 import numpy as np
 import pytest
 import yaml
+from hypothesis import given, strategies as st
 
-from rnndsl.check import TRAIN_KEYS
+import rnndsl
+from rnndsl import optim
+
+from rnndsl.settings import TRAIN_KEYS
 from rnndsl.errors import DataError, SpecError
 from rnndsl.optim import (Schedule, Settings, clip_global_norm, make_optimizer, restore,
                           settings_from, training_state)
 
-from conftest import SPECS
+from conftest import ROOT, SPECS
 
 G1 = {"w": np.array([[0.5, -1.0], [2.0, 0.25]]), "b": np.array([0.1, -0.3])}
 G2 = {"w": np.array([[-0.2, 0.4], [1.0, -0.5]]), "b": np.array([0.6, 0.0])}
@@ -249,15 +253,15 @@ def test_settings_from_spec_then_overrides():
 
 @pytest.mark.parametrize("overrides, message, hint", [
     ({"epoch": "3"}, "--set epoch: not a training setting", "did you mean epochs?"),
-    ({"lr": "fast"}, "train: lr must be a number, got 'fast'", "--set"),
-    ({"lr": "-1"}, "train: lr must be above 0, got -1.0", ""),
-    ({"batch": "2.5"}, "train: batch must be a whole number, got 2.5", ""),
+    ({"lr": "fast"}, "train: lr must be a number above 0, got 'fast'", "--set"),
+    ({"lr": "-1"}, "train: lr must be a number above 0, got -1.0", ""),
+    ({"batch": "2.5"}, "train: batch must be a whole number above 0, got 2.5", ""),
     ({"nesterov": "maybe"}, "train: nesterov must be true or false", ""),
     ({"optimizer": "adamw"}, "train: optimizer must be one of sgd, adagrad, rmsprop, adam, got 'adamw'",
      "did you mean adam?"),
     ({"schedule": "plateu"}, "train: schedule must be one of", "did you mean plateau?"),
     ({"momentum": "1"}, "train: momentum must be a number from 0 up to (not including) 1", ""),
-    ({"decay": "0"}, "train: decay must be a factor above 0 and at most 1", ""),
+    ({"decay": "0"}, "train: decay must be a number above 0 and at most 1", ""),
     ({"momentum": "0.9"}, "train: momentum has no effect with optimizer adam", "read by optimizer sgd"),
     ({"patience": "3"}, "train: patience has no effect with schedule constant", "schedule plateau"),
 ])
@@ -276,3 +280,29 @@ def test_nesterov_needs_momentum():
 def test_every_example_specs_train_section_is_accepted(path):
     train = yaml.safe_load(path.read_text()).get("train") or {}
     settings_from(tuple(train.items()))
+
+
+_values = st.one_of(st.integers(-3, 10**7), st.floats(allow_nan=True, allow_infinity=True), st.booleans(),
+                    st.sampled_from(["adam", "sgd", "plateau", "step", "fast", ""]))
+
+
+@given(st.sampled_from(sorted(TRAIN_KEYS)), _values)
+def test_the_spec_and_set_hold_a_setting_to_one_rule(key, value):
+    """settings.py is the one schema: a spec's train: value is refused by the checker exactly
+    when the same value given with --set is refused by the optimizer's settings."""
+    text = ELMAN_TRAIN.replace("TRAIN", yaml.safe_dump({key: value}, default_flow_style=True).strip())
+    try:
+        rnndsl.loads_spec(text)
+        spec_ok = True
+    except SpecError as exc:
+        assert exc.message.startswith(f"train: {key} must be"), exc.message
+        spec_ok = False
+    try:
+        optim._check_value(key, value)
+        set_ok = True
+    except SpecError:
+        set_ok = False
+    assert spec_ok == set_ok
+
+
+ELMAN_TRAIN = (ROOT / "specs" / "elman.yaml").read_text().split("train:")[0] + "train: TRAIN\n"

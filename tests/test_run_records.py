@@ -92,7 +92,7 @@ RUN_JSON = [
     (lambda i: {**i, "surprise": 1}, "unknown key 'surprise'"),
     (lambda i: {**i, "settings": {**i["settings"], "lr": "0.1"}}, "lr must be a number, got '0.1'"),
     (lambda i: {**i, "settings": {**i["settings"], "batch": 2.0}}, "batch must be a whole number, got 2.0"),
-    (lambda i: {**i, "settings": {**i["settings"], "batch": 0}}, "batch must be above 0, got 0"),
+    (lambda i: {**i, "settings": {**i["settings"], "batch": 0}}, "batch must be a whole number above 0, got 0"),
     (lambda i: {**i, "settings": {**i["settings"], "optimizer": "rmsprop!"}}, "optimizer must be one of"),
     (lambda i: {**i, "settings": {k: v for k, v in i["settings"].items() if k != "lr"}}, "settings: no lr"),
     (lambda i: {**i, "settings": []}, "settings: expected a mapping"),
