@@ -5,6 +5,7 @@ A mistake in a spec or in data prints a compiler error and exits 1, never a trac
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from .pipeline import load_spec
 from .scalars import resolve_plain
 from .textsafe import printable
 from .unroll import unroll
+from .usage import unused
 
 STEPS = cliargs.whole(1, limits.MAX_STEPS)
 BATCH = cliargs.whole(1, limits.MAX_BATCH)
@@ -42,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("check", help="parse and check specs; print a summary")
     c.add_argument("specs", nargs="+", metavar="SPEC")
+    c.add_argument("--strict", action="store_true",
+                   help="warnings (a parameter or equation that does not reach the loss) are errors")
     _add_set(c)
     c.set_defaults(run=cmd_check)
 
@@ -166,9 +170,17 @@ def cmd_check(args) -> int:
             failed += 1
             continue
         print(summary(model))
+        failed += _warn(unused(model), args.strict)
     if len(args.specs) > 1:
         print(f"{len(args.specs) - failed} of {len(args.specs)} specs ok")
     return 1 if failed else 0
+
+
+def _warn(warnings: list, strict: bool) -> int:
+    """Print the warnings (as errors with --strict); 1 if that fails the spec."""
+    for w in warnings:
+        print((dataclasses.replace(w, severity="error") if strict else w).format(), file=sys.stderr)
+    return int(strict and bool(warnings))
 
 
 def summary(model: ir.Model) -> str:

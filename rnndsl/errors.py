@@ -53,13 +53,14 @@ class Diagnostic:
     pos: SourcePos | None
     message: str
     hint: str = ""
+    severity: str = "error"          # or "warning": printed, not raised (rnndsl check)
 
     def format(self) -> str:
         """The error as printed: paths, messages and hints carry text from specs, file names
         and data, so their control characters are escaped (an ANSI escape from a spec never
         reaches the terminal raw)."""
         where = f"{printable(self.pos)}: " if self.pos else ""
-        out = [f"{where}error: {printable(self.message)}"]
+        out = [f"{where}{self.severity}: {printable(self.message)}"]
         if self.pos:
             out += _quote(self.pos)
         if self.hint:
