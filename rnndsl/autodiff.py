@@ -76,18 +76,17 @@ class VJPContext:
 
 def differentiate(items: list) -> list:
     """The backward program of a forward program."""
-    global _temps
-    _temps = itertools.count(1)           # names depend on the program alone, not on history
+    temps = itertools.count(1)            # temporaries' names depend on the program alone
     backward: list = []
     for item in reversed(items):
         if isinstance(item, Loop):
-            backward += reverse_loop(item)
+            backward += reverse_loop(item, temps)
         else:
-            backward += [i for g in grads(item) for i in flatten(g, item.mode)]
+            backward += [i for g in grads(item) for i in flatten(g, item.mode, temps)]
     return backward
 
 
-def reverse_loop(loop: Loop) -> list:
+def reverse_loop(loop: Loop, temps) -> list:
     """The loop run the other way; what does not feed the loop back goes after it, for all
     steps at once."""
     local = {i.out.name for i in loop.body}
@@ -95,9 +94,9 @@ def reverse_loop(loop: Loop) -> list:
     for instr in reversed(loop.body):
         for g in grads(instr):
             if (g.primal.view[0] if g.primal.view else g.primal.name) in local:
-                body += flatten(g, Mode.STEP)
+                body += flatten(g, Mode.STEP, temps)
             else:
-                after += flatten(g, Mode.SEQ)
+                after += flatten(g, Mode.SEQ, temps)
     return [Loop(loop.axis, not loop.reverse, tuple(body), loop.members, truncate=True)] + after
 
 
@@ -116,11 +115,9 @@ def grads(instr: Instr) -> list:
     return out
 
 
-_temps = itertools.count(1)
-
-
-def flatten(grad: Grad, mode: Mode) -> list:
-    """A contribution as instructions: temporaries (locals), then the += into the adjoint."""
+def flatten(grad: Grad, mode: Mode, temps) -> list:
+    """A contribution as instructions: temporaries (locals, named from the counter `temps`),
+    then the += into the adjoint."""
     out: list = []
 
     def visit(node):
@@ -128,7 +125,7 @@ def flatten(grad: Grad, mode: Mode) -> list:
             return node
         args = tuple(visit(a) for a in node.args)
         rank = result_rank(node.op, tuple(a.buf.rank if isinstance(a, Ref) else 0 for a in args), dict(node.attrs))
-        tmp = Buf(f"_g{next(_temps)}", (None,) * rank, None, Role.GRAD)     # a local: sizes not planned
+        tmp = Buf(f"_g{next(temps)}", (None,) * rank, None, Role.GRAD)     # a local: sizes not planned
         out.append(Instr(tmp, node.op, args, mode, node.attrs, line=grad.line))
         return Ref(tmp)
 
