@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
+
 from . import kernels
 
 
@@ -148,6 +150,11 @@ class OpDef:
     rank: Callable | None = None  # (arg ranks, attrs) -> result rank; None: elementwise (the max)
     out: bool = False             # forward takes out= (writes into a preallocated slot)
     doc: str = ""
+
+    @property
+    def kinks(self) -> Callable | None:
+        """Where the op is non-smooth: its entry in KINKS (None: smooth)."""
+        return KINKS[self.op]
 
 
 def _float_arg(t: Type, what: str) -> Type:
@@ -437,3 +444,53 @@ def elementwise(op: Op) -> bool:
 
 SPEC_OPS = [op for op in Op if TABLE[op].shape is not None]
 BY_SPELLING = {op.value: op for op in SPEC_OPS if op.value.isidentifier() and op is not Op.NEG}
+
+
+# ---- where each op is non-smooth --------------------------------------------------------------
+# For each op, None or a function of its forward arguments and attrs (as the forward takes them,
+# without xp) returning the signed distances of those arguments to the op's kinks: zero at a
+# kink, changing sign across one. For ties (max-pooling, max_t, min_t) it is the gap between the
+# two largest (smallest) candidates, zero where they tie. Gradient checks keep their finite
+# differences from straddling a kink with it. Poles (log, / at 0) are not kinks.
+
+def _gap(values, axis: int):
+    """Largest minus second largest along `axis` (inf with a single candidate)."""
+    top = np.sort(np.moveaxis(np.asarray(values, np.float64), axis, -1), axis=-1)
+    if top.shape[-1] < 2:
+        return np.full(top.shape[:-1], np.inf)
+    first, second = top[..., -1], top[..., -2]
+    return np.where(np.isfinite(second), first - second, np.inf)
+
+
+def _pool_gap(x, size=2, stride=0):
+    win = kernels._windows(np, np.asarray(x, np.float64), int(size), int(size), int(stride or size), 0)
+    return [_gap(win.reshape(win.shape[:-2] + (-1,)), -1)]
+
+
+def _extreme_gap(sign: float):
+    """max_t (sign 1) or min_t (-1) of time-major values; padded steps, if marked, never win."""
+    def kinks(x, valid=None):
+        x = sign * np.asarray(x, np.float64)
+        if valid is not None:
+            x = np.where(kernels._expand(valid, x), x, -np.inf)
+        return [_gap(x, 0)]
+    return kinks
+
+
+_SMOOTH = (Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.NEG, Op.MATMUL, Op.TANH, Op.SIGMOID, Op.EXP, Op.LOG,
+           Op.SOFTPLUS, Op.SOFTMAX, Op.LOG_SOFTMAX, Op.CONCAT, Op.FLATTEN, Op.CONV2D, Op.CROSS_ENTROPY,
+           Op.MSE, Op.CTC, Op.COPY, Op.EMBED, Op.REDUCE_SUM, Op.REDUCE_MEAN, Op.GATHER, Op.SLICE, Op.ONEHOT)
+# ops without a VJP (sample, the backward ops: first order only) are never differentiated
+_UNDIFFERENTIATED = tuple(op for op in Op if TABLE[op].vjp is None)
+
+KINKS: dict[Op, Callable | None] = {
+    **{op: None for op in _SMOOTH + _UNDIFFERENTIATED},
+    Op.RELU: lambda x: [x],
+    Op.ABS: lambda x: [x],
+    Op.CLIP: lambda x, lo, hi: [np.subtract(x, lo), np.subtract(x, hi)],
+    Op.MIN: lambda x, c: [np.subtract(x, c)],
+    Op.MAX: lambda x, c: [np.subtract(x, c)],
+    Op.MAXPOOL2D: _pool_gap,
+    Op.REDUCE_MAX: _extreme_gap(1.0),
+    Op.REDUCE_MIN: _extreme_gap(-1.0),
+}
