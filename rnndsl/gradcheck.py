@@ -63,7 +63,7 @@ class Report:
 def gradcheck(model, steps: int = 5, batch: int = 2, seed: int = 0, entries: int = 8) -> Report:
     """Check a float64 compiled model on a random ragged batch with perturbed initial
     parameters: its forward against the interpreter, and `entries` random entries and one
-    random direction of every parameter's gradient against central differences."""
+    random direction of every parameter's gradient against finite differences."""
     limits.check_seed(seed)
     check_shape(model.spec, steps, batch)
     rng = np.random.default_rng(seed)
