@@ -27,10 +27,12 @@ class Passes:
 
     def __init__(self, prog: Program, dtype: str = "float64"):
         self.prog, self.dtype = prog, str(dtype)
-        # adjoints without batch axes: of parameters and of values made from them only
+        # adjoints without batch axes: of parameters and of values made from them only (views
+        # of a fused one included: fusion leaves them no instruction of their own)
         self.param_grads = {"d_" + b.name: b.rank for b in prog.params}
         self.param_grads.update({"d_" + i.out.name: i.out.rank for i in instructions(prog.forward)
                                  if i.mode is Mode.PARAM})
+        self.param_grads.update({"d_" + b.name: b.rank for b in prog.values if b.role is Role.PARAM})
         self.carried = _carried(prog)
         # indexes, so that finding a buffer or the views of a base is not a scan per call
         self.bufs: dict = {}

@@ -10,11 +10,19 @@ from __future__ import annotations
 from . import adjoints, autodiff, fuse, ir
 from .lower import Lowered
 from .program import Buf, Instr, Loop, Program, Ref, Role, instructions
+from .verify import verify
 
 
 def schedule(model: ir.Model, low: Lowered) -> Program:
+    known = {b.name for b in low.bufs.values() if b.role in (Role.INPUT, Role.PARAM)}
+    verify(low.items, known, "lower")
     forward, fusions, views = fuse.fuse(list(low.items))
-    backward, written = adjoints.optimise(autodiff.differentiate(forward))
+    verify(forward, known, "fuse")
+    tape = known | {b.name for b in instructions(forward) for b in [b.out]} | set(views)
+    differentiated = autodiff.differentiate(forward)
+    verify(differentiated, tape | _adjoints(differentiated), "autodiff", single_writer=False)
+    backward, written = adjoints.optimise(differentiated)
+    verify(backward, tape | _adjoints(backward), "adjoints", single_writer=False)
     values = _values(low, forward, views)
     declared = _declared(model)          # once: a set per parameter made this quadratic
     params = tuple(b for b in low.bufs.values() if b.role is Role.PARAM and b.name in declared)
@@ -56,3 +64,17 @@ def _grads(backward: list, params: tuple, values: dict) -> tuple:
 
 def _declared(model: ir.Model) -> set:
     return {p.name for p in model.params}
+
+
+def _adjoints(backward: list) -> set:
+    """The adjoint buffers a backward program reads or accumulates into: allocated before it
+    runs (its locals, the _g temporaries, are not)."""
+    names = set()
+    for instr in instructions(backward):
+        for ref in instr.refs + ([instr.target] if instr.target else []):
+            for buf in (ref.buf, ref.fill):
+                if buf is not None and buf.role is Role.GRAD and buf.name.startswith("d_"):
+                    names.add(buf.name)
+                    if buf.view:
+                        names.add(buf.view[0])
+    return names

@@ -640,6 +640,15 @@ def test_a_sequence_variable_constant_in_time(inputs, equations, loss):
     agrees_with_the_interpreter(bug_spec(inputs, "  b: {shape: [H]}", equations, loss))
 
 
+def test_a_gate_of_parameters_only_used_twice():
+    """sigmoid(P1 @ P2) twice in a step fuses into one parameter value whose members are views:
+    their adjoints must still be summed over batch and time (they were over time only)."""
+    agrees_with_the_interpreter(bug_spec(X + "\n  y: {float: [H], axis: t}",
+                                         "  P1: {shape: [H, H]}\n  P2: {shape: [H]}\n  P0: {shape: [H, F]}",
+                                         "  v[t] = sigmoid(P1 @ P2) * v[t-2] + (1 - sigmoid(P1 @ P2)) * tanh(P0 @ x[t])",
+                                         "mean_t mse(v[t], y[t])", "  v: {init: zeros}"), T=4, B=3)
+
+
 def test_softmax_of_fused_matmuls():
     agrees_with_the_interpreter(bug_spec(X + "\n  y: {float: [H], axis: t}",
                                          "  Wu: {shape: [H, F]}\n  Wv: {shape: [H, F]}",

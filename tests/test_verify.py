@@ -1,0 +1,56 @@
+"""The program verifier (rnndsl/verify.py) runs after every pass of every compile; here, each
+invariant it holds is broken on purpose and must be named."""
+import pytest
+
+import rnndsl
+from rnndsl.ops import Op
+from rnndsl.program import Buf, Instr, Loop, Mode, Ref, Role
+from rnndsl.verify import ProgramError, verify
+
+from conftest import SPECS
+
+X = Buf("x", (3,), "t", Role.INPUT)
+W = Buf("W", (3, 3), None, Role.PARAM)
+H = Buf("h", (3,), "t", Role.VALUE)
+Z = Buf("_z1", (6,), "t", Role.VALUE)
+
+
+def test_a_read_before_any_write():
+    items = [Instr(H, Op.TANH, (Ref(Buf("a", (3,), "t", Role.VALUE)),), Mode.SEQ)]
+    with pytest.raises(ProgramError, match="after lower: h = tanh.*reads a before anything writes it"):
+        verify(items, {"x", "W"}, "lower")
+
+
+def test_a_read_at_the_current_step_before_the_loop_writes_it():
+    a = Buf("a", (3,), "t", Role.VALUE)
+    body = (Instr(H, Op.TANH, (Ref(a),), Mode.STEP), Instr(a, Op.TANH, (Ref(X),), Mode.STEP))
+    with pytest.raises(ProgramError, match="reads a before"):
+        verify([Loop("t", False, body)], {"x", "W"}, "fuse")
+    earlier = (Instr(a, Op.TANH, (Ref(X),), Mode.STEP), Instr(H, Op.TANH, (Ref(H, -1),), Mode.STEP))
+    verify([Loop("t", False, earlier)], {"x", "W"}, "fuse")       # h[t-1]: the step before
+
+
+def test_a_view_outside_its_base():
+    wide = Buf("g", (4,), "t", Role.VALUE, view=("_z1", 4, 8))
+    items = [Instr(Z, Op.TANH, (Ref(Buf("y", (6,), "t", Role.INPUT)),), Mode.SEQ),
+             Instr(H, Op.TANH, (Ref(wide),), Mode.SEQ)]
+    with pytest.raises(ProgramError, match="runs past _z1's 6"):
+        verify(items, {"y"}, "fuse")
+
+
+def test_two_writers_of_one_buffer():
+    items = [Instr(H, Op.TANH, (Ref(X),), Mode.SEQ), Instr(H, Op.SIGMOID, (Ref(X),), Mode.SEQ)]
+    with pytest.raises(ProgramError, match="writes h, which an earlier instruction wrote"):
+        verify(items, {"x"}, "lower")
+    verify(items, {"x"}, "autodiff", single_writer=False)
+
+
+def test_a_rank_the_op_table_does_not_give():
+    items = [Instr(Buf("m", (3, 3), "t", Role.VALUE), Op.MATMUL, (Ref(W), Ref(X)), Mode.SEQ)]
+    with pytest.raises(ProgramError, match=r"matmul of ranks \(2, 1\) has rank 1, but m has rank 2"):
+        verify(items, {"x", "W"}, "lower")
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
+def test_every_shipped_spec_passes_every_stage(path):
+    rnndsl.compile(path)             # schedule() verifies after lower, fuse, autodiff and adjoints
