@@ -17,7 +17,7 @@ from hypothesis import assume, given, strategies as st
 
 import rnndsl
 
-from test_backend import agrees_with_the_interpreter, fd_errors, near_a_kink, setup
+from test_backend import agrees_with_the_interpreter, assert_forward_matches, fd_errors, near_a_kink, setup
 
 HEAD = """name: fixed
 dims: {{V: {V}, H: {H}}}
@@ -158,13 +158,7 @@ CASES = (fixed_step_specs(), st.integers(1, 5), st.integers(1, 3), st.integers(0
 
 @given(*CASES)
 def test_fixed_step_reads_agree_with_the_interpreter(text, T, B, seed):
-    spec, model, params, inputs = setup(text, T, B, seed)
-    ref = rnndsl.interpret(spec, params, inputs)
-    out = model.forward(params, inputs)
-    assert out["loss"] == pytest.approx(ref.loss, rel=1e-10, abs=1e-10)
-    np.testing.assert_allclose(out["losses"], ref.losses, rtol=1e-10, atol=1e-10)
-    for eq in spec.equations:
-        np.testing.assert_allclose(out[eq.name], ref.values[eq.name], rtol=1e-10, atol=1e-10, err_msg=eq.name)
+    assert_forward_matches(*setup(text, T, B, seed))
 
 
 @given(*CASES)
