@@ -37,8 +37,11 @@ def _recurrences(prog: Program) -> list:
     if not loops:
         return ["no recurrences: every equation is computed for all steps at once"]
     out = ["recurrences"]
+    fused = {tuple(item.members): len(item.body) for item in prog.forward if isinstance(item, Loop)}
     for _, members, direction, axis, hoisted, ops in loops:
-        out.append(f"  {', '.join(members)}: {direction} over {axis}, {ops} ops per step")
+        after = fused.get(tuple(members), ops)
+        counts = f"{ops} ops per step" if after == ops else f"{ops} ops per step as written, {after} after fusion"
+        out.append(f"  {', '.join(members)}: {direction} over {axis}, {counts}")
         if hoisted:
             out.append("    hoisted out of the loop (computed for all steps at once):")
             out += [f"      {h}" for h in hoisted]
