@@ -143,7 +143,7 @@ class Passes:
                 self._loop(item, backward)
                 continue
             if item.line and item.line != last_line:
-                self.put(_comment(item.line))
+                self.put(_comments(item.line))
                 last_line = item.line
             self.put(self._instr(item))
             if not backward:
@@ -159,7 +159,7 @@ class Passes:
         last = None
         for instr in loop.body:
             if instr.line and instr.line != last:
-                self.put(_comment(instr.line))
+                self.put(_comments(instr.line))
                 last = instr.line
             self.put(self._instr(instr, loop if backward else None))
         self.depth -= 1
@@ -421,6 +421,11 @@ def _number(v) -> str:
     if not math.isfinite(v):
         return "_np.nan" if math.isnan(v) else ("_np.inf" if v > 0 else "(-_np.inf)")
     return repr(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(v)
+
+
+def _comments(lines: str) -> str:
+    """One comment per line of `lines` (a fused instruction carries each member's)."""
+    return "\n".join(_comment(line) for line in str(lines).split("\n"))
 
 
 def _comment(text: str) -> str:

@@ -162,7 +162,7 @@ class _Fusion:
                 size = m.out.dims[0]
                 renames[m.out.name] = replace(m.out, view=(z.name, start, start + size))
                 start += size
-            replaced[id(members[0])] = Instr(z, op, (Ref(w_cat), x), mode, line=members[0].line)
+            replaced[id(members[0])] = Instr(z, op, (Ref(w_cat), x), mode, line=_lines(members))
             for m in members[1:]:
                 replaced[id(m)] = None
             notes.append(("matmul", [w.name for w in weights], str(x), mode.value, loop.members if loop else (),
@@ -235,7 +235,7 @@ class _Fusion:
         for i in instrs:
             renames[i.out.name] = replace(i.out, view=(out.name, start, start + i.out.dims[0]))
             start += i.out.dims[0]
-        fused = Instr(out, instrs[0].op, tuple(args), instrs[0].mode, instrs[0].attrs, line=instrs[0].line)
+        fused = Instr(out, instrs[0].op, tuple(args), instrs[0].mode, instrs[0].attrs, line=_lines(instrs))
         first = min(k for k, _ in run)
         drop = {k for k, _ in run}
         notes.append(("elementwise", instrs[0].op.value, [i.out.name for i in instrs], instrs[0].mode.value,
@@ -269,3 +269,8 @@ def _slice_of(buf: Buf, size: int, bases: dict) -> Buf:
     if whole is not None and start == 0 and whole.dims == (size,):
         return whole
     return Buf(f"{base}_{start}_{start + size}", (size,), buf.axis, buf.role, view=(base, start, start + size))
+
+
+def _lines(instrs: list) -> str:
+    """The spec lines of fused instructions, each once, one per line (the comment shows all)."""
+    return "\n".join(dict.fromkeys(i.line for i in instrs if i.line))

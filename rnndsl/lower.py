@@ -8,6 +8,7 @@ the recurrence's own variables are hoisted out of the loop and done for all step
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import networkx as nx
 
@@ -58,6 +59,12 @@ class _Lowerer:
         self.temps = 0
         self.labels: dict = {}
 
+    def where(self, eq: ir.Equation) -> str:
+        """An equation's line as the emitted comments show it: its text, then file:line."""
+        if eq.pos is None:
+            return eq.text
+        return f"{eq.text.strip()}  ({Path(self.model.path).name}:{eq.pos.line})"
+
     # -- groups -----------------------------------------------------------------------------
     def group(self, members: tuple) -> None:
         cls = self.analysis.classes[members[0]]
@@ -67,7 +74,7 @@ class _Lowerer:
             return self.recurrence(members, cls)
         eq = self.eqs[members[0]]
         mode = Mode.SEQ if eq.axis else Mode.STATIC
-        self.equation_root(eq.expr, self.bufs[eq.name], mode, frozenset(), self.items, eq.text)
+        self.equation_root(eq.expr, self.bufs[eq.name], mode, frozenset(), self.items, self.where(eq))
 
     def recurrence(self, members: tuple, cls: Class) -> None:
         body: list = []
@@ -75,7 +82,7 @@ class _Lowerer:
         for name in self._step_order(members):
             eq = self.eqs[name]
             expr = reassociate(eq.expr, frozenset(members))
-            self.equation_root(expr, self.bufs[name], Mode.STEP, frozenset(members), body, eq.text)
+            self.equation_root(expr, self.bufs[name], Mode.STEP, frozenset(members), body, self.where(eq))
         axis = self.eqs[members[0]].axis
         read = {r.buf.name for i in body for r in i.refs}
         hoisted = [self.labels[i.out.name] for i in self.items[hoisted_before:]

@@ -251,7 +251,8 @@ def forward(_params, _inputs, _lengths=None, _dtype=np.float64, _carry=None):
     _p2_1 = _concat(_xp, b_f, b_b, ranks=(1, 1))
     # stacked weights: W_f, W_b
     _w1 = _concat(_xp, W_f, W_b, ranks=(2, 2))
-    # hf[t] = tanh(W_f @ x[t] + U_f @ hf[t-1] + b_f)
+    # hf[t] = tanh(W_f @ x[t] + U_f @ hf[t-1] + b_f)  (birnn.yaml:24)
+    # hb[t] = tanh(W_b @ x[t] + U_b @ hb[t+1] + b_b)  (birnn.yaml:25)
     _z1 = _embed(_xp, _w1, x)
     _t1 = _z1[..., 0:8]
     _t5 = _z1[..., 8:16]
@@ -260,17 +261,17 @@ def forward(_params, _inputs, _lengths=None, _dtype=np.float64, _carry=None):
     _t6 = _e2[..., 8:16]
     # recurrence hf, running forward over t
     for _t in _range(_T_t):
-        # hf[t] = tanh(W_f @ x[t] + U_f @ hf[t-1] + b_f)
+        # hf[t] = tanh(W_f @ x[t] + U_f @ hf[t-1] + b_f)  (birnn.yaml:24)
         _xp.matmul((hf[_t-1] if _t-1 >= 0 else _fill_hf), U_f.T, out=_t3[_t])
         _xp.add(_t2[_t], _t3[_t], out=_t4[_t])
         _xp.tanh(_t4[_t], out=hf[_t])
     # recurrence hb, running backward over t
     for _t in _range(_T_t - 1, -1, -1):
-        # hb[t] = tanh(W_b @ x[t] + U_b @ hb[t+1] + b_b)
+        # hb[t] = tanh(W_b @ x[t] + U_b @ hb[t+1] + b_b)  (birnn.yaml:25)
         _xp.matmul(((hb[_t+1] if _full_t else _xp.where(_valid_t[_t+1][:, None], hb[_t+1], _zero_hb)) if _t+1 < _T_t else _zero_hb), U_b.T, out=_t7[_t])
         _xp.add(_t6[_t], _t7[_t], out=_t8[_t])
         _xp.tanh(_t8[_t], out=hb[_t])
-    # y[t] = V_f @ hf[t] + V_b @ hb[t] + c
+    # y[t] = V_f @ hf[t] + V_b @ hb[t] + c  (birnn.yaml:26)
     _t9 = _gemm(_xp, hf, V_f.T)
     _t10 = _gemm(_xp, hb, V_b.T)
     _t11 = _xp.add(_t9, _t10)
@@ -350,7 +351,7 @@ def backward(_params, _tape, _truncate=None, _buffers=None):
     # loss: mean_t cross_entropy(y[t], tag[t])
     d__t12[...] = _reduce_mean_vjp(_xp, d__loss, _t12, valid=_valid_t)
     d_y[...] = _cross_entropy_vjp(_xp, y, tag, d__t12)
-    # y[t] = V_f @ hf[t] + V_b @ hb[t] + c
+    # y[t] = V_f @ hf[t] + V_b @ hb[t] + c  (birnn.yaml:26)
     d_c[...] = _sum_to_param(_xp, d_y, 1)
     d_V_b[...] = _matmul_vjp(_xp, d_y, hb, ra=2, rb=1, side=0, summed=1)
     d_hb += _gemm(_xp, d_y, V_b)
@@ -358,24 +359,26 @@ def backward(_params, _tape, _truncate=None, _buffers=None):
     d_hf += _gemm(_xp, d_y, V_f)
     # adjoint of the recurrence hb, running forward over t
     for _t in _range(_T_t):
-        # hb[t] = tanh(W_b @ x[t] + U_b @ hb[t+1] + b_b)
+        # hb[t] = tanh(W_b @ x[t] + U_b @ hb[t+1] + b_b)  (birnn.yaml:25)
         _tanh_vjp(_xp, hb[_t], d_hb[_t], out=d__t8[_t])
         _v = _xp.matmul(d__t8[_t], U_b)
         if _t+1 < _T_t and (_truncate is None or (_t+1) // _truncate == _t // _truncate):
             d_hb[_t+1] += (_v if _full_t else _xp.where(_valid_t[_t+1][:, None], _v, 0.0))
-    # hb[t] = tanh(W_b @ x[t] + U_b @ hb[t+1] + b_b)
+    # hb[t] = tanh(W_b @ x[t] + U_b @ hb[t+1] + b_b)  (birnn.yaml:25)
     d__t6[...] = d__t8
     d_U_b[...] = _matmul_vjp(_xp, d__t8, _shift(_xp, hb, 1, None, _valid_t), ra=2, rb=1, side=0, summed=1)
     # adjoint of the recurrence hf, running backward over t
     for _t in _range(_T_t - 1, -1, -1):
-        # hf[t] = tanh(W_f @ x[t] + U_f @ hf[t-1] + b_f)
+        # hf[t] = tanh(W_f @ x[t] + U_f @ hf[t-1] + b_f)  (birnn.yaml:24)
         _tanh_vjp(_xp, hf[_t], d_hf[_t], out=d__t4[_t])
         _v = _xp.matmul(d__t4[_t], U_f)
         if _t-1 >= 0 and (_truncate is None or (_t-1) // _truncate == _t // _truncate):
             d_hf[_t-1] += _v
-    # hf[t] = tanh(W_f @ x[t] + U_f @ hf[t-1] + b_f)
+    # hf[t] = tanh(W_f @ x[t] + U_f @ hf[t-1] + b_f)  (birnn.yaml:24)
     d__t2[...] = d__t4
     d_U_f[...] = _matmul_vjp(_xp, d__t4, _shift(_xp, hf, -1, _fill_hf, None), ra=2, rb=1, side=0, summed=1)
+    # hf[t] = tanh(W_f @ x[t] + U_f @ hf[t-1] + b_f)  (birnn.yaml:24)
+    # hb[t] = tanh(W_b @ x[t] + U_b @ hb[t+1] + b_b)  (birnn.yaml:25)
     d__p2_1[...] = _sum_to_param(_xp, d__e2, 1)
     d__w1[...] = _embed_vjp(_xp, d__e2, x, classes=10)
     # stacked weights: W_f, W_b

@@ -224,16 +224,16 @@ def forward(_params, _inputs, _lengths=None, _dtype=np.float64, _carry=None):
     h = _xp.empty((_T_t, _B) + (16,), dtype=_dtype)
     _carried_h = _carry is not None and 'h' in _carry
     _fill_h = _xp.asarray(_carry['h'], dtype=_dtype) if _carried_h else _xp.zeros((_B,) + (16,), dtype=_dtype)
-    # h[t] = tanh(W_xh @ x[t] + W_hh @ h[t-1] + b_h)
+    # h[t] = tanh(W_xh @ x[t] + W_hh @ h[t-1] + b_h)  (elman.yaml:16)
     _t1 = _embed(_xp, W_xh, x)
     _t2 = _xp.add(_t1, b_h)
     # recurrence h, running forward over t
     for _t in _range(_T_t):
-        # h[t] = tanh(W_xh @ x[t] + W_hh @ h[t-1] + b_h)
+        # h[t] = tanh(W_xh @ x[t] + W_hh @ h[t-1] + b_h)  (elman.yaml:16)
         _xp.matmul((h[_t-1] if _t-1 >= 0 else _fill_h), W_hh.T, out=_t3[_t])
         _xp.add(_t2[_t], _t3[_t], out=_t4[_t])
         _xp.tanh(_t4[_t], out=h[_t])
-    # y[t] = W_hy @ h[t] + b_y
+    # y[t] = W_hy @ h[t] + b_y  (elman.yaml:17)
     _t5 = _gemm(_xp, h, W_hy.T)
     y = _xp.add(_t5, b_y)
     # loss: mean_t cross_entropy(y[t], target[t])
@@ -285,18 +285,18 @@ def backward(_params, _tape, _truncate=None, _buffers=None):
     # loss: mean_t cross_entropy(y[t], target[t])
     d__t6[...] = _reduce_mean_vjp(_xp, d__loss, _t6, valid=_valid_t)
     d_y[...] = _cross_entropy_vjp(_xp, y, target, d__t6)
-    # y[t] = W_hy @ h[t] + b_y
+    # y[t] = W_hy @ h[t] + b_y  (elman.yaml:17)
     d_b_y[...] = _sum_to_param(_xp, d_y, 1)
     d_W_hy[...] = _matmul_vjp(_xp, d_y, h, ra=2, rb=1, side=0, summed=1)
     d_h += _gemm(_xp, d_y, W_hy)
     # adjoint of the recurrence h, running backward over t
     for _t in _range(_T_t - 1, -1, -1):
-        # h[t] = tanh(W_xh @ x[t] + W_hh @ h[t-1] + b_h)
+        # h[t] = tanh(W_xh @ x[t] + W_hh @ h[t-1] + b_h)  (elman.yaml:16)
         _tanh_vjp(_xp, h[_t], d_h[_t], out=d__t4[_t])
         _v = _xp.matmul(d__t4[_t], W_hh)
         if _t-1 >= 0 and (_truncate is None or (_t-1) // _truncate == _t // _truncate):
             d_h[_t-1] += _v
-    # h[t] = tanh(W_xh @ x[t] + W_hh @ h[t-1] + b_h)
+    # h[t] = tanh(W_xh @ x[t] + W_hh @ h[t-1] + b_h)  (elman.yaml:16)
     d_W_hh[...] = _matmul_vjp(_xp, d__t4, _shift(_xp, h, -1, _fill_h, None), ra=2, rb=1, side=0, summed=1)
     d_b_h[...] = _sum_to_param(_xp, d__t4, 1)
     d_W_xh[...] = _embed_vjp(_xp, d__t4, x, classes=4)

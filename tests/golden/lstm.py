@@ -297,7 +297,10 @@ def forward(_params, _inputs, _lengths=None, _dtype=np.float64, _carry=None):
     _w1 = _concat(_xp, W_i, W_f, W_o, W_g, ranks=(2, 2, 2, 2))
     # stacked weights: U_i, U_f, U_o, U_g
     _w2 = _concat(_xp, U_i, U_f, U_o, U_g, ranks=(2, 2, 2, 2))
-    # i[t] = sigmoid(W_i @ x[t] + U_i @ h[t-1] + b_i)
+    # i[t] = sigmoid(W_i @ x[t] + U_i @ h[t-1] + b_i)  (lstm.yaml:30)
+    # f[t] = sigmoid(W_f @ x[t] + U_f @ h[t-1] + b_f)  (lstm.yaml:31)
+    # o[t] = sigmoid(W_o @ x[t] + U_o @ h[t-1] + b_o)  (lstm.yaml:32)
+    # g[t] = tanh(W_g @ x[t] + U_g @ h[t-1] + b_g)  (lstm.yaml:33)
     _z1 = _embed(_xp, _w1, x)
     _t1 = _z1[..., 0:32]
     _t5 = _z1[..., 32:64]
@@ -310,20 +313,26 @@ def forward(_params, _inputs, _lengths=None, _dtype=np.float64, _carry=None):
     _t14 = _e3[..., 96:128]
     # recurrence i, f, o, g, c, h, running forward over t
     for _t in _range(_T_t):
-        # i[t] = sigmoid(W_i @ x[t] + U_i @ h[t-1] + b_i)
+        # i[t] = sigmoid(W_i @ x[t] + U_i @ h[t-1] + b_i)  (lstm.yaml:30)
+        # f[t] = sigmoid(W_f @ x[t] + U_f @ h[t-1] + b_f)  (lstm.yaml:31)
+        # o[t] = sigmoid(W_o @ x[t] + U_o @ h[t-1] + b_o)  (lstm.yaml:32)
+        # g[t] = tanh(W_g @ x[t] + U_g @ h[t-1] + b_g)  (lstm.yaml:33)
         _xp.matmul((h[_t-1] if _t-1 >= 0 else _fill_h), _w2.T, out=_z2[_t])
         _xp.add(_e3[_t], _z2[_t], out=_e4[_t])
+        # i[t] = sigmoid(W_i @ x[t] + U_i @ h[t-1] + b_i)  (lstm.yaml:30)
+        # f[t] = sigmoid(W_f @ x[t] + U_f @ h[t-1] + b_f)  (lstm.yaml:31)
+        # o[t] = sigmoid(W_o @ x[t] + U_o @ h[t-1] + b_o)  (lstm.yaml:32)
         _sigmoid(_xp, _e4_0_96[_t], out=_e5[_t])
-        # g[t] = tanh(W_g @ x[t] + U_g @ h[t-1] + b_g)
+        # g[t] = tanh(W_g @ x[t] + U_g @ h[t-1] + b_g)  (lstm.yaml:33)
         _xp.tanh(_t16[_t], out=g[_t])
-        # c[t] = f[t] * c[t-1] + i[t] * g[t]
+        # c[t] = f[t] * c[t-1] + i[t] * g[t]  (lstm.yaml:34)
         _xp.multiply(f[_t], (c[_t-1] if _t-1 >= 0 else _fill_c), out=_t17[_t])
         _xp.multiply(i[_t], g[_t], out=_t18[_t])
         _xp.add(_t17[_t], _t18[_t], out=c[_t])
-        # h[t] = o[t] * tanh(c[t])
+        # h[t] = o[t] * tanh(c[t])  (lstm.yaml:35)
         _xp.tanh(c[_t], out=_t19[_t])
         _xp.multiply(o[_t], _t19[_t], out=h[_t])
-    # y[t] = W_y @ h[t] + b_y
+    # y[t] = W_y @ h[t] + b_y  (lstm.yaml:36)
     _t20 = _gemm(_xp, h, W_y.T)
     y = _xp.add(_t20, b_y)
     # loss: mean_t cross_entropy(y[t], target[t])
@@ -436,31 +445,40 @@ def backward(_params, _tape, _truncate=None, _buffers=None):
     # loss: mean_t cross_entropy(y[t], target[t])
     d__t21[...] = _reduce_mean_vjp(_xp, d__loss, _t21, valid=_valid_t)
     d_y[...] = _cross_entropy_vjp(_xp, y, target, d__t21)
-    # y[t] = W_y @ h[t] + b_y
+    # y[t] = W_y @ h[t] + b_y  (lstm.yaml:36)
     d_b_y[...] = _sum_to_param(_xp, d_y, 1)
     d_W_y[...] = _matmul_vjp(_xp, d_y, h, ra=2, rb=1, side=0, summed=1)
     d_h += _gemm(_xp, d_y, W_y)
     # adjoint of the recurrence i, f, o, g, c, h, running backward over t
     for _t in _range(_T_t - 1, -1, -1):
-        # h[t] = o[t] * tanh(c[t])
+        # h[t] = o[t] * tanh(c[t])  (lstm.yaml:35)
         _xp.multiply(d_h[_t], _t19[_t], out=d_o[_t])
         _xp.multiply(d_h[_t], o[_t], out=d__t19[_t])
         d_c[_t] += _tanh_vjp(_xp, _t19[_t], d__t19[_t])
-        # c[t] = f[t] * c[t-1] + i[t] * g[t]
+        # c[t] = f[t] * c[t-1] + i[t] * g[t]  (lstm.yaml:34)
         _xp.multiply(d_c[_t], g[_t], out=d_i[_t])
         _xp.multiply(d_c[_t], i[_t], out=d_g[_t])
         _xp.multiply(d_c[_t], (c[_t-1] if _t-1 >= 0 else _fill_c), out=d_f[_t])
         _v = _xp.multiply(d_c[_t], f[_t])
         if _t-1 >= 0 and (_truncate is None or (_t-1) // _truncate == _t // _truncate):
             d_c[_t-1] += _v
-        # g[t] = tanh(W_g @ x[t] + U_g @ h[t-1] + b_g)
+        # g[t] = tanh(W_g @ x[t] + U_g @ h[t-1] + b_g)  (lstm.yaml:33)
         _tanh_vjp(_xp, g[_t], d_g[_t], out=d__t16[_t])
-        # i[t] = sigmoid(W_i @ x[t] + U_i @ h[t-1] + b_i)
+        # i[t] = sigmoid(W_i @ x[t] + U_i @ h[t-1] + b_i)  (lstm.yaml:30)
+        # f[t] = sigmoid(W_f @ x[t] + U_f @ h[t-1] + b_f)  (lstm.yaml:31)
+        # o[t] = sigmoid(W_o @ x[t] + U_o @ h[t-1] + b_o)  (lstm.yaml:32)
         _sigmoid_vjp(_xp, _e5[_t], d__e5[_t], out=d__e4_0_96[_t])
+        # i[t] = sigmoid(W_i @ x[t] + U_i @ h[t-1] + b_i)  (lstm.yaml:30)
+        # f[t] = sigmoid(W_f @ x[t] + U_f @ h[t-1] + b_f)  (lstm.yaml:31)
+        # o[t] = sigmoid(W_o @ x[t] + U_o @ h[t-1] + b_o)  (lstm.yaml:32)
+        # g[t] = tanh(W_g @ x[t] + U_g @ h[t-1] + b_g)  (lstm.yaml:33)
         _v = _xp.matmul(d__e4[_t], _w2)
         if _t-1 >= 0 and (_truncate is None or (_t-1) // _truncate == _t // _truncate):
             d_h[_t-1] += _v
-    # i[t] = sigmoid(W_i @ x[t] + U_i @ h[t-1] + b_i)
+    # i[t] = sigmoid(W_i @ x[t] + U_i @ h[t-1] + b_i)  (lstm.yaml:30)
+    # f[t] = sigmoid(W_f @ x[t] + U_f @ h[t-1] + b_f)  (lstm.yaml:31)
+    # o[t] = sigmoid(W_o @ x[t] + U_o @ h[t-1] + b_o)  (lstm.yaml:32)
+    # g[t] = tanh(W_g @ x[t] + U_g @ h[t-1] + b_g)  (lstm.yaml:33)
     d__w2[...] = _matmul_vjp(_xp, d__e4, _shift(_xp, h, -1, _fill_h, None), ra=2, rb=1, side=0, summed=1)
     d__p3_1[...] = _sum_to_param(_xp, d__e4, 1)
     d__w1[...] = _embed_vjp(_xp, d__e4, x, classes=65)
