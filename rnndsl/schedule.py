@@ -18,7 +18,7 @@ def schedule(model: ir.Model, low: Lowered) -> Program:
     verify(low.items, known, "lower")
     forward, fusions, views = fuse.fuse(list(low.items))
     verify(forward, known, "fuse")
-    tape = known | {b.name for b in instructions(forward) for b in [b.out]} | set(views)
+    tape = known | {i.out.name for i in instructions(forward)} | set(views)
     differentiated = autodiff.differentiate(forward)
     verify(differentiated, tape | _adjoints(differentiated), "autodiff", single_writer=False)
     backward, written = adjoints.optimise(differentiated)
