@@ -108,8 +108,10 @@ def spec(shape: str, n: int) -> str:
 # ---- one measurement, in a child process -------------------------------------------------------
 
 def _compile_stages(text: str) -> dict:
-    from rnndsl import lower, schedule, timegraph
-    from rnndsl.backends import emit, numpy_runtime
+    from rnndsl.compiler import lower, schedule
+    from rnndsl.semantics import timegraph
+    from rnndsl.backends.numpy import emit
+    from rnndsl.backends.numpy import runtime as numpy_runtime
     from rnndsl.pipeline import loads_spec
     times, t0 = {}, time.perf_counter()
 
@@ -127,7 +129,7 @@ def _compile_stages(text: str) -> dict:
 
 
 def _graph(path: str, steps: int, fmt: str) -> dict:
-    from rnndsl import cli
+    from rnndsl.tools import cli
     out = io.StringIO()
     t0 = time.perf_counter()
     with contextlib.redirect_stdout(out):

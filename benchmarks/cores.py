@@ -29,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 
-from rnndsl import bench  # noqa: E402
+from rnndsl.tools import bench  # noqa: E402
 
 SPEC, T, B, DIMS = ROOT / "specs" / "lstm.yaml", 100, 32, {"I": 128, "H": 256, "K": 64}
 

@@ -27,7 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 
-from rnndsl import bench  # noqa: E402
+from rnndsl.tools import bench  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ def run_shape(shape: Shape, repeat: int, warmup: int, use_torch: bool, dtype: st
               workers: int = 1) -> bench.Result:
     """Compile, check against torch, time everything interleaved (or, `alone`, one
     implementation after the other); a Result with extras. `workers` > 1: rnndsl shares each
-    batch out to that many processes (rnndsl.parallel)."""
+    batch out to that many processes (rnndsl.runtime.parallel)."""
     run = bench.prepare(ROOT / "specs" / shape.spec, shape.T, shape.B, shape.dims, dtype, workers=workers)
     model = run["model"]
     try:
@@ -213,11 +213,11 @@ def machine() -> list:
 
 
 def _accel() -> str:
-    from rnndsl import accel
+    from rnndsl.runtime import accel
     if not accel.enabled():
         return "NumPy's (numba not installed, or RNNDSL_ACCEL=0)"
     import numba
-    return f"compiled by numba {numba.__version__} (rnndsl.accel)"
+    return f"compiled by numba {numba.__version__} (rnndsl.runtime.accel)"
 
 
 def _cpu_model() -> str:
@@ -276,7 +276,7 @@ def main(argv=None) -> int:
                     help="time each implementation in its own block instead of alternating")
     ap.add_argument("--workers", type=int, default=1,
                     help="rnndsl shares each batch out to this many processes, one BLAS thread each "
-                         "(rnndsl.parallel); PyTorch keeps its threads")
+                         "(rnndsl.runtime.parallel); PyTorch keeps its threads")
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = ap.parse_args(argv)

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import run as runner  # noqa: E402
 
-from rnndsl import bench  # noqa: E402
+from rnndsl.tools import bench  # noqa: E402
 
 GEMM_NAMES = ("matmul", "matmul_vjp", "gemm", "xp.matmul", "xp.dot", "xp.einsum", "xp.tensordot")
 ENTRY = ("forward", "backward", "loss_and_grad")
@@ -95,7 +95,7 @@ def instrument(module, timers: Timers) -> dict:
             saved[name] = value
             category = "GEMM" if name.lstrip("_") in GEMM_NAMES else "kernels (elementwise, reductions)"
             setattr(module, name, timers.wrap(category, name.lstrip("_"), value))
-    saved["_xp"] = module._xp                 # the passes call globals as _name (backends/emit.py)
+    saved["_xp"] = module._xp                 # the passes call globals as _name (backends/numpy/emit.py)
     module._xp = XpProxy(module._xp, timers)
     return saved
 

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import traceback
 
-from rnndsl.cli import main as rnndsl
+from rnndsl.tools.cli import main as rnndsl
 
 DOC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "language.md")
 BEGIN, END = "<!-- error-table -->", "<!-- /error-table -->"

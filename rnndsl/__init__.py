@@ -4,11 +4,11 @@
     graph = rnndsl.unroll(spec, 5)
     result = rnndsl.interpret(spec, rnndsl.init_params(spec), inputs)
 """
-from .errors import DataError, SourcePos, SpecError
-from .interpret import interpret
-from .params import init_params
+from .core.errors import DataError, SourcePos, SpecError
+from .semantics.interpret import interpret
+from .runtime.params import init_params
 from .pipeline import compile, load_spec, loads_spec
-from .unroll import NodeId, unroll
+from .semantics.unroll import NodeId, unroll
 
 __all__ = ["DataError", "NodeId", "SourcePos", "SpecError", "compile", "init_params", "interpret",
            "load_spec", "loads_spec", "unroll"]

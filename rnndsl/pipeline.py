@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import check, ir, lower, schedule, spec, timegraph
-from .backends import emit, numpy_runtime
-from .errors import Source
-from .model import CompiledModel
+from .frontend import check, ir, spec
+from .compiler import lower, schedule
+from .semantics import timegraph
+from . import backends
+from .core.errors import Source
+from .runtime import accel
+from .runtime.model import CompiledModel
 
-BACKENDS = ("numpy",)
+BACKENDS = backends.names()
 
 
 def load_spec(path_or_text: str | Path | ir.Model, dims: dict | None = None) -> ir.Model:
@@ -45,5 +48,9 @@ def compile(spec_or_path, backend: str = "numpy", dtype: str = "float64", dims: 
     model = load_spec(spec_or_path, dims=dims)
     analysis = timegraph.analyse(model)
     program = schedule.schedule(model, lower.lower(model, analysis))
-    source = emit.emit_module(program, model.name, Path(model.path).name, dtype)
-    return CompiledModel(model, program, source, numpy_runtime.load(source, model.name), dtype)
+    emitter = backends.get(backend)
+    source = emitter.emit_module(program, model.name, Path(model.path).name, dtype)
+    module = emitter.load(source, model.name)
+    if backend == "numpy":
+        accel.install(module)            # float32 tanh/sigmoid compiled, when numba is there
+    return CompiledModel(model, program, source, module, dtype)

@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from rnndsl.ops import Op
+from rnndsl.core.ops import Op
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import operator
 
 import numpy as np
 
-from rnndsl.ops import Op
+from rnndsl.core.ops import Op
 
 
 def _aligned(case) -> list:

@@ -1,12 +1,13 @@
-"""The optional float32 kernels (rnndsl.accel, numba): as accurate as float32 allows, NaN and
+"""The optional float32 kernels (rnndsl.runtime.accel, numba): as accurate as float32 allows, NaN and
 infinities handled, float64 untouched, and a whole model's float32 results unchanged within
 float32 rounding."""
 import numpy as np
 import pytest
 
 import rnndsl
-from rnndsl import accel, kernels
-from rnndsl.inputs import random_batch
+from rnndsl.runtime import accel
+from rnndsl.core import kernels
+from rnndsl.semantics.inputs import random_batch
 
 from conftest import ROOT
 
@@ -71,7 +72,7 @@ def test_a_float32_model_gives_the_same_results_within_rounding(name):
     model, plain = installed(str(ROOT / "specs" / f"{name}.yaml"), "float32")
     params = model.init_params(2)
     batch = random_batch(model.spec, 6, 3, seed=4)
-    from rnndsl.inputs import prepare
+    from rnndsl.semantics.inputs import prepare
     b = prepare(model.spec, batch)
     fast = model.module.forward(params, b.arrays, b.lengths, np.float32)
     slow = plain["forward"](params, b.arrays, b.lengths, np.float32)
@@ -85,7 +86,7 @@ def test_a_float32_model_gives_the_same_results_within_rounding(name):
 def test_float64_is_untouched():
     model, plain = installed(str(ROOT / "specs" / "lstm.yaml"), "float64")
     params = model.init_params(0)
-    from rnndsl.inputs import prepare
+    from rnndsl.semantics.inputs import prepare
     b = prepare(model.spec, random_batch(model.spec, 5, 2, seed=0))
     fast = model.module.forward(params, b.arrays, b.lengths, np.float64)
     slow = plain["forward"](params, b.arrays, b.lengths, np.float64)
@@ -102,7 +103,7 @@ def test_accel_can_be_turned_off(monkeypatch):
 
 @pytest.mark.filterwarnings("error")          # a kernel that fell back to NumPy warns
 def test_workers_load_the_kernels_by_path_and_agree():
-    from rnndsl import worker
+    from rnndsl.runtime import worker
     by_path = worker._accel()                          # as a worker, which imports no rnndsl package
     space = {"xp": np, "tanh_vjp": kernels.tanh_vjp}
     assert by_path.install(space) and type(space["xp"]).__name__ == "ArrayModule"

@@ -26,10 +26,10 @@ import pytest
 from hypothesis import assume, given, strategies as st
 
 import rnndsl
-from rnndsl.gradcheck import kink_distances
-from rnndsl.backends import numpy_runtime
-from rnndsl import timegraph
-from rnndsl.ops import Kind
+from rnndsl.tools.gradcheck import kink_distances
+from rnndsl.backends.numpy import runtime as numpy_runtime
+from rnndsl.semantics import timegraph
+from rnndsl.core.ops import Kind
 
 from conftest import SPECS
 from test_specs import random_inputs

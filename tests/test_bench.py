@@ -1,4 +1,4 @@
-"""rnndsl.bench: FLOP counts against a hand count, and a tiny benchmark that runs. The
+"""rnndsl.tools.bench: FLOP counts against a hand count, and a tiny benchmark that runs. The
 PyTorch parts are skipped where torch is not installed (CI has none)."""
 import importlib.util
 import sys
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import rnndsl
-from rnndsl import bench
+from rnndsl.tools import bench
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 import rnndsl
-from rnndsl import checkpoint
-from rnndsl.checkpoint import load, save, spec_hash, spec_meta, spec_text
-from rnndsl.errors import DataError
-from rnndsl.optim import Schedule, make_optimizer, settings_from, training_state
+from rnndsl.training import checkpoint
+from rnndsl.training.checkpoint import load, save, spec_hash, spec_meta, spec_text
+from rnndsl.core.errors import DataError
+from rnndsl.training.optim import Schedule, make_optimizer, settings_from, training_state
 
 from conftest import ROOT
 

@@ -14,9 +14,10 @@ import rnndsl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rnndsl import checkpoint, rundir, safenpz, train
-from rnndsl.cli import main
-from rnndsl.errors import DataError
+from rnndsl.training import checkpoint, rundir, train
+from rnndsl.core import safenpz
+from rnndsl.tools.cli import main
+from rnndsl.core.errors import DataError
 
 from conftest import ROOT
 

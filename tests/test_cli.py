@@ -6,7 +6,7 @@ import sys
 import networkx as nx
 import pytest
 
-from rnndsl.cli import main
+from rnndsl.tools.cli import main
 
 from conftest import ROOT, SPECS
 

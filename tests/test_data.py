@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 import rnndsl
-from rnndsl import audio, data, inputs
-from rnndsl.data import DataError
+from rnndsl.training.data import audio
+from rnndsl.training import data
+from rnndsl.semantics import inputs
+from rnndsl.training.data import DataError
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 RATE = 16000

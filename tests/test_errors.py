@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, strategies as st
 
 import rnndsl
-from rnndsl.cli import main
-from rnndsl.errors import Diagnostic, Source, SourcePos
+from rnndsl.tools.cli import main
+from rnndsl.core.errors import Diagnostic, Source, SourcePos
 
 ELMAN = """\
 name: elman

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import rnndsl
-from rnndsl import generate
+from rnndsl.training import generate
 
 from conftest import ROOT
 

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given, strategies as st
 
 import rnndsl
-from rnndsl import gradcheck as gc
-from rnndsl.cli import main
-from rnndsl.inputs import random_batch
-from rnndsl.model import CompiledModel
-from rnndsl.ops import KINKS, TABLE, Op
+from rnndsl.tools import gradcheck as gc
+from rnndsl.tools.cli import main
+from rnndsl.semantics.inputs import random_batch
+from rnndsl.runtime.model import CompiledModel
+from rnndsl.core.ops import KINKS, TABLE, Op
 
 from conftest import SPECS
 

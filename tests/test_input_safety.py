@@ -13,9 +13,10 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from rnndsl import data, files, limits
-from rnndsl.cli import main
-from rnndsl.errors import DataError, SpecError
+from rnndsl.training import data
+from rnndsl.core import files, limits
+from rnndsl.tools.cli import main
+from rnndsl.core.errors import DataError, SpecError
 
 from conftest import ROOT
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import rnndsl
-from rnndsl import kernels
+from rnndsl.core import kernels
 
 from conftest import ROOT
 

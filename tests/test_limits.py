@@ -13,10 +13,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import rnndsl
-from rnndsl import cliargs, data, generate, graphviz, inputs, limits, optim
-from rnndsl.cli import _print_stream, main
-from rnndsl.errors import DataError, SpecError
-from rnndsl.scalars import resolve_plain
+from rnndsl.tools import cliargs, graphviz
+from rnndsl.training import data, generate, optim
+from rnndsl.semantics import inputs
+from rnndsl.core import limits
+from rnndsl.tools.cli import _print_stream, main
+from rnndsl.core.errors import DataError, SpecError
+from rnndsl.frontend.scalars import resolve_plain
 
 from conftest import ROOT
 
@@ -79,7 +82,7 @@ def test_workers_are_capped_at_the_cores(capsys, monkeypatch):
 
 def test_the_python_api_checks_what_the_cli_checks():
     model = rnndsl.compile(SPEC)
-    from rnndsl.gradcheck import gradcheck
+    from rnndsl.tools.gradcheck import gradcheck
     for call, match in [(lambda: gradcheck(model, 5, 0), "batch must be"), (lambda: gradcheck(model, 0, 2), "steps"),
                         (lambda: gradcheck(model, 5, 2, seed=-1), "seed must be"),
                         (lambda: model.init_params(-1), "seed must be"),
@@ -94,7 +97,7 @@ def test_the_python_api_checks_what_the_cli_checks():
                                                ("batch", str(10**6), "batch must be at most"),
                                                ("bptt", "1:30", "ambiguous number 1:30")])
 def test_training_settings_have_caps(key, value, message):
-    from rnndsl.cli import parse_settings
+    from rnndsl.tools.cli import parse_settings
     with pytest.raises(SpecError, match=message):
         optim.settings_from((), parse_settings([f"{key}={value}"]))
 

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, strategies as st
 
 import rnndsl
-from rnndsl.backends.passes import _comment
-from rnndsl.ops import BY_SPELLING
+from rnndsl.backends.numpy.passes import _comment
+from rnndsl.core.ops import BY_SPELLING
 
 # Every role a name can take: inputs, params, a learned init, a forward and a backward
 # recurrence, a window read, a variable; ragged lengths and a carried stream exercise the masks.

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, find, given, settings, strategies as st
 
-from rnndsl.ops import TABLE, Op, elementwise, result_rank
+from rnndsl.core.ops import TABLE, Op, elementwise, result_rank
 
 import op_definitions as defs
 from op_cases import CASES, Case

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from rnndsl import kernels
-from rnndsl.ops import SPEC_OPS, TABLE, Dim, Kind, Op, ShapeError, Type, floats
+from rnndsl.core import kernels
+from rnndsl.core.ops import SPEC_OPS, TABLE, Dim, Kind, Op, ShapeError, Type, floats
 
 F = lambda *dims: floats(*(Dim(d) for d in dims))
 

@@ -8,11 +8,11 @@ import yaml
 from hypothesis import given, strategies as st
 
 import rnndsl
-from rnndsl import optim
+from rnndsl.training import optim
 
-from rnndsl.settings import TRAIN_KEYS
-from rnndsl.errors import DataError, SpecError
-from rnndsl.optim import (Schedule, Settings, clip_global_norm, make_optimizer, restore,
+from rnndsl.frontend.settings import TRAIN_KEYS
+from rnndsl.core.errors import DataError, SpecError
+from rnndsl.training.optim import (Schedule, Settings, clip_global_norm, make_optimizer, restore,
                           settings_from, training_state)
 
 from conftest import ROOT, SPECS

@@ -1,4 +1,4 @@
-"""Data parallelism over the batch (rnndsl.parallel): sharing a batch out to worker processes
+"""Data parallelism over the batch (rnndsl.runtime.parallel): sharing a batch out to worker processes
 gives the loss, per-sequence losses, gradients and final states of one pass over the whole
 batch; a worker that fails or dies is reported, and the next call starts afresh."""
 import io
@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 import rnndsl
-from rnndsl import parallel, train, worker
-from rnndsl.inputs import random_batch
+from rnndsl.runtime import parallel, worker
+from rnndsl.training import train
+from rnndsl.semantics.inputs import random_batch
 
 from conftest import ROOT
 from test_train import assert_same_params, cli, params_of, write_reviews

@@ -2,7 +2,7 @@
 import pytest
 
 import rnndsl
-from rnndsl import ir
+from rnndsl.frontend import ir
 
 
 def model(equations: str, loss: str = "mean_t mse(y[t], y[t])", extra_params: str = ""):

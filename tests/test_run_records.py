@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rnndsl import checkpoint, rundir, train
-from rnndsl.errors import DataError, SpecError
+from rnndsl.training import checkpoint, rundir, train
+from rnndsl.core.errors import DataError, SpecError
 
 from test_run_safety import CHAR_RNN, cli, readers, run, trained   # noqa: F401 (run, trained: fixtures)
 

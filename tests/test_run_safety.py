@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rnndsl import checkpoint, job, rundir, runfiles, runinfo, train
-from rnndsl.cli import main
-from rnndsl.errors import DataError
-from rnndsl.model import CompiledModel, Step
+from rnndsl.training import checkpoint, job, rundir, runfiles, runinfo, train
+from rnndsl.tools.cli import main
+from rnndsl.core.errors import DataError
+from rnndsl.runtime.model import CompiledModel, Step
 
 from conftest import ROOT
 
@@ -259,7 +259,7 @@ def test_an_overwrite_replaces_every_file_of_the_old_run(run, capsys):
 
 HOLD_LOCK = """
 import sys
-from rnndsl import runfiles
+from rnndsl.training import runfiles
 with runfiles.lock(sys.argv[1]):
     print("locked", flush=True)
     sys.stdin.read()

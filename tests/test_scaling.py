@@ -21,9 +21,12 @@ import pytest
 from hypothesis import given
 
 import rnndsl
-from rnndsl import adjoints, autodiff, cli, fuse, graphviz, lower, pipeline, timegraph
-from rnndsl.program import instructions
-from rnndsl.unroll import unroll
+from rnndsl import pipeline
+from rnndsl.compiler import adjoints, autodiff, fuse, lower
+from rnndsl.tools import cli, graphviz
+from rnndsl.semantics import timegraph
+from rnndsl.compiler.program import instructions
+from rnndsl.semantics.unroll import unroll
 
 from conftest import ROOT
 from test_unroll import random_specs, spec_text

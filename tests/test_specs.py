@@ -3,9 +3,10 @@ import numpy as np
 import pytest
 
 import rnndsl
-from rnndsl import ir, timegraph
-from rnndsl.ops import Kind
-from rnndsl.unroll import axis_lengths
+from rnndsl.frontend import ir
+from rnndsl.semantics import timegraph
+from rnndsl.core.ops import Kind
+from rnndsl.semantics.unroll import axis_lengths
 
 from conftest import SPECS
 

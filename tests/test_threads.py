@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import rnndsl
-from rnndsl.inputs import random_batch
+from rnndsl.semantics.inputs import random_batch
 
 from conftest import ROOT
 
@@ -96,7 +96,7 @@ def test_buffers_are_reused_from_call_to_call_and_fresh_without_a_dict():
     assert kept
     _same(_run(model, params, batch), first, "second call")
     assert all(model.buffers()[k] is v for k, v in kept.items())
-    from rnndsl.inputs import prepare
+    from rnndsl.semantics.inputs import prepare
     prepared = prepare(model.spec, batch)
     tape = model.module.forward(params, prepared.arrays, prepared.lengths, model.dtype)
     fresh = model.module.backward(params, tape, 4)

@@ -1,5 +1,5 @@
 """Training, sampling and evaluation end to end: `rnndsl train | sample | eval` through the CLI
-(the user's path: exit codes, messages, never a traceback) and `rnndsl.train` where a test needs
+(the user's path: exit codes, messages, never a traceback) and `rnndsl.training.train` where a test needs
 control (interrupting at a given step, a non-finite loss, a failing checkpoint write)."""
 import json
 import math
@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnndsl import checkpoint, data, optim, rundir, train
-from rnndsl.cli import main
-from rnndsl.errors import DataError
-from rnndsl.model import CompiledModel, Step
+from rnndsl.training import checkpoint, data, optim, rundir, train
+from rnndsl.tools.cli import main
+from rnndsl.core.errors import DataError
+from rnndsl.runtime.model import CompiledModel, Step
 
 from conftest import ROOT
 
@@ -529,7 +529,7 @@ def test_eval_on_other_data_reads_all_of_it(lm_run, lm_text, tmp_path, capsys):
 
 def test_eval_carries_the_state_across_windows_as_training_does(lm_run, lm_text):
     """The LM's loss on its stream equals the training loop's own measure (state carried)."""
-    from rnndsl import evaluate
+    from rnndsl.training import evaluate
     model, params, info = train.load_run(lm_run)
     settings = optim.Settings(**info["settings"])
     job = train.prepare(str(lm_run / rundir.SPEC), lm_text, info["dims"], info=info, settings=settings)
@@ -582,7 +582,7 @@ def test_a_failed_checkpoint_write_keeps_the_previous_one(lm_run, tmp_path, monk
 KILLED_WRITER = """
 import os, signal, sys
 import numpy as np
-from rnndsl import train
+from rnndsl.training import train
 saves, savez = [0], np.savez
 def savez_then_die(file, **arrays):
     saves[0] += 1

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, strategies as st
 
 import rnndsl
-from rnndsl import timegraph
-from rnndsl.unroll import NodeId
+from rnndsl.semantics import timegraph
+from rnndsl.semantics.unroll import NodeId
 
 from conftest import ROOT
 

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, strategies as st
 
 import rnndsl
-from rnndsl.cli import main
-from rnndsl.usage import unused
+from rnndsl.tools.cli import main
+from rnndsl.semantics.usage import unused
 
 from conftest import SPECS
 from test_backend import CASES, setup

@@ -1,11 +1,11 @@
-"""The program verifier (rnndsl/verify.py) runs after every pass of every compile; here, each
+"""The program verifier (rnndsl/compiler/verify.py) runs after every pass of every compile; here, each
 invariant it holds is broken on purpose and must be named."""
 import pytest
 
 import rnndsl
-from rnndsl.ops import Op
-from rnndsl.program import Buf, Instr, Loop, Mode, Ref, Role
-from rnndsl.verify import ProgramError, verify
+from rnndsl.core.ops import Op
+from rnndsl.compiler.program import Buf, Instr, Loop, Mode, Ref, Role
+from rnndsl.compiler.verify import ProgramError, verify
 
 from conftest import SPECS
 

@@ -11,7 +11,7 @@ xp = np
 SPEC_NAME = 'birnn'
 SPEC_FILE = 'birnn.yaml'
 
-# ---- kernels (rnndsl/kernels.py) and helpers (backends/helpers.py) ----
+# ---- kernels (rnndsl/core/kernels.py) and helpers (backends/numpy/helpers.py) ----
 
 def log_softmax(xp, x):
     shifted = x - x.max(axis=-1, keepdims=True)

@@ -11,7 +11,7 @@ xp = np
 SPEC_NAME = 'lstm'
 SPEC_FILE = 'lstm.yaml'
 
-# ---- kernels (rnndsl/kernels.py) and helpers (backends/helpers.py) ----
+# ---- kernels (rnndsl/core/kernels.py) and helpers (backends/numpy/helpers.py) ----
 
 def sigmoid(xp, x, out=None):
     """1 / (1 + exp(-x)): for x below -88 (float32) exp overflows to inf and 1 / inf is the

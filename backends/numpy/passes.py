@@ -1,0 +1,442 @@
+"""Program -> the source of forward() and backward(): the passes of an emitted module.
+
+Spec names are used as written and the adjoint of v is d_v; every name this code makes for
+itself begins with _ (sizes, masks, temporaries, and the module's globals and builtins through
+their _-aliases, which backends/numpy/emit.py writes): the checker refuses spec names of those forms,
+so none can shadow one of these. Spec lines appear only in comments made by `_comment`.
+"""
+from __future__ import annotations
+
+import math
+
+from ...core.ops import TABLE, Kind, Op, elementwise, result_rank
+from ...compiler.program import Buf, Instr, Loop, Mode, Program, Ref, Role, instructions
+
+INDENT = "    "
+
+
+def kernels_called(prog: Program) -> set:
+    """The names of the kernels (rnndsl/core/kernels.py) the passes call."""
+    return {TABLE[i.op].forward.__name__ for i in instructions(prog.forward + prog.backward)
+            if not TABLE[i.op].ufunc and TABLE[i.op].forward.__name__ != "<lambda>"
+            and not _gemm(i, ["a", "b"])}
+
+
+class Passes:
+    """forward() and backward() of one program, as source text."""
+
+    def __init__(self, prog: Program, dtype: str = "float64"):
+        self.prog, self.dtype = prog, str(dtype)
+        # adjoints without batch axes: of parameters and of values made from them only (views
+        # of a fused one included: fusion leaves them no instruction of their own)
+        self.param_grads = {"d_" + b.name: b.rank for b in prog.params}
+        self.param_grads.update({"d_" + i.out.name: i.out.rank for i in instructions(prog.forward)
+                                 if i.mode is Mode.PARAM})
+        self.param_grads.update({"d_" + b.name: b.rank for b in prog.values if b.role is Role.PARAM})
+        self.carried = _carried(prog)
+        # indexes, so that finding a buffer or the views of a base is not a scan per call
+        self.bufs: dict = {}
+        self.views: dict = {}
+        for b in prog.values:
+            self.bufs.setdefault(b.name, b)
+            if b.view:
+                self.views.setdefault(b.view[0], []).append(b)
+        self.lines: list = []
+        self.depth = 1
+
+    def put(self, text: str) -> None:
+        for line in text.split("\n"):
+            self.lines.append(INDENT * self.depth + line)
+
+    # -- forward ------------------------------------------------------------------------------
+    def forward(self) -> str:
+        p = self.prog
+        self.lines = [f'def forward(_params, _inputs, _lengths=None, _dtype=np.{self.dtype}, _carry=None):',
+                      f'{INDENT}"""Every value of the forward pass (the tape), and the loss. Inputs are',
+                      f'{INDENT}time-major; lengths {{axis: (B,) ints}} default to the padded length; carry',
+                      f'{INDENT}{{variable: (B, ...)}} replaces a recurrence\'s start (the last window\'s',
+                      f'{INDENT}tape["_final"]), and no gradient flows into it."""']
+        self.depth = 1
+        axes = sorted({b.axis for b in p.inputs if b.axis})
+        first = p.inputs[0] if p.inputs else None
+        self.put("_lengths = _dict(_lengths or {})")
+        for a in axes:
+            seq = next(b for b in p.inputs if b.axis == a)
+            self.put(f"_lengths.setdefault({a!r}, _np.full(_np.shape(_inputs[{seq.name!r}])[1], "
+                     f"_np.shape(_inputs[{seq.name!r}])[0]))")
+        self.put(f"_B = _len(_lengths[{axes[0]!r}])" if axes else f"_B = _len(_inputs[{first.name!r}])")
+        for a in axes:
+            self.put(f"_len_{a} = _xp.asarray(_lengths[{a!r}])")
+            seq = next(b for b in p.inputs if b.axis == a)
+            self.put(f"_T_{a} = _inputs[{seq.name!r}].shape[0]")
+            self.put(f"_valid_{a} = _xp.arange(_T_{a})[:, None] < _len_{a}[None, :]")
+            self.put(f"_full_{a} = _bool(_valid_{a}.all())          # no padding: reads past t need no mask")
+        self.put("# inputs, with padded steps zeroed: what a pad holds never matters")
+        for b in p.inputs:
+            self.put(self._input(b))
+        for b in p.params:
+            self.put(f"{b.name} = _xp.asarray(_params[{b.name!r}], dtype=_dtype)")
+        self._allocate_steps(p.forward)
+        self._zeros(p.forward)
+        self._carry_prologue()
+        self._items(p.forward)
+        self._finals()
+        self.put("_tape = _dict(_locals())")
+        self.put("_tape['_total_loss'] = _float(_loss.mean())")
+        self.put("return _tape")
+        return "\n".join(self.lines)
+
+    def _input(self, b: Buf) -> str:
+        raw = f"_xp.asarray(_inputs[{b.name!r}])"
+        if b.axis is None:
+            return f"{b.name} = {raw}" + (".astype(_dtype)" if b.kind is Kind.FLOAT else "")
+        mask = f"_valid_{b.axis}" + "[..., None]" * (b.rank if b.kind is Kind.FLOAT else 0)
+        zero = "0.0" if b.kind is Kind.FLOAT else "-1"     # -1: no class (an absent target)
+        cast = ".astype(_dtype)" if b.kind is Kind.FLOAT else ""
+        return f"{b.name} = _xp.where({mask}, {raw}, {zero}){cast}"
+
+    def _allocate_steps(self, items) -> None:
+        """Preallocate every buffer written step by step, and the views into them."""
+        stepped = []
+        for instr in instructions(items):
+            b = instr.out
+            if instr.mode is Mode.STEP and b.view is None and b.name not in stepped:
+                stepped.append(b.name)
+                dt = "_dtype" if b.kind is Kind.FLOAT else "_np.int64"
+                self.put(f"{b.name} = _xp.empty((_T_{b.axis}, _B) + {tuple(b.dims)!r}, dtype={dt})")
+        for name in stepped:
+            self._views_of(name)
+
+    def _carry_prologue(self) -> None:
+        for name, default in sorted(self.carried.items()):
+            start = default or _empty_step(self._buf(name))
+            self.put(f"_carried_{name} = _carry is not None and {name!r} in _carry")
+            self.put(f"_fill_{name} = _xp.asarray(_carry[{name!r}], dtype=_dtype) if _carried_{name} else {start}")
+
+    def _finals(self) -> None:
+        """Each carried variable at each sequence's last step: the next window's carry."""
+        finals = ", ".join(f"{n!r}: {n}[_len_{self._axis_of(n)} - 1, _xp.arange(_B)]" for n in sorted(self.carried))
+        self.put(f"_final = {{{finals}}}")
+
+    def _axis_of(self, name: str) -> str:
+        return self._buf(name).axis
+
+    def _buf(self, name: str) -> Buf:
+        return self.bufs[name]
+
+    def _zeros(self, items) -> None:
+        """One zero step per buffer that a loop reads before its start (no state init)."""
+        bufs = {r.buf.name: r.buf for i in instructions(items) if i.mode is Mode.STEP for r in i.refs
+                if r.offset and r.fill is None and r.buf.axis and not (r.offset < 0 and r.buf.name in self.carried)}
+        for name, buf in sorted(bufs.items()):
+            self.put(f"_zero_{name} = {_empty_step(buf)}")
+
+    def _views_of(self, base: str) -> None:
+        for b in self.views.get(base, ()):
+            self.put(f"{b.name} = {base}[..., {b.view[1]}:{b.view[2]}]")
+
+    def _items(self, items, backward: bool = False) -> None:
+        last_line = None
+        for item in items:
+            if isinstance(item, Loop):
+                last_line = None
+                self._loop(item, backward)
+                continue
+            if item.line and item.line != last_line:
+                self.put(_comments(item.line))
+                last_line = item.line
+            self.put(self._instr(item))
+            if not backward:
+                self._views_of(item.out.name)
+
+    def _loop(self, loop: Loop, backward: bool) -> None:
+        steps = f"_range(_T_{loop.axis} - 1, -1, -1)" if loop.reverse else f"_range(_T_{loop.axis})"
+        direction = "backward" if loop.reverse else "forward"
+        self.put(f"# {'adjoint of the ' if backward else ''}recurrence {', '.join(loop.members)}, "
+                 f"running {direction} over {loop.axis}")
+        self.put(f"for _t in {steps}:")
+        self.depth += 1
+        last = None
+        for instr in loop.body:
+            if instr.line and instr.line != last:
+                self.put(_comments(instr.line))
+                last = instr.line
+            self.put(self._instr(instr, loop if backward else None))
+        self.depth -= 1
+
+    # -- instructions --------------------------------------------------------------------------
+    def _instr(self, instr: Instr, loop: Loop | None = None) -> str:
+        if instr.target is not None and not instr.accumulate:
+            return self._write(instr)
+        if instr.accumulate:
+            return self._accumulate(instr, loop)
+        value = self._call(instr)
+        d = TABLE[instr.op]
+        if instr.mode is Mode.STEP and instr.out.axis is not None:
+            dest = f"{instr.out.name}[_t]"
+            if _writes_out(instr):
+                return f"{value[:-1]}, out={dest})"
+            return f"{dest} = {value}"
+        return f"{instr.out.name} = {value}"
+
+    def _call(self, instr: Instr) -> str:
+        d = TABLE[instr.op]
+        ranks = tuple(_rank(a) for a in instr.args)
+        rank = result_rank(instr.op, ranks, instr.attr)
+        args = [self._arg(a, instr.mode, rank if elementwise(instr.op) else None) for a in instr.args]
+        if d.ufunc:
+            consts = [_number(instr.attr[k]) for k, _ in d.attrs]
+            return f"_xp.{d.ufunc}({', '.join(args + consts)})"
+        gemm = _gemm(instr, args)
+        if gemm:
+            return gemm
+        if instr.op is Op.COPY:
+            return self._copy(instr, args[0])
+        if instr.op is Op.ONEHOT:
+            return f"_onehot(_xp, {args[0]}, {instr.attr['classes']}, _dtype)"
+        extra = [f"{k}={_number(v)}" for k, v in instr.attrs]
+        if d.ranked:
+            extra.append(f"ranks={ranks!r}")
+        extra += self._context(instr)
+        return f"_{d.forward.__name__}(_xp, {', '.join(args + extra)})"
+
+    def _copy(self, instr: Instr, arg: str) -> str:
+        """A copy, broadcast when a value without time (or batch) fills a sequence (or a
+        per-sequence value): `v[t] = tanh(b)`."""
+        out, src = instr.out, instr.args[0]
+        if instr.accumulate or not isinstance(src, Ref) or out.dims is None or None in out.dims:
+            return arg
+        if instr.mode is Mode.SEQ and out.axis and not src.buf.axis:
+            return f"_xp.array(_xp.broadcast_to({arg}, (_T_{out.axis}, _B) + {tuple(out.dims)!r}))"
+        if instr.mode is Mode.STATIC and src.buf.role is Role.PARAM and out.role is not Role.PARAM:
+            return f"_xp.array(_xp.broadcast_to({arg}, (_B,) + {tuple(out.dims)!r}))"
+        return arg
+
+    def _context(self, instr: Instr) -> list:
+        ctx = TABLE[instr.op].context
+        axes = [a.buf.axis for a in instr.args if isinstance(a, Ref) and a.buf.axis]
+        if ctx == "valid":
+            return [f"valid=_valid_{axes[0]}"]
+        if ctx == "lengths":
+            return [f"lengths=_len_{axes[0]}"]
+        if ctx == "seq_lengths":
+            return [f"lengths=({', '.join(f'_len_{a}' for a in axes)},)"]
+        return []
+
+    def _arg(self, a, mode: Mode, rank: int | None) -> str:
+        """The code that reads an argument in a mode, aligned to `rank` (scalars broadcast)."""
+        if not isinstance(a, Ref):
+            return _number(a)
+        code = self._read(a, mode)
+        if rank is not None and _rank(a) < rank:
+            code = f"{code}[{', '.join(['...'] + ['None'] * (rank - _rank(a)))}]"
+        return code
+
+    def _read(self, r: Ref, mode: Mode) -> str:
+        b = r.buf
+        if b.axis is None:
+            return b.name
+        fill = r.fill.name if r.fill is not None else f"_zero_{b.name}"
+        if r.offset < 0 and b.name in self.carried:
+            fill = f"_fill_{b.name}"
+        masked = r.offset > 0 and b.role is not Role.INPUT
+        if mode is Mode.STEP:
+            if r.offset == 0:
+                return f"{b.name}[_t]"
+            s = f"_t{r.offset:+d}"
+            inside = f"{s} >= 0" if r.offset < 0 else f"{s} < _T_{b.axis}"
+            value = f"{b.name}[{s}]"
+            if masked:                      # only a batch with shorter sequences needs the mask
+                value = f"({value} if _full_{b.axis} else _xp.where(_valid_{b.axis}[{s}]{_expand(b)}, {value}, {fill}))"
+            return f"({value} if {inside} else {fill})"
+        if r.offset == 0:
+            return b.name
+        valid = f"_valid_{b.axis}" if masked else "None"
+        seq_fill = fill if (r.fill is not None or fill.startswith("_fill_")) else "None"
+        return f"_shift(_xp, {b.name}, {r.offset}, {seq_fill}, {valid})"
+
+    # -- accumulation into adjoints --------------------------------------------------------------
+    def _accumulate(self, instr: Instr, loop: Loop | None) -> str:
+        target = instr.target
+        value = self._call(instr)
+        vrank = result_rank(instr.op, tuple(_rank(a) for a in instr.args), instr.attr)
+        trank = len(target.buf.dims)
+        value = _sum_trailing(value, vrank - trank)
+        b = target.buf
+        if b.axis is None:                                   # static or param
+            return f"{b.name} += {self._to_target(value, b.name, instr.mode, instr.summed)}"
+        if instr.mode is not Mode.STEP and target.offset == 0:
+            return f"{b.name} += {value}"
+        if instr.mode is not Mode.STEP:
+            fill = target.fill
+            valid = f"_valid_{b.axis}" if target.offset > 0 else "None"
+            call = f"_unshift_add(_xp, {b.name}, {value}, {target.offset}, {valid})"
+            if fill is None:
+                return call
+            guard = self._fill_guard(target)
+            add = f"{fill.name} += {self._to_target('_outside', fill.name, Mode.STEP, False)}"
+            return f"_outside = {call}\n" + (f"if {guard}:\n{INDENT}{add}" if guard else add)
+        return self._accumulate_step(instr, value, loop)
+
+    def _fill_guard(self, target: Ref) -> str:
+        """A carried start is data: the learned init it replaced gets no gradient from it."""
+        var = target.buf.name[2:]
+        return f"not _carried_{var}" if target.offset < 0 and var in self.carried else ""
+
+    def _write(self, instr: Instr) -> str:
+        """The only contribution to an adjoint: written in place, with out= where it can."""
+        b = instr.target.buf
+        value = self._call(instr)
+        vrank = result_rank(instr.op, tuple(_rank(a) for a in instr.args), instr.attr)
+        reduced = _sum_trailing(value, vrank - len(b.dims))
+        if b.axis is None:
+            reduced = self._to_target(reduced, b.name, instr.mode, instr.summed)
+        dest = f"{b.name}[_t]" if instr.mode is Mode.STEP and b.axis else f"{b.name}[...]"
+        if reduced == value and _writes_out(instr):
+            return f"{value[:-1]}, out={dest})"
+        return f"{dest} = {reduced}"
+
+    def _accumulate_step(self, instr: Instr, value: str, loop: Loop | None) -> str:
+        """d[t+k] += value inside the sequence (cut at truncation windows); what a read
+        outside it took from the fill goes to the fill's adjoint."""
+        target, b = instr.target, instr.target.buf
+        k = target.offset
+        if k == 0:
+            return f"{b.name}[_t] += {value}"
+        s = f"_t{k:+d}"
+        inside = f"{s} >= 0" if k < 0 else f"{s} < _T_{b.axis}"
+        keep = inside
+        if loop is not None and loop.truncate and b.name[2:] in loop.members:
+            keep += f" and (_truncate is None or ({s}) // _truncate == _t // _truncate)"
+        mask = f"_valid_{b.axis}[{s}]{_expand(b)}"
+        lines = [f"_v = {value}", f"if {keep}:",
+                 f"{INDENT}{b.name}[{s}] += " + (f"(_v if _full_{b.axis} else _xp.where({mask}, _v, 0.0))"
+                                                 if k > 0 else "_v")]
+        fill = target.fill
+        if fill is None:
+            return "\n".join(lines)
+        to_fill = lambda v: f"{fill.name} += {self._to_target(v, fill.name, Mode.STEP, False)}"
+        if k > 0:                           # past each sequence's own end, the read took the fill
+            lines += [f"if {inside}:", f"{INDENT}{to_fill(f'_xp.where({mask}, 0.0, _v)')}",
+                      "else:", f"{INDENT}{to_fill('_v')}"]
+        else:
+            guard = self._fill_guard(target)
+            lines += [f"if not ({inside})" + (f" and {guard}" if guard else "") + ":", f"{INDENT}{to_fill('_v')}"]
+        return "\n".join(lines)
+
+    def _to_target(self, value: str, target: str, mode: Mode, summed: bool) -> str:
+        """`value` summed down to a static or parameter adjoint: over time for a value made
+        for all steps at once, over everything leading for a parameter."""
+        if summed:
+            return value
+        if target in self.param_grads:
+            return f"_sum_to_param(_xp, {value}, {self.param_grads[target]})"
+        return f"({value}).sum(axis=0)" if mode is Mode.SEQ else value
+
+    # -- backward -----------------------------------------------------------------------------
+    def backward(self) -> str:
+        p = self.prog
+        self.lines = ["def backward(_params, _tape, _truncate=None, _buffers=None):",
+                      f'{INDENT}"""The gradient of the mean loss with respect to every parameter '
+                      f'(truncate: BPTT window).',
+                      f'{INDENT}_buffers: the caller\'s dict of adjoint buffers, reused from call to call '
+                      f'(None: fresh ones)."""']
+        self.depth = 1
+        names = sorted({b.name for b in p.values} | {"_B", "_dtype"}
+                       | {f"_{k}_{a}" for a in _axes(p) for k in ("T", "len", "valid", "full")}
+                       | {f"{k}_{n}" for n in self.carried for k in ("_fill", "_carried")})
+        for n in names:
+            self.put(f"{n} = _tape[{n!r}]")
+        returned = {"d_" + b.name for b in p.params}
+        for g in p.grads:
+            if g.view is None and g.name in returned:          # handed to the caller: fresh arrays
+                make = "zeros" if g.name in p.zeroed else "empty"
+                self.put(f"{g.name} = _xp.{make}({g.name[2:]}.shape, {g.name[2:]}.dtype)")
+            elif g.view is None:                                 # internal: the caller's, reused
+                self.put(f"{g.name} = _scratch(_xp, _buffers, {g.name!r}, {g.name[2:]}.shape, {g.name[2:]}.dtype, "
+                         f"{g.name in p.zeroed})")
+        for g in p.grads:
+            if g.view is not None:
+                self.put(f"{g.name} = {g.view[0]}[..., {g.view[1]}:{g.view[2]}]")
+        self._zeros(p.backward)
+        self.put("d__loss[...] = 1.0 / _B")
+        self._items(p.backward, backward=True)
+        grads = ", ".join(f"{b.name!r}: d_{b.name}" for b in p.params)
+        self.put(f"return {{{grads}}}")
+        return "\n".join(self.lines)
+
+
+def _empty_step(buf: Buf) -> str:
+    """One step of a buffer with nothing in it: zeros, or no class (-1) for class indices."""
+    if buf.kind is Kind.FLOAT:
+        return f"_xp.zeros((_B,) + {tuple(buf.dims)!r}, dtype=_dtype)"
+    return "_xp.full((_B,), -1, dtype=_np.int64)"
+
+
+def _carried(prog: Program) -> dict:
+    """Recurrent variables whose reads before the start may take a carried state (streams cut
+    into windows): name -> the default fill (a learned init parameter) or None (zeros)."""
+    out = {}
+    for instr in instructions(prog.forward):
+        if instr.mode is not Mode.STEP:
+            continue
+        for r in instr.refs:
+            if r.offset < 0 and r.buf.role is Role.VALUE and r.buf.axis and (
+                    r.fill is None or r.fill.role is Role.PARAM):
+                out[r.buf.name] = r.fill.name if r.fill is not None else None
+    return out
+
+
+def _gemm(instr: Instr, args: list) -> str:
+    """A product with a parameter matrix as plain matmul (a GEMM that can write out=):
+    W @ x[t] is x[t] @ W.T over the batch; its adjoint for x is dy @ W."""
+    a = instr.args
+    param = lambda r: isinstance(r, Ref) and r.buf.role is Role.PARAM and r.buf.rank == 2
+    call = "_xp.matmul" if instr.mode is Mode.STEP else "_gemm"        # gemm: all steps as one GEMM
+    if instr.op is Op.MATMUL and tuple(_rank(r) for r in a) == (2, 1) and param(a[0]):
+        return f"{call}({args[1]}, {args[0]}.T)" if call == "_xp.matmul" else f"_gemm(_xp, {args[1]}, {args[0]}.T)"
+    attr = instr.attr
+    if (instr.op is Op.MATMUL_VJP and (attr.get("ra"), attr.get("rb"), attr.get("side")) == (2, 1, 1)
+            and param(a[1])):
+        return f"{call}({args[0]}, {args[1]})" if call == "_xp.matmul" else f"_gemm(_xp, {args[0]}, {args[1]})"
+    return ""
+
+
+def _writes_out(instr: Instr) -> bool:
+    d = TABLE[instr.op]
+    return bool(d.ufunc or d.out or (instr.mode is Mode.STEP and _gemm(instr, ["a", "b"])))
+
+
+def _axes(p: Program) -> list:
+    return sorted({b.axis for b in p.inputs if b.axis})
+
+
+def _rank(a) -> int:
+    return a.buf.rank if isinstance(a, Ref) else 0
+
+
+def _number(v) -> str:
+    """A constant as a literal (non-finite ones through _np: a bare `inf` would be a name)."""
+    v = float(v)
+    if not math.isfinite(v):
+        return "_np.nan" if math.isnan(v) else ("_np.inf" if v > 0 else "(-_np.inf)")
+    return repr(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(v)
+
+
+def _comments(lines: str) -> str:
+    """One comment per line of `lines` (a fused instruction carries each member's)."""
+    return "\n".join(_comment(line) for line in str(lines).split("\n"))
+
+
+def _comment(text: str) -> str:
+    """A spec line as a comment: through repr, so no line break or control character in it
+    can end the comment."""
+    return "# " + repr(str(text))[1:-1]
+
+
+def _expand(b: Buf) -> str:
+    return "[:, " + ", ".join(["None"] * b.rank) + "]" if b.rank else ""
+
+
+def _sum_trailing(value: str, n: int) -> str:
+    return value if n <= 0 else f"({value}).sum(axis={tuple(range(-n, 0))!r})"

@@ -1,0 +1,134 @@
+"""The linear program: what backends emit. Buffers, instructions and loops.
+
+A program is a list of `Instr` and `Loop`. Every instruction applies one op of the op
+table to `Ref`s (a buffer read at an offset) and constants, in one of three modes:
+
+    PARAM   once per call, on parameters only       arrays (...)          e.g. fused weights
+    STATIC  once per sequence, for the whole batch  arrays (B, ...)
+    SEQ     all steps of an axis at once (hoisted)  arrays (T, B, ...)
+    STEP    inside a `Loop`, at step t              writes buf[t] of a (T, B, ...) buffer
+
+Reads outside a sequence give the `fill` buffer (a state init) or zeros; for an offset > 0
+"outside" depends on each sequence's length, so those reads are masked.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from ..core.ops import Kind, Op
+
+
+class Mode(enum.Enum):
+    PARAM = "param"
+    STATIC = "static"
+    SEQ = "seq"
+    STEP = "step"
+
+
+class Role(enum.Enum):
+    PARAM = "param"        # a parameter, or a value made from parameters only: no batch axes
+    INPUT = "input"
+    VALUE = "value"        # a forward value
+    GRAD = "grad"          # an adjoint
+
+
+@dataclass(frozen=True)
+class Buf:
+    name: str
+    dims: tuple                   # the spec's shape, never batch or time
+    axis: str | None              # sequence buffers are (T, B, ...) over this axis
+    role: Role
+    kind: Kind = Kind.FLOAT       # ONEHOT and INDEX buffers hold int class indices
+    classes: int = 0
+
+    @property
+    def rank(self) -> int:
+        return len(self.dims)
+
+    view: tuple | None = None     # (base buffer name, start, stop): a slice of a fused buffer
+
+
+@dataclass(frozen=True)
+class Ref:
+    buf: Buf
+    offset: int = 0
+    fill: Buf | None = None       # what reads outside the sequence give; None: zeros
+
+    def __str__(self) -> str:
+        if self.buf.axis is None:
+            return self.buf.name
+        return f"{self.buf.name}[{self.buf.axis}{self.offset:+d}]" if self.offset else f"{self.buf.name}[{self.buf.axis}]"
+
+
+@dataclass(frozen=True)
+class Instr:
+    out: Buf
+    op: Op
+    args: tuple                   # Ref | float
+    mode: Mode
+    attrs: tuple = ()
+    accumulate: bool = False      # target += value (adjoints)
+    line: str = field(default="", compare=False)     # the spec line it comes from
+    target: Ref | None = None     # where an accumulation goes: an adjoint at an offset, with fill
+    summed: bool = False          # the value is already summed over batch and time (a param's)
+
+    @property
+    def attr(self) -> dict:
+        return dict(self.attrs)
+
+    @property
+    def refs(self) -> list:
+        return [a for a in self.args if isinstance(a, Ref)]
+
+
+@dataclass(frozen=True)
+class Loop:
+    axis: str
+    reverse: bool                 # True: t runs from the end to the start
+    body: tuple                   # Instr
+    members: tuple = ()           # the recurrence's variables (for comments)
+    truncate: bool = False        # truncated BPTT cuts adjoints crossing window edges
+
+
+@dataclass(frozen=True)
+class Program:
+    forward: tuple                # Instr | Loop
+    backward: tuple               # Instr | Loop
+    params: tuple                 # Buf (role PARAM)
+    inputs: tuple                 # Buf (role INPUT)
+    values: tuple                 # every forward Buf the backward pass reads (the tape)
+    grads: tuple                  # every adjoint Buf
+    loss: Buf                     # per-sequence loss, (B,)
+    outputs: tuple                # names of equation buffers returned to the user
+    zeroed: tuple = ()            # adjoints that start at zero (the rest are written once)
+    notes: tuple = ()             # what the scheduler did, for --explain
+    labels: tuple = ()            # (buffer name, the spec expression it holds)
+
+
+def instructions(items) -> list:
+    """Every Instr of a program part, loops flattened."""
+    out = []
+    for item in items:
+        out.extend(item.body if isinstance(item, Loop) else [item])
+    return out
+
+
+def show(items, indent: str = "") -> str:
+    """The program as text: `rnndsl compile --dump program`."""
+    lines = []
+    for item in items:
+        if isinstance(item, Loop):
+            order = "reversed " if item.reverse else ""
+            lines.append(f"{indent}for {item.axis} in {order}steps:    # {', '.join(item.members)}")
+            lines.append(show(item.body, indent + "    "))
+            continue
+        args = ", ".join(str(a) if isinstance(a, Ref) else f"{a:g}" for a in item.args)
+        attrs = "".join(f", {k}={v:g}" for k, v in item.attrs)
+        if item.target is not None:
+            target = str(item.target) if item.mode is Mode.STEP or item.target.offset else item.target.buf.name
+        else:
+            target = f"{item.out.name}[{item.out.axis}]" if item.mode is Mode.STEP else item.out.name
+        op = "+=" if item.accumulate else "="
+        lines.append(f"{indent}{target} {op} {item.op.name.lower()}({args}{attrs})    [{item.mode.value}]")
+    return "\n".join(lines)

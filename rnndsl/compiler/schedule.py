@@ -1,0 +1,81 @@
+"""Forward program -> scheduled program: fusion, the backward pass, the buffer plan.
+
+    fuse       matmuls that share an operand in one phase become one GEMM into a buffer
+               whose slices are the original results (views: no copies)
+    autodiff   the backward program (autodiff.py)
+    plan       which buffers the backward pass reads (the tape) and which adjoints exist
+"""
+from __future__ import annotations
+
+from . import adjoints, autodiff, fuse
+from ..frontend import ir
+from .lower import Lowered
+from .program import Buf, Instr, Loop, Program, Ref, Role, instructions
+from .verify import verify
+
+
+def schedule(model: ir.Model, low: Lowered) -> Program:
+    known = {b.name for b in low.bufs.values() if b.role in (Role.INPUT, Role.PARAM)}
+    verify(low.items, known, "lower")
+    forward, fusions, views = fuse.fuse(list(low.items))
+    verify(forward, known, "fuse")
+    tape = known | {i.out.name for i in instructions(forward)} | set(views)
+    differentiated = autodiff.differentiate(forward)
+    verify(differentiated, tape | _adjoints(differentiated), "autodiff", single_writer=False)
+    backward, written = adjoints.optimise(differentiated)
+    verify(backward, tape | _adjoints(backward), "adjoints", single_writer=False)
+    values = _values(low, forward, views)
+    declared = _declared(model)          # once: a set per parameter made this quadratic
+    params = tuple(b for b in low.bufs.values() if b.role is Role.PARAM and b.name in declared)
+    grads = _grads(backward, params, {b.name: b for b in values})
+    return Program(tuple(forward), tuple(backward), params=params,
+                   inputs=tuple(b for b in low.bufs.values() if b.role is Role.INPUT),
+                   values=values, grads=grads, loss=low.loss,
+                   zeroed=tuple(g.name for g in grads if g.name not in written),
+                   outputs=tuple(e.name for e in model.equations), notes=tuple(low.notes) + tuple(fusions),
+                   labels=tuple(low.labels.items()))
+
+
+def _values(low: Lowered, forward: list, views: dict) -> tuple:
+    """Every forward buffer: inputs, parameters, results and the views into them (also the
+    views nothing reads: a variable is still returned to the user)."""
+    seen = dict(views)
+    for instr in instructions(forward):          # after fusion: some results are views now
+        for buf in [instr.out] + [a.buf for a in instr.refs] + [a.fill for a in instr.refs if a.fill]:
+            seen.setdefault(buf.name, buf)
+    for b in low.bufs.values():
+        seen.setdefault(b.name, b)
+    return tuple(seen.values())
+
+
+def _grads(backward: list, params: tuple, values: dict) -> tuple:
+    """Every adjoint the backward pass reads or accumulates (locals excluded), bases of
+    views first; every parameter has one, even a parameter the loss does not depend on."""
+    seen = {"d_" + p.name: autodiff.adjoint(p) for p in params}
+    for instr in instructions(backward):
+        refs = instr.refs + ([instr.target] if instr.target else [])
+        for buf in [r.buf for r in refs] + [r.fill for r in refs]:
+            if buf is not None and buf.name.startswith("d_"):
+                if buf.view:
+                    base = autodiff.adjoint(values[buf.view[0][2:]])
+                    seen.setdefault(base.name, base)
+                seen.setdefault(buf.name, buf)
+    return tuple(sorted(seen.values(), key=lambda b: b.view is not None))
+
+
+def _declared(model: ir.Model) -> set:
+    return {p.name for p in model.params}
+
+
+def _adjoints(backward: list) -> set:
+    """The adjoint buffers a backward program reads or accumulates into: allocated before it
+    runs (its locals, the _g temporaries, are not)."""
+    names = set()
+    for instr in instructions(backward):
+        for ref in instr.refs + ([instr.target] if instr.target else []):
+            for buf in (ref.buf, ref.fill):
+                if buf is not None and buf.role is Role.GRAD and buf.name.startswith("d_"):
+                    names.add(buf.name)
+                    if buf.view:
+                        names.add(buf.view[0])
+    return names

@@ -1,0 +1,106 @@
+"""Program parts -> the same, checked: the invariants every pass must keep (issue 9 item 8).
+
+    items, known names, stage  --verify-->  None, or ProgramError naming the stage and the
+                                            instruction that breaks an invariant
+
+A broken invariant is a compiler bug, never a user's mistake, so it is an exception of its
+own (not a SpecError). The checks, linear in the program's size:
+
+    defined before use   every buffer read is known before the part runs (inputs, parameters,
+                         the tape, adjoints), or written earlier; inside a loop a read at the
+                         current step follows the write of that step (or the buffer comes from
+                         before the loop); a view counts as written when its base is
+    views in bounds      a view (base, start, stop) lies inside its base and is as wide as its dims
+    one writer           a forward buffer is written by one instruction (a loop's instruction
+                         writes one step at a time); adjoints may accumulate
+    ranks                the op table's rank rule gives the result's rank (an accumulation may
+                         sum trailing axes away, so there the target's rank is at most it)
+"""
+from __future__ import annotations
+
+from ..core.ops import result_rank
+from .program import Buf, Instr, Loop, Ref
+
+
+class ProgramError(AssertionError):
+    """A pass broke an invariant of the program IR (a bug in rnndsl)."""
+
+
+def verify(items, known, stage: str, single_writer: bool = True) -> None:
+    """Check `items` (Instr | Loop) given the buffer names `known` before they run."""
+    defined, written = set(known), set()
+    bases = {b.name: b for b in _outputs(items)}
+    for item in items:
+        if isinstance(item, Loop):
+            _verify_loop(item, defined, written, bases, stage, single_writer)
+        else:
+            _check_instr(item, defined, bases, stage)
+            _define(item, defined, written, stage, single_writer)
+
+
+def _verify_loop(loop: Loop, defined: set, written: set, bases: dict, stage: str, single_writer: bool) -> None:
+    before = set(defined)
+    in_loop = {i.out.name for i in loop.body}
+    for instr in loop.body:
+        # other steps of a buffer the loop writes are there when the recurrence reads them
+        _check_instr(instr, defined | {r.buf.name for r in instr.refs if r.offset and r.buf.name in in_loop},
+                     bases, stage)
+        _define(instr, defined, written, stage, single_writer)
+    defined |= before
+
+
+def _check_instr(instr: Instr, defined: set, bases: dict, stage: str) -> None:
+    for ref in instr.refs + ([instr.target] if instr.target is not None else []):
+        for buf in (ref.buf, ref.fill):
+            if buf is not None:
+                _check_view(buf, bases, instr, stage)
+    for ref in instr.refs:
+        for buf in (ref.buf, ref.fill):
+            if buf is not None and not _is_defined(buf, defined):
+                raise _error(stage, instr, f"reads {buf.name} before anything writes it")
+    _check_rank(instr, stage)
+
+
+def _is_defined(buf: Buf, defined: set) -> bool:
+    return buf.name in defined or (buf.view is not None and buf.view[0] in defined)
+
+
+def _check_view(buf: Buf, bases: dict, instr: Instr, stage: str) -> None:
+    if buf.view is None:
+        return
+    base, start, stop = buf.view
+    whole = bases.get(base)
+    if not 0 <= start < stop or (buf.dims and buf.dims[0] is not None and stop - start != buf.dims[0]):
+        raise _error(stage, instr, f"view {buf.name} = {base}[{start}:{stop}] does not match its dims {buf.dims}")
+    if whole is not None and whole.dims and whole.dims[0] is not None and stop > whole.dims[0]:
+        raise _error(stage, instr, f"view {buf.name} = {base}[{start}:{stop}] runs past {base}'s {whole.dims[0]}")
+
+
+def _check_rank(instr: Instr, stage: str) -> None:
+    ranks = tuple(a.buf.rank if isinstance(a, Ref) else 0 for a in instr.args)
+    rank = result_rank(instr.op, ranks, instr.attr)
+    out = instr.target.buf if instr.target is not None else instr.out
+    if (out.rank > rank) if instr.accumulate or instr.target is not None else (out.rank != rank):
+        raise _error(stage, instr, f"{instr.op.name.lower()} of ranks {ranks} has rank {rank}, "
+                     f"but {out.name} has rank {out.rank}")
+
+
+def _define(instr: Instr, defined: set, written: set, stage: str, single_writer: bool) -> None:
+    out = instr.target.buf if instr.target is not None else instr.out
+    if single_writer and not instr.accumulate and instr.target is None:
+        if out.name in written:
+            raise _error(stage, instr, f"writes {out.name}, which an earlier instruction wrote")
+        written.add(out.name)
+    defined.add(out.name)
+
+
+def _outputs(items) -> list:
+    out = []
+    for item in items:
+        out += [i.out for i in item.body] if isinstance(item, Loop) else [item.out]
+    return out
+
+
+def _error(stage: str, instr: Instr, problem: str) -> ProgramError:
+    return ProgramError(f"after {stage}: {instr.out.name} = {instr.op.name.lower()}(...) "
+                        f"[{instr.mode.value}] {problem} (a bug in rnndsl: please report it with the spec)")

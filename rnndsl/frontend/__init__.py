@@ -1,0 +1,1 @@
+"""The spec language: YAML text -> located tree -> parsed equations -> checked, typed IR."""

@@ -1,0 +1,111 @@
+"""The compiled model users hold: parameters, forward, loss_and_grad (DESIGN.md's API)."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..frontend import ir
+from ..core.errors import DataError
+from ..semantics.inputs import prepare
+from .params import init_params
+from ..compiler.program import Program
+
+
+@dataclass(frozen=True)
+class Step:
+    """One training step's result: mean loss, per-sequence losses, gradients, and each
+    carried recurrence's state at each sequence's last step (the next window's carry)."""
+    loss: float
+    losses: np.ndarray
+    grads: dict
+    final: dict
+
+
+class CompiledModel:
+    """A spec compiled to code. `source` is the emitted module's text. The module is shared by
+    every model of the same source (backends/numpy/runtime.py caches it); what a call keeps
+    between calls (backward()'s adjoint buffers) belongs to the model and the calling thread."""
+
+    def __init__(self, spec: ir.Model, program: Program, source: str, module, dtype: str):
+        self.spec, self.program, self.source, self.module = spec, program, source, module
+        self.dtype = np.dtype(dtype)
+        self.workers = None
+        self._local = threading.local()
+
+    def buffers(self) -> dict:
+        """This thread's adjoint buffers for the module's backward(), reused from call to call
+        (fresh memory costs page faults: docs/benchmarks.md); one dict per model and thread,
+        so two models, or two threads using one model, never write into the same array."""
+        buffers = getattr(self._local, "buffers", None)
+        if buffers is None:
+            buffers = self._local.buffers = {}
+        return buffers
+
+    def use_workers(self, count: int) -> "CompiledModel":
+        """Run loss_and_grad and step on `count` processes, this one included, each with its
+        share of the batch and one BLAS thread (rnndsl.runtime.parallel); 1 runs everything here."""
+        self.close()
+        if count > 1:
+            from .parallel import Workers
+            self.workers = Workers(self, count)
+        return self
+
+    def close(self) -> None:
+        """Stop the worker processes, if any."""
+        if self.workers is not None:
+            self.workers.close()
+            self.workers = None
+
+    def init_params(self, seed: int = 0) -> dict:
+        return init_params(self.spec, seed, self.dtype)
+
+    def forward(self, params: dict, inputs: dict) -> dict:
+        """Every variable (time-major, padded steps zero) and the loss: {"loss": float,
+        "losses": (B,), name: array}."""
+        batch = prepare(self.spec, inputs)
+        tape = self.module.forward(self._params(params), batch.arrays, batch.lengths, self.dtype)
+        out = {"loss": tape["_total_loss"], "losses": tape["_loss"]}
+        for eq in self.spec.equations:
+            value = tape[eq.name]
+            if eq.axis:
+                valid = tape[f"_valid_{eq.axis}"]
+                valid = valid.reshape(valid.shape + (1,) * len(eq.type.dims))
+                value = np.where(valid, value, 0)
+            out[eq.name] = value
+        return out
+
+    def loss_and_grad(self, params: dict, inputs: dict, truncate: int | None = None) -> tuple:
+        """The mean loss over the batch and its gradient for every parameter; `truncate`
+        cuts the gradient of each recurrence at windows of that many steps."""
+        result = self.step(params, inputs, truncate=truncate)
+        return result.loss, result.grads
+
+    def step(self, params: dict, inputs: dict, carry: dict | None = None, truncate: int | None = None,
+             grad: bool = True) -> Step:
+        """Forward (and backward) on one batch, starting recurrences from `carry` (the last
+        window's `final`): truncated BPTT over a stream cut into windows."""
+        batch = prepare(self.spec, inputs)
+        params = self._params(params)
+        if self.workers is not None:
+            loss, losses, grads, final = self.workers.step(params, batch, carry, truncate, grad)
+        else:
+            tape = self.module.forward(params, batch.arrays, batch.lengths, self.dtype, carry)
+            grads = self.module.backward(params, tape, truncate, self.buffers()) if grad else {}
+            loss, losses, final = tape["_total_loss"], tape["_loss"], tape["_final"]
+        return Step(loss, losses, {k: np.asarray(v, self.dtype) for k, v in grads.items()}, final)
+
+    def _params(self, params: dict) -> dict:
+        want = {p.name: p.type.dims for p in self.spec.params}
+        missing, extra = set(want) - set(params), set(params) - set(want)
+        if missing or extra:
+            raise DataError(f"parameters do not match {self.spec.name}: "
+                            + "; ".join(filter(None, [f"missing {', '.join(sorted(missing))}" if missing else "",
+                                                      f"unknown {', '.join(sorted(extra))}" if extra else ""])),
+                            "make them with model.init_params()")
+        for name, dims in want.items():
+            if tuple(np.shape(params[name])) != dims:
+                raise DataError(f"parameter {name} has shape {np.shape(params[name])}; {self.spec.name} "
+                                f"declares {dims}")
+        return params

@@ -1,0 +1,1 @@
+"""What users run: the command line, graphs as DOT, benchmarks and gradient checks."""

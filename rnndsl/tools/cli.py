@@ -1,0 +1,432 @@
+"""The command line: check, graph, compile, gradcheck, bench.
+
+A mistake in a spec or in data prints a compiler error and exits 1, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from . import cliargs
+from .. import backends
+from ..core import files, limits
+from ..frontend import ir
+from ..semantics import timegraph
+from ..core.errors import DataError, SpecError
+from .graphviz import graph_dot, graph_json, graph_text
+from ..core.ops import Kind
+from ..runtime.params import check_memory as check_param_memory
+from ..pipeline import load_spec
+from ..frontend.scalars import resolve_plain
+from ..core.textsafe import printable
+from ..semantics.unroll import unroll
+from ..semantics.usage import unused
+
+STEPS = cliargs.whole(1, limits.MAX_STEPS)
+BATCH = cliargs.whole(1, limits.MAX_BATCH)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except SpecError as exc:
+        print(exc.format(), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("rnndsl: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rnndsl", description="Compile recurrent networks written as YAML specs.")
+    sub = p.add_subparsers(required=True, metavar="COMMAND")
+
+    c = sub.add_parser("check", help="parse and check specs; print a summary")
+    c.add_argument("specs", nargs="+", metavar="SPEC")
+    c.add_argument("--strict", action="store_true",
+                   help="warnings (a parameter or equation that does not reach the loss) are errors")
+    _add_set(c)
+    c.set_defaults(run=cmd_check)
+
+    g = sub.add_parser("graph", help="print the unrolled acyclic graph")
+    g.add_argument("spec", metavar="SPEC")
+    g.add_argument("--unroll", default="4", metavar="T",
+                   help="steps per axis: one number for every axis, or s=5,t=3")
+    g.add_argument("--format", choices=("text", "dot", "json"), default="text")
+    g.add_argument("--params", action="store_true",
+                   help="show parameter nodes in text and dot (json always has every node)")
+    _add_set(g)
+    g.set_defaults(run=cmd_graph)
+
+    k = sub.add_parser("compile", help="emit a standalone module; print a stage or explain the schedule")
+    k.add_argument("spec", metavar="SPEC")
+    k.add_argument("--backend", choices=backends.names(), default="numpy")
+    k.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    k.add_argument("-o", "--output", metavar="FILE", help="write the module here (default: standard output)")
+    k.add_argument("--dump", choices=("ir", "unrolled", "program", "code"),
+                   help="print one stage: the typed IR, the unrolled graph, the scheduled program, the code")
+    k.add_argument("--explain", action="store_true", help="report what the schedule did, in spec terms")
+    k.add_argument("--steps", type=STEPS, default=100, metavar="T", help="T for --explain's buffer sizes")
+    k.add_argument("--batch", type=BATCH, default=32, metavar="B", help="B for --explain's buffer sizes")
+    _add_set(k)
+    k.set_defaults(run=cmd_compile)
+
+    c = sub.add_parser("gradcheck", help="derived gradients against float64 finite differences")
+    c.add_argument("spec", metavar="SPEC")
+    c.add_argument("--steps", type=STEPS, default=5, metavar="T")
+    c.add_argument("--batch", type=BATCH, default=2, metavar="B")
+    c.add_argument("--seed", type=cliargs.seed, default=0)
+    c.add_argument("--tol", type=cliargs.tolerance, default=1e-6, help="largest relative error accepted (0 to 1)")
+    _add_set(c)
+    c.set_defaults(run=cmd_gradcheck)
+
+    t = sub.add_parser("train", help="train a spec; writes a run directory (metrics, loss.png, checkpoints)")
+    t.add_argument("spec", metavar="SPEC", nargs="?")
+    t.add_argument("--data", metavar="PATH", help="text, a speech manifest (.tsv or its folder), an .npz; "
+                   "default: the embedded 'hello' (specs/char_rnn.yaml)")
+    t.add_argument("--out", metavar="RUN", help="the run directory (default runs/NAME-TIME)")
+    t.add_argument("--resume", metavar="RUN", help="continue a run where its checkpoint stopped")
+    t.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    t.add_argument("--level", choices=("char", "word"), default="char", help="text: characters or words")
+    t.add_argument("--features", choices=("mfcc", "logspec"), default="mfcc",
+                   help="speech: MFCCs or a log spectrogram, as many per frame as the spec's frame input")
+    t.add_argument("--backend", choices=backends.names(), default="numpy")
+    t.add_argument("--workers", type=cliargs.workers, default=1, metavar="N",
+                   help="processes that share each batch, one core each (default 1: this one, "
+                        "with multithreaded BLAS); 2 on a 2-core machine trains an LSTM about 1.2x faster")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_set(t, "override a dim or a training setting, e.g. --set H=128 --set lr=0.01")
+    t.set_defaults(run=cmd_train)
+
+    s = sub.add_parser("sample", help="generate from a trained run, feeding outputs back as inputs")
+    s.add_argument("run_dir", metavar="RUN")
+    s.add_argument("--prime", default=None, help="text to start from (default: the spec's generate: start)")
+    s.add_argument("--length", type=cliargs.whole(0, limits.MAX_SAMPLE_LENGTH), default=None,
+                   help=f"how many symbols to generate (at most {limits.MAX_SAMPLE_LENGTH:,})")
+    s.add_argument("--temperature", type=cliargs.temperature, default=None,
+                   help=f"0 is greedy, else {limits.MIN_TEMPERATURE:g} or more "
+                        "(default: the spec's generate: temperature, else 1)")
+    s.add_argument("--seed", type=cliargs.seed, default=0)
+    s.add_argument("--from", dest="source", metavar="PATH",
+                   help="condition on an example of this data file (in the run's format): its image, its "
+                        "source sentence, whatever the spec reads off the generated axis")
+    s.add_argument("--index", type=cliargs.whole(0, limits.MAX_EXAMPLES), default=0, metavar="N",
+                   help="which example of --from (from 0)")
+    s.set_defaults(run=cmd_sample)
+
+    e = sub.add_parser("eval", help="loss and the metrics that fit the spec on a data set")
+    e.add_argument("run_dir", metavar="RUN")
+    e.add_argument("--data", metavar="PATH", help="default: the data the run trained on")
+    e.set_defaults(run=cmd_eval)
+
+    b = sub.add_parser("bench", help="time forward and forward+backward; report GFLOP/s")
+    b.add_argument("spec", metavar="SPEC")
+    b.add_argument("--steps", type=STEPS, default=100, metavar="T")
+    b.add_argument("--batch", type=BATCH, default=32, metavar="B")
+    b.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    b.add_argument("--repeat", type=cliargs.whole(1, limits.MAX_REPEAT), default=10)
+    b.add_argument("--threads", type=cliargs.whole(1, 4096), default=None,
+                   help="cap BLAS and OpenMP threads (threadpoolctl)")
+    b.add_argument("--workers", type=cliargs.workers, default=1, metavar="N",
+                   help="processes that share each batch, one core each (as train --workers)")
+    _add_set(b)
+    b.set_defaults(run=cmd_bench)
+    return p
+
+
+def _add_set(p: argparse.ArgumentParser, text: str = "override a dim, e.g. --set H=128 (repeatable)") -> None:
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=text)
+
+
+def parse_settings(items: list[str]) -> dict:
+    """--set K=V pairs -> {K: int, float, bool or str}, each value read as a spec reads a plain
+    YAML value (so --set epochs=1:30 is the same error as in the spec)."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        shown = printable(item if len(item) <= 60 else item[:57] + "...")
+        if not sep or not key.strip() or not value.strip():
+            raise SpecError.at(None, f"--set {shown}: expected NAME=VALUE", "for example --set H=128")
+        try:
+            typed = resolve_plain(value.strip())
+        except ValueError as exc:
+            raise SpecError.at(None, f"--set {shown}: {exc.args[0]}", exc.args[1]) from None
+        out[key.strip()] = value.strip() if typed is None else typed
+    return out
+
+
+# ---- check -----------------------------------------------------------------------------------
+
+def cmd_check(args) -> int:
+    dims = parse_settings(args.set)
+    failed = 0
+    for path in args.specs:
+        try:
+            model = load_spec(path, dims=dims)
+            check_param_memory(model)           # training it would fit in this machine's memory
+        except SpecError as exc:
+            print(exc.format(), file=sys.stderr)
+            failed += 1
+            continue
+        print(summary(model))
+        failed += _warn(unused(model), args.strict)
+    if len(args.specs) > 1:
+        print(f"{len(args.specs) - failed} of {len(args.specs)} specs ok")
+    return 1 if failed else 0
+
+
+def _warn(warnings: list, strict: bool) -> int:
+    """Print the warnings (as errors with --strict); 1 if that fails the spec."""
+    for w in warnings:
+        print((dataclasses.replace(w, severity="error") if strict else w).format(), file=sys.stderr)
+    return int(strict and bool(warnings))
+
+
+def summary(model: ir.Model) -> str:
+    analysis = timegraph.analyse(model)
+    lines = [f"{model.path}: {model.name} ok"]
+    if model.doc:
+        lines.append(f"  {' '.join(model.doc.split())[:100]}")
+    lines.append(f"  dims:   {', '.join(f'{n}={d.value}' for n, d in model.dims) or '-'}")
+    lines.append(f"  inputs: {', '.join(f'{i.name} {i.type}' + (f' over {i.axis}' if i.axis else '') for i in model.inputs)}")
+    lines.append(f"  params: {len(model.params)} tensors, {model.param_count():,} values")
+    for p in model.params:
+        lines.append(f"    {p.name:<12} {str(p.type):<28} {p.init}")
+    for r in analysis.recurrences:
+        delays = ", ".join(str(d) for d in r.delays)
+        lines.append(f"  recurrence {', '.join(r.members)}: {r.direction.value.split()[0]} over {r.axis}, "
+                     f"delay {delays}")
+    for cls in (timegraph.Class.PARALLEL, timegraph.Class.STATIC):
+        names = [n for n, c in analysis.classes.items() if c is cls]
+        if names:
+            lines.append(f"  {cls.value}: {', '.join(names)}")
+    lines.append(f"  loss:   {ir.show(model.loss)}")
+    return "\n".join(map(printable, lines))
+
+
+# ---- compile and gradcheck ------------------------------------------------------------------
+
+def cmd_compile(args) -> int:
+    from ..pipeline import compile as compile_spec
+    model = compile_spec(args.spec, backend=args.backend, dtype=args.dtype, dims=parse_settings(args.set))
+    if args.explain:
+        from ..compiler.explain import explain
+        print(_lines(explain(model, args.steps, args.batch)))
+        return 0
+    if args.dump:
+        print(_lines(_dump(model, args.dump)))
+        return 0
+    if args.output:
+        fail = lambda problem, hint: SpecError.at(None, f"-o {args.output}: {problem}", hint)
+        files.write_file(args.output, model.source, fail)
+        print(f"wrote {printable(args.output)} ({len(model.source.splitlines())} lines, needs only {args.backend})")
+    else:
+        print(model.source, end="")
+    return 0
+
+
+def _lines(text: str) -> str:
+    """Multi-line text with each line's control characters escaped (names come from specs)."""
+    return "\n".join(map(printable, text.split("\n")))
+
+
+def _dump(model, stage: str) -> str:
+    from ..compiler import program
+    if stage == "ir":
+        return ir.pretty(model.spec)
+    if stage == "unrolled":
+        return graph_text(model.spec, unroll(model.spec, 3))
+    if stage == "program":
+        return ("# forward\n" + program.show(model.program.forward)
+                + "\n\n# backward\n" + program.show(model.program.backward))
+    return model.source
+
+
+def cmd_gradcheck(args) -> int:
+    from .gradcheck import FORWARD_TOL, gradcheck
+    from ..pipeline import compile as compile_spec
+    model = compile_spec(args.spec, dtype="float64", dims=parse_settings(args.set))
+    report = gradcheck(model, args.steps, args.batch, args.seed)
+    print(f"{printable(model.spec.name)}: float64, T={args.steps} B={args.batch}, ragged lengths, seed {args.seed}")
+    print("forward vs the reference interpreter (largest |difference| / max(1, |value|)):")
+    for v in report.forward:
+        print(f"  {_checked(v.name, v.shape)} {v.error:.1e}  {'ok' if v.ok() else 'FAIL'}")
+    print("gradient vs finite differences (worst relative error over the directions checked):")
+    for p in report.params:
+        print(f"  {_checked(p.name, p.shape)} {p.worst:.1e}  {'ok' if p.ok(args.tol) else 'FAIL'}{_skipped(p)}")
+    bad_values = sum(not v.ok() for v in report.forward)
+    bad_params = sum(not p.ok(args.tol) for p in report.params)
+    print(f"forward: {len(report.forward) - bad_values} of {len(report.forward)} values within {FORWARD_TOL:g}; "
+          f"gradient: {len(report.params) - bad_params} of {len(report.params)} parameters within {args.tol:g}")
+    return 1 if bad_values or bad_params else 0
+
+
+def _checked(name: str, shape: tuple) -> str:
+    return f"{printable(name):<14} {str(list(shape)):<16}"
+
+
+def _skipped(p) -> str:
+    """Directions replaced because a kink was too close for any step (none checked fails)."""
+    if not p.checked:
+        return f"  (all {p.skipped} directions tried lie on a kink: try another --seed)"
+    return f"  ({p.skipped} of {p.checked + p.skipped} directions on a kink, replaced)" if p.skipped else ""
+
+
+def cmd_train(args) -> int:
+    from ..training import train
+    if args.resume:
+        _only_resume(args)
+    elif args.spec is None:
+        raise SpecError.at(None, "train needs a SPEC (or --resume RUN)", "for example: rnndsl train specs/char_rnn.yaml")
+    try:
+        run = train.resume(args.resume, args.quiet, args.workers) if args.resume else train.train(
+            args.spec, args.data, args.out, parse_settings(args.set), args.backend, args.quiet, args.overwrite,
+            loader={"level": args.level, "features": args.features}, workers=args.workers)
+    except train.Interrupted as stop:
+        print(f"rnndsl: interrupted; the checkpoint holds every finished step: continue with --resume {stop.run}",
+              file=sys.stderr)
+        return 130
+    last = _last_loss(run)
+    shown = printable(run)
+    print(f"trained {shown}" + (f": loss {last:.4f}" if last is not None else "") + f"; see {shown}/loss.png")
+    return 0
+
+
+def _only_resume(args) -> None:
+    """--resume takes its spec, data and settings from the run: refuse any it would ignore."""
+    given = [flag for flag, value in (("SPEC", args.spec), ("--data", args.data), ("--out", args.out),
+                                      ("--set", args.set), ("--overwrite", args.overwrite)) if value]
+    if given:
+        raise SpecError.at(None, f"--resume continues a run as it was; it does not take {', '.join(given)}",
+                           "to train with other settings or data, start a new run with another --out")
+
+
+def _last_loss(run):
+    from ..training import rundir
+    losses = [r["loss"] for r in rundir.read_metrics(run) if "loss" in r]
+    return losses[-1] if losses else None
+
+
+def cmd_sample(args) -> int:
+    from ..training import data, generate, train
+    model, params, info, source = train.load_checked_run(args.run_dir)
+    gen = model.spec.generate
+    vocab = data.Vocab.from_json(info["vocab"]) if info.get("vocab") else None
+    if vocab is None:
+        raise SpecError.at(None, f"{args.run_dir}: the run has no vocabulary to sample symbols from")
+    prime = args.prime if args.prime is not None else (gen.start if gen and gen.start else "")
+    stop = vocab.index(gen.stop) if gen and gen.stop and gen.stop in vocab else None
+    length = args.length if args.length is not None else (gen.max_len if gen else 50)
+    temperature = args.temperature if args.temperature is not None else (gen.temperature if gen else 1.0)
+    context = {}
+    if args.source is not None and gen is not None and gen.feed:
+        context, reference = _example(source, args.source, args.index, model.spec, info)
+        if reference is not None:
+            print(f"example {args.index} of {printable(args.source)}; its own: "
+                  f"{printable(vocab.decode(list(reference)))}", file=sys.stderr)
+    primed = vocab.encode(prime)
+    ids = generate.stream(model, params, primed, length, temperature, args.seed, context, stop)
+    _print_stream(vocab, primed, ids)
+    return 0
+
+
+def _print_stream(vocab, prime, ids) -> None:
+    """The prime, then each symbol as it is sampled: a long sample shows as it grows and is
+    never held whole. Newlines and tabs print as they are; other control characters escaped."""
+    out, gap = sys.stdout, " " if vocab.level == "word" else ""
+    out.write(printable(vocab.decode(prime), keep="\n\t"))
+    for i in ids:
+        out.write(printable(gap + vocab.decode([i]), keep="\n\t"))
+        out.flush()
+    out.write("\n")
+
+
+def _example(source, path, index: int, spec: ir.Model, info: dict) -> tuple:
+    """(context, reference) of example `index` of a data file read as the run reads data: the
+    inputs off the generated axis (an image, a source sentence) condition the generation; the
+    index input on that axis other than the fed one (the target) is shown for comparison."""
+    from ..training import optim, train
+    job = train.prepare(source, path, info["dims"], info.get("backend", "numpy"), info,
+                        optim.Settings(**info["settings"]), hold_out=False)
+    examples = job.train.examples
+    if not 0 <= index < len(examples):
+        raise DataError(f"{path} has {len(examples)} examples; --index {index} is not one of them",
+                        "--index counts from 0")
+    fed = spec.generate.feed[0][0]
+    axis = next(i.axis for i in spec.inputs if i.name == fed)
+    example = examples[index]
+    context = {i.name: example[i.name] for i in spec.inputs if i.axis != axis}
+    targets = [i.name for i in spec.inputs if i.axis == axis and i.name != fed and i.type.kind is Kind.INDEX]
+    return context, (example[targets[0]] if len(targets) == 1 else None)
+
+
+def cmd_eval(args) -> int:
+    from ..training import data, evaluate, optim, train
+    info = _run_info(args.run_dir)
+    path = args.data or (None if info["data"] == "<embedded hello>" else info["data"])
+    model, params, _, source = train.load_checked_run(args.run_dir)
+    # other data is evaluated whole; the run's own data on the part training held out
+    job_data = train.prepare(source, path, info["dims"], info.get("backend", "numpy"),
+                             info, optim.Settings(**info["settings"]), hold_out=not args.data)
+    held_out = job_data.valid is not None
+    bound = job_data.valid if held_out else job_data.train
+    vocab = data.Vocab.from_json(info["vocab"]) if info.get("vocab") else None
+    result = evaluate.metrics(model, params, bound, job_data.settings, vocab)
+    held = " (the part held out from training)" if held_out else ""
+    print(f"{printable(model.spec.name)} on {printable(path or 'the embedded hello')}{held}:")
+    for key, value in result.items():
+        print(f"  {key:<16} {value:.4f}" if isinstance(value, float) else f"  {key:<16} {value}")
+    return 0
+
+
+def _run_info(run):
+    from ..training import rundir
+    return rundir.read_info(Path(run))
+
+
+def cmd_bench(args) -> int:
+    from . import bench
+    result = bench.bench(args.spec, args.steps, args.batch, parse_settings(args.set) or None,
+                         args.dtype, args.repeat, threads=args.threads, workers=args.workers)
+    from ..runtime import accel
+    notes = (f" {args.workers} workers" if args.workers > 1 else "") + (
+        " (numba float32 kernels)" if args.dtype == "float32" and accel.enabled() else "")
+    print(_lines(bench.report([result], f"{args.spec}: T={args.steps} B={args.batch} {args.dtype}{notes}")))
+    print("for a same-run comparison with PyTorch at the standard shapes: python benchmarks/run.py")
+    return 0
+
+
+# ---- graph -----------------------------------------------------------------------------------
+
+def cmd_graph(args) -> int:
+    model = load_spec(args.spec, dims=parse_settings(args.set))
+    g = unroll(model, _lengths(args.unroll, model))
+    print({"text": graph_text, "dot": graph_dot, "json": graph_json}[args.format](model, g, args.params))
+    return 0
+
+
+def _lengths(text: str, model: ir.Model):
+    try:
+        if "=" not in text:
+            n = int(text)
+            lengths = {a: n for a in model.axes}
+        else:
+            lengths = {k.strip(): int(v) for k, v in (p.split("=") for p in text.split(","))}
+    except ValueError:
+        raise SpecError.at(None, f"--unroll {text}: expected a number or axis=number pairs",
+                           "for example --unroll 4 or --unroll s=5,t=3") from None
+    missing = [a for a in model.axes if a not in lengths]
+    bad = [a for a, n in lengths.items() if a not in model.axes or not 1 <= n <= 1000]
+    if missing or bad:
+        raise SpecError.at(None, f"--unroll {text}: needs 1..1000 steps for each axis of "
+                           f"{model.name} ({', '.join(model.axes)})")
+    return lengths
+
+
+if __name__ == "__main__":
+    sys.exit(main())
