@@ -101,7 +101,7 @@ def test_compile_explains_the_schedule(capsys):
     out = capsys.readouterr().out
     assert "i, f, o, g, c, h: forward recurrence over t" in out
     assert "[U_i, U_f, U_o, U_g] @ h[t-1]: one GEMM, once per step" in out
-    assert "sigmoid:" in out and "buffers: forward" in out
+    assert "sigmoid:" in out and "forward: " in out and "tape (what backward() and the caller read)" in out
 
 
 def test_gradcheck_passes_on_a_spec(capsys):

@@ -19,7 +19,7 @@ def kernels_called(prog: Program) -> set:
     """The names of the kernels (rnndsl/core/kernels.py) the passes call."""
     return {TABLE[i.op].forward.__name__ for i in instructions(prog.forward + prog.backward)
             if not TABLE[i.op].ufunc and TABLE[i.op].forward.__name__ != "<lambda>"
-            and not _gemm(i, ["a", "b"])}
+            and not _gemm(i)}
 
 
 class Passes:
@@ -29,10 +29,10 @@ class Passes:
         self.prog, self.dtype = prog, str(dtype)
         # adjoints without batch axes: of parameters and of values made from them only (views
         # of a fused one included: fusion leaves them no instruction of their own)
-        self.param_grads = {"d_" + b.name: b.rank for b in prog.params}
-        self.param_grads.update({"d_" + i.out.name: i.out.rank for i in instructions(prog.forward)
-                                 if i.mode is Mode.PARAM})
-        self.param_grads.update({"d_" + b.name: b.rank for b in prog.values if b.role is Role.PARAM})
+        self.batchless = {b.name: b.rank for b in prog.params}      # primal name -> rank
+        self.batchless.update({i.out.name: i.out.rank for i in instructions(prog.forward) if i.mode is Mode.PARAM})
+        self.batchless.update({b.name: b.rank for b in prog.values if b.role is Role.PARAM})
+        self.scratch = set(prog.scratch)
         self.carried = _carried(prog)
         # indexes, so that finding a buffer or the views of a base is not a scan per call
         self.bufs: dict = {}
@@ -81,8 +81,9 @@ class Passes:
         self._carry_prologue()
         self._items(p.forward)
         self._finals()
-        self.put("_tape = _dict(_locals())")
-        self.put("_tape['_total_loss'] = _float(_loss.mean())")
+        keep = sorted(set(self._context_names()) | set(p.tape) | set(p.outputs) | {p.loss.name, "_final"})
+        self.put(f"_tape = {_tape_dict(keep)}")
+        self.put(f"_tape['_total_loss'] = _float({p.loss.name}.mean())")
         self.put("return _tape")
         return "\n".join(self.lines)
 
@@ -103,7 +104,8 @@ class Passes:
             if instr.mode is Mode.STEP and b.view is None and b.name not in stepped:
                 stepped.append(b.name)
                 dt = "_dtype" if b.kind is Kind.FLOAT else "_np.int64"
-                self.put(f"{b.name} = _xp.empty((_T_{b.axis}, _B) + {tuple(b.dims)!r}, dtype={dt})")
+                lead = "(_B,)" if b.name in self.scratch else f"(_T_{b.axis}, _B)"     # scratch: one step
+                self.put(f"{b.name} = _xp.empty({lead} + {tuple(b.dims)!r}, dtype={dt})")
         for name in stepped:
             self._views_of(name)
 
@@ -117,6 +119,21 @@ class Passes:
         """Each carried variable at each sequence's last step: the next window's carry."""
         finals = ", ".join(f"{n!r}: {n}[_len_{self._axis_of(n)} - 1, _xp.arange(_B)]" for n in sorted(self.carried))
         self.put(f"_final = {{{finals}}}")
+
+    def _context_names(self) -> list:
+        """Names backward() and the caller read besides buffers: sizes, masks, carried starts."""
+        return (["_B", "_dtype"] + [f"_{k}_{a}" for a in _axes(self.prog) for k in ("T", "len", "valid", "full")]
+                + [f"{k}_{n}" for n in sorted(self.carried) for k in ("_fill", "_carried")])
+
+    def _shape(self, g: Buf) -> str:
+        """An adjoint's shape, from the program (the primal may not be on the tape)."""
+        if g.of in self.batchless:
+            return repr(tuple(g.dims))
+        lead = f"(_T_{g.axis}, _B)" if g.axis else "(_B,)"
+        return f"{lead} + {tuple(g.dims)!r}"
+
+    def _adjoint_of(self, name: str) -> str:
+        return next(g.name for g in self.prog.grads if g.of == name and g.view is None)
 
     def _axis_of(self, name: str) -> str:
         return self._buf(name).axis
@@ -170,26 +187,33 @@ class Passes:
             return self._write(instr)
         if instr.accumulate:
             return self._accumulate(instr, loop)
-        value = self._call(instr)
-        d = TABLE[instr.op]
         if instr.mode is Mode.STEP and instr.out.axis is not None:
-            dest = f"{instr.out.name}[_t]"
+            dest = self._step(instr.out)
             if _writes_out(instr):
-                return f"{value[:-1]}, out={dest})"
-            return f"{dest} = {value}"
-        return f"{instr.out.name} = {value}"
+                return self._call(instr, out=dest)
+            return f"{dest if dest.endswith(']') else dest + '[...]'} = {self._call(instr)}"
+        return f"{instr.out.name} = {self._call(instr)}"
 
-    def _call(self, instr: Instr) -> str:
+    def _step(self, buf: Buf) -> str:
+        """Step t of a buffer written step by step: the buffer itself where it holds one step."""
+        return buf.name if (buf.view[0] if buf.view else buf.name) in self.scratch else f"{buf.name}[_t]"
+
+    def _call(self, instr: Instr, out: str | None = None) -> str:
+        """The call computing an instruction's value, writing it into `out` when given."""
+        into = [f"out={out}"] if out else []
         d = TABLE[instr.op]
         ranks = tuple(_rank(a) for a in instr.args)
         rank = result_rank(instr.op, ranks, instr.attr)
         args = [self._arg(a, instr.mode, rank if elementwise(instr.op) else None) for a in instr.args]
         if d.ufunc:
             consts = [_number(instr.attr[k]) for k, _ in d.attrs]
-            return f"_xp.{d.ufunc}({', '.join(args + consts)})"
-        gemm = _gemm(instr, args)
+            return f"_xp.{d.ufunc}({', '.join(args + consts + into)})"
+        gemm = _gemm(instr)
         if gemm:
-            return gemm
+            a, b = args[gemm[0]], args[gemm[1]] + (".T" if gemm[2] else "")
+            if instr.mode is Mode.STEP:
+                return f"_xp.matmul({', '.join([a, b] + into)})"
+            return f"_gemm(_xp, {a}, {b})"
         if instr.op is Op.COPY:
             return self._copy(instr, args[0])
         if instr.op is Op.ONEHOT:
@@ -198,7 +222,7 @@ class Passes:
         if d.ranked:
             extra.append(f"ranks={ranks!r}")
         extra += self._context(instr)
-        return f"_{d.forward.__name__}(_xp, {', '.join(args + extra)})"
+        return f"_{d.forward.__name__}(_xp, {', '.join(args + extra + into)})"
 
     def _copy(self, instr: Instr, arg: str) -> str:
         """A copy, broadcast when a value without time (or batch) fills a sequence (or a
@@ -242,7 +266,7 @@ class Passes:
         masked = r.offset > 0 and b.role is not Role.INPUT
         if mode is Mode.STEP:
             if r.offset == 0:
-                return f"{b.name}[_t]"
+                return self._step(b)
             s = f"_t{r.offset:+d}"
             inside = f"{s} >= 0" if r.offset < 0 else f"{s} < _T_{b.axis}"
             value = f"{b.name}[{s}]"
@@ -264,7 +288,7 @@ class Passes:
         value = _sum_trailing(value, vrank - trank)
         b = target.buf
         if b.axis is None:                                   # static or param
-            return f"{b.name} += {self._to_target(value, b.name, instr.mode, instr.summed)}"
+            return f"{b.name} += {self._to_target(value, b, instr.mode, instr.summed)}"
         if instr.mode is not Mode.STEP and target.offset == 0:
             return f"{b.name} += {value}"
         if instr.mode is not Mode.STEP:
@@ -274,13 +298,13 @@ class Passes:
             if fill is None:
                 return call
             guard = self._fill_guard(target)
-            add = f"{fill.name} += {self._to_target('_outside', fill.name, Mode.STEP, False)}"
+            add = f"{fill.name} += {self._to_target('_outside', fill, Mode.STEP, False)}"
             return f"_outside = {call}\n" + (f"if {guard}:\n{INDENT}{add}" if guard else add)
         return self._accumulate_step(instr, value, loop)
 
     def _fill_guard(self, target: Ref) -> str:
         """A carried start is data: the learned init it replaced gets no gradient from it."""
-        var = target.buf.name[2:]
+        var = target.buf.of
         return f"not _carried_{var}" if target.offset < 0 and var in self.carried else ""
 
     def _write(self, instr: Instr) -> str:
@@ -290,10 +314,10 @@ class Passes:
         vrank = result_rank(instr.op, tuple(_rank(a) for a in instr.args), instr.attr)
         reduced = _sum_trailing(value, vrank - len(b.dims))
         if b.axis is None:
-            reduced = self._to_target(reduced, b.name, instr.mode, instr.summed)
+            reduced = self._to_target(reduced, b, instr.mode, instr.summed)
         dest = f"{b.name}[_t]" if instr.mode is Mode.STEP and b.axis else f"{b.name}[...]"
         if reduced == value and _writes_out(instr):
-            return f"{value[:-1]}, out={dest})"
+            return self._call(instr, out=dest)
         return f"{dest} = {reduced}"
 
     def _accumulate_step(self, instr: Instr, value: str, loop: Loop | None) -> str:
@@ -306,7 +330,7 @@ class Passes:
         s = f"_t{k:+d}"
         inside = f"{s} >= 0" if k < 0 else f"{s} < _T_{b.axis}"
         keep = inside
-        if loop is not None and loop.truncate and b.name[2:] in loop.members:
+        if loop is not None and loop.truncate and b.of in loop.members:
             keep += f" and (_truncate is None or ({s}) // _truncate == _t // _truncate)"
         mask = f"_valid_{b.axis}[{s}]{_expand(b)}"
         lines = [f"_v = {value}", f"if {keep}:",
@@ -315,7 +339,7 @@ class Passes:
         fill = target.fill
         if fill is None:
             return "\n".join(lines)
-        to_fill = lambda v: f"{fill.name} += {self._to_target(v, fill.name, Mode.STEP, False)}"
+        to_fill = lambda v: f"{fill.name} += {self._to_target(v, fill, Mode.STEP, False)}"
         if k > 0:                           # past each sequence's own end, the read took the fill
             lines += [f"if {inside}:", f"{INDENT}{to_fill(f'_xp.where({mask}, 0.0, _v)')}",
                       "else:", f"{INDENT}{to_fill('_v')}"]
@@ -324,13 +348,14 @@ class Passes:
             lines += [f"if not ({inside})" + (f" and {guard}" if guard else "") + ":", f"{INDENT}{to_fill('_v')}"]
         return "\n".join(lines)
 
-    def _to_target(self, value: str, target: str, mode: Mode, summed: bool) -> str:
+    def _to_target(self, value: str, target: Buf, mode: Mode, summed: bool) -> str:
         """`value` summed down to a static or parameter adjoint: over time for a value made
-        for all steps at once, over everything leading for a parameter."""
-        if summed:
+        for all steps at once, over everything leading for a parameter. A value made once per
+        call from parameters (mode PARAM: the slices of stacked weights) has nothing leading."""
+        if summed or mode is Mode.PARAM:
             return value
-        if target in self.param_grads:
-            return f"_sum_to_param(_xp, {value}, {self.param_grads[target]})"
+        if target.of in self.batchless:
+            return f"_sum_to_param(_xp, {value}, {self.batchless[target.of]})"
         return f"({value}).sum(axis=0)" if mode is Mode.SEQ else value
 
     # -- backward -----------------------------------------------------------------------------
@@ -342,28 +367,29 @@ class Passes:
                       f'{INDENT}_buffers: the caller\'s dict of adjoint buffers, reused from call to call '
                       f'(None: fresh ones)."""']
         self.depth = 1
-        names = sorted({b.name for b in p.values} | {"_B", "_dtype"}
-                       | {f"_{k}_{a}" for a in _axes(p) for k in ("T", "len", "valid", "full")}
-                       | {f"{k}_{n}" for n in self.carried for k in ("_fill", "_carried")})
-        for n in names:
+        for n in sorted(set(self._context_names()) | set(p.tape)):          # the planned tape only
             self.put(f"{n} = _tape[{n!r}]")
-        returned = {"d_" + b.name for b in p.params}
+        returned = {b.name for b in p.params}
         for g in p.grads:
-            if g.view is None and g.name in returned:          # handed to the caller: fresh arrays
+            shape = self._shape(g)
+            if g.view is None and g.of in returned:          # handed to the caller: fresh arrays
                 make = "zeros" if g.name in p.zeroed else "empty"
-                self.put(f"{g.name} = _xp.{make}({g.name[2:]}.shape, {g.name[2:]}.dtype)")
+                self.put(f"{g.name} = _xp.{make}({shape}, _dtype)")
             elif g.view is None:                                 # internal: the caller's, reused
-                self.put(f"{g.name} = _scratch(_xp, _buffers, {g.name!r}, {g.name[2:]}.shape, {g.name[2:]}.dtype, "
-                         f"{g.name in p.zeroed})")
+                self.put(f"{g.name} = _scratch(_xp, _buffers, {g.name!r}, {shape}, _dtype, {g.name in p.zeroed})")
         for g in p.grads:
             if g.view is not None:
                 self.put(f"{g.name} = {g.view[0]}[..., {g.view[1]}:{g.view[2]}]")
         self._zeros(p.backward)
-        self.put("d__loss[...] = 1.0 / _B")
+        self.put(f"{self._adjoint_of(p.loss.name)}[...] = 1.0 / _B")
         self._items(p.backward, backward=True)
-        grads = ", ".join(f"{b.name!r}: d_{b.name}" for b in p.params)
+        grads = ", ".join(f"{b.name!r}: {self._adjoint_of(b.name)}" for b in p.params)
         self.put(f"return {{{grads}}}")
         return "\n".join(self.lines)
+
+
+def _tape_dict(names) -> str:
+    return "{" + ", ".join(f"{n!r}: {n}" for n in names) + "}"
 
 
 def _empty_step(buf: Buf) -> str:
@@ -387,24 +413,25 @@ def _carried(prog: Program) -> dict:
     return out
 
 
-def _gemm(instr: Instr, args: list) -> str:
-    """A product with a parameter matrix as plain matmul (a GEMM that can write out=):
-    W @ x[t] is x[t] @ W.T over the batch; its adjoint for x is dy @ W."""
+def _gemm(instr: Instr) -> tuple | None:
+    """A product with a parameter matrix as a plain GEMM over the batch (one that can write
+    out=): (left argument, right argument, whether the right is transposed). W @ x[t] is
+    x[t] @ W.T; its adjoint for x is dy @ W. Per step it is matmul; for all steps at once
+    _gemm, which makes the (T, B) rows one GEMM."""
     a = instr.args
     param = lambda r: isinstance(r, Ref) and r.buf.role is Role.PARAM and r.buf.rank == 2
-    call = "_xp.matmul" if instr.mode is Mode.STEP else "_gemm"        # gemm: all steps as one GEMM
     if instr.op is Op.MATMUL and tuple(_rank(r) for r in a) == (2, 1) and param(a[0]):
-        return f"{call}({args[1]}, {args[0]}.T)" if call == "_xp.matmul" else f"_gemm(_xp, {args[1]}, {args[0]}.T)"
+        return 1, 0, True
     attr = instr.attr
     if (instr.op is Op.MATMUL_VJP and (attr.get("ra"), attr.get("rb"), attr.get("side")) == (2, 1, 1)
             and param(a[1])):
-        return f"{call}({args[0]}, {args[1]})" if call == "_xp.matmul" else f"_gemm(_xp, {args[0]}, {args[1]})"
-    return ""
+        return 0, 1, False
+    return None
 
 
 def _writes_out(instr: Instr) -> bool:
     d = TABLE[instr.op]
-    return bool(d.ufunc or d.out or (instr.mode is Mode.STEP and _gemm(instr, ["a", "b"])))
+    return bool(d.ufunc or d.out or (instr.mode is Mode.STEP and _gemm(instr)))
 
 
 def _axes(p: Program) -> list:

@@ -42,7 +42,7 @@ class Grad:
 def adjoint(buf: Buf) -> Buf:
     view = ("d_" + buf.view[0],) + buf.view[1:] if buf.view else None
     role = Role.PARAM if buf.role is Role.PARAM else Role.GRAD      # PARAM: no batch axes
-    return Buf("d_" + buf.name, buf.dims, buf.axis, role, view=view)
+    return Buf("d_" + buf.name, buf.dims, buf.axis, role, view=view, of=buf.name)
 
 
 def differentiable(buf: Buf) -> bool:

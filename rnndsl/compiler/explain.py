@@ -1,10 +1,9 @@
-"""`rnndsl compile --explain`: what the schedule did, said in the spec's own terms."""
+"""`rnndsl compile --explain`: what the passes did, said in the spec's own terms."""
 from __future__ import annotations
 
-import numpy as np
-
 from ..core.ops import Op
-from .program import Loop, Mode, Program, Role, instructions
+from .plan import nbytes
+from .program import GroupNote, Loop, LoopNote, Mode, Program, Role, StackNote, instructions
 
 
 def explain(model, steps: int = 100, batch: int = 32) -> str:
@@ -13,56 +12,57 @@ def explain(model, steps: int = 100, batch: int = 32) -> str:
     name = lambda buf: labels.get(buf, buf)
     out = [f"{model.spec.name} ({model.spec.path}), T={steps} B={batch}, {model.dtype.name}", ""]
     out += _recurrences(prog)
-    fused = [n for n in prog.notes if n[0] == "matmul"]
-    if fused:
+    stacks = [n for n in prog.notes if isinstance(n, StackNote)]
+    if stacks:
         out += ["", "fused matmuls (weights stacked once per call)"]
-        for _, weights, operand, mode, loop, _ in fused:
-            where = f"once per step in the loop of {', '.join(loop)}" if loop else "once for all steps"
-            out.append(f"  [{', '.join(weights)}] @ {operand}: one GEMM, {where}")
-    groups = [n for n in prog.notes if n[0] == "elementwise"]
+        for n in stacks:
+            where = f"once per step in the loop of {', '.join(n.loop)}" if n.loop else "once for all steps"
+            out.append(f"  [{', '.join(n.weights)}] @ {n.operand}: one GEMM, {where}")
+    groups = [n for n in prog.notes if isinstance(n, GroupNote)]
     if groups:
         out += ["", "elementwise groups (one call over adjacent slices)"]
-        for _, op, outs, mode, loop in groups:
-            where = f"per step ({', '.join(loop)})" if loop else "all steps at once"
-            out.append(f"  {op}: {'; '.join(name(o) for o in outs)}  [{where}]")
+        for n in groups:
+            where = f"per step ({', '.join(n.loop)})" if n.loop else "all steps at once"
+            out.append(f"  {n.op}: {'; '.join(name(o) for o in n.outputs)}  [{where}]")
     out += ["", "weight gradients (one GEMM over all T*B rows, after the reverse loop)"]
-    stacked = {n[5]: "[" + ", ".join(n[1]) + "]" for n in fused}
+    stacked = {n.stacked: "[" + ", ".join(n.weights) + "]" for n in stacks}
     out += ["  " + (", ".join(stacked.get(w, w) for w in _weight_gemms(prog)) or "none")]
-    out += ["", _buffers(prog, steps, batch, model.dtype.itemsize)]
+    out += ["", *_buffers(prog, steps, batch, model.dtype.itemsize)]
     return "\n".join(out)
 
 
 def _recurrences(prog: Program) -> list:
-    loops = [n for n in prog.notes if n[0] == "loop"]
+    loops = [n for n in prog.notes if isinstance(n, LoopNote)]
     if not loops:
         return ["no recurrences: every equation is computed for all steps at once"]
     out = ["recurrences"]
     fused = {tuple(item.members): len(item.body) for item in prog.forward if isinstance(item, Loop)}
-    for _, members, direction, axis, hoisted, ops in loops:
-        after = fused.get(tuple(members), ops)
-        counts = f"{ops} ops per step" if after == ops else f"{ops} ops per step as written, {after} after fusion"
-        out.append(f"  {', '.join(members)}: {direction} over {axis}, {counts}")
-        if hoisted:
+    for n in loops:
+        after = fused.get(tuple(n.members), n.ops)
+        counts = f"{n.ops} ops per step" if after == n.ops else f"{n.ops} ops per step as written, {after} after fusion"
+        out.append(f"  {', '.join(n.members)}: {n.direction} over {n.axis}, {counts}")
+        if n.hoisted:
             out.append("    hoisted out of the loop (computed for all steps at once):")
-            out += [f"      {h}" for h in hoisted]
+            out += [f"      {h}" for h in n.hoisted]
     return out
 
 
 def _weight_gemms(prog: Program) -> list:
-    return [i.target.buf.name[2:] for i in instructions(prog.backward)
+    return [i.target.buf.of for i in instructions(prog.backward)
             if i.op in (Op.MATMUL_VJP, Op.EMBED_VJP) and i.mode is Mode.SEQ and i.target is not None
             and i.target.buf.role is Role.PARAM]
 
 
-def _buffers(prog: Program, steps: int, batch: int, itemsize: int) -> str:
-    def size(buf) -> int:
-        n = int(np.prod(buf.dims)) if buf.dims else 1
-        return n * (steps * batch if buf.axis else 1 if buf.role is Role.PARAM else batch)
-
-    forward = {i.out.name: i.out for i in instructions(prog.forward) if i.out.view is None}
-    backward = [g for g in prog.grads if g.view is None]
-    f_bytes = sum(size(b) for b in forward.values()) * itemsize
-    b_bytes = sum(size(b) for b in backward) * itemsize
-    return (f"buffers: forward {len(forward)} arrays, {f_bytes / 2**20:.1f} MiB; "
-            f"backward {len(backward)} adjoint arrays, {b_bytes / 2**20:.1f} MiB "
-            f"({sum(1 for g in prog.grads if g.view)} more are views)")
+def _buffers(prog: Program, steps: int, batch: int, itemsize: int) -> list:
+    bufs = {b.name: b for b in prog.values + prog.grads}
+    mib = lambda names, scratch=prog.scratch: f"{nbytes(bufs, names, steps, batch, itemsize, scratch) / 2**20:.1f} MiB"
+    labels = dict(prog.labels)
+    forward = [i.out.name for i in instructions(prog.forward) if i.out.view is None]
+    inputs = [b.name for b in prog.inputs]
+    kept = sorted(set(prog.tape) | set(prog.outputs))
+    grads = [g.name for g in prog.grads if g.view is None]
+    one_step = ", ".join(labels.get(n, n) for n in prog.scratch) or "none"
+    return [f"forward: {len(forward)} arrays, {mib(forward)} ({len(prog.scratch)} hold one step only: {one_step})",
+            f"tape (what backward() and the caller read): {len(kept)} arrays and the inputs, {mib(kept + inputs)}; "
+            f"keeping every array for all steps would take {mib(forward + inputs, ())}",
+            f"backward: {len(grads)} adjoint arrays, {mib(grads)} ({len(prog.grads) - len(grads)} more are views)"]

@@ -18,7 +18,7 @@ import operator
 from dataclasses import replace
 
 from ..core.ops import Op, elementwise
-from .program import Buf, Instr, Loop, Mode, Ref, Role
+from .program import Buf, GroupNote, Instr, Loop, Mode, Ref, Role, StackNote
 
 def fuse(items: list) -> tuple:
     """The fused program, a note per fusion (for --explain) and the results made views."""
@@ -165,8 +165,8 @@ class _Fusion:
             replaced[id(members[0])] = Instr(z, op, (Ref(w_cat), x), mode, line=_lines(members))
             for m in members[1:]:
                 replaced[id(m)] = None
-            notes.append(("matmul", [w.name for w in weights], str(x), mode.value, loop.members if loop else (),
-                          w_cat.name))
+            notes.append(StackNote(tuple(w.name for w in weights), str(x), mode.value,
+                                   loop.members if loop else (), w_cat.name))
         return [replaced.get(id(i), i) for i in phase if replaced.get(id(i), i) is not None]
 
     def fuse_elementwise(self, phase: list, renames: dict, prologue: list, notes: list, loop) -> list:
@@ -238,8 +238,8 @@ class _Fusion:
         fused = Instr(out, instrs[0].op, tuple(args), instrs[0].mode, instrs[0].attrs, line=_lines(instrs))
         first = min(k for k, _ in run)
         drop = {k for k, _ in run}
-        notes.append(("elementwise", instrs[0].op.value, [i.out.name for i in instrs], instrs[0].mode.value,
-                      loop.members if loop else ()))
+        notes.append(GroupNote(instrs[0].op.value, tuple(i.out.name for i in instrs), instrs[0].mode.value,
+                               loop.members if loop else ()))
         return [fused if k == first else i for k, i in enumerate(phase) if k == first or k not in drop]
 
 

@@ -14,7 +14,7 @@ import networkx as nx
 
 from ..frontend import ir
 from ..core.ops import TABLE, Kind, Op
-from .program import Buf, Instr, Loop, Mode, Ref, Role
+from .program import Buf, Instr, Loop, LoopNote, Mode, Ref, Role
 from ..semantics.timegraph import Class, TimeAnalysis
 
 REDUCE_OPS = {ir.Reducer.SUM: Op.REDUCE_SUM, ir.Reducer.MEAN: Op.REDUCE_MEAN,
@@ -88,7 +88,7 @@ class _Lowerer:
         hoisted = [self.labels[i.out.name] for i in self.items[hoisted_before:]
                    if isinstance(i, Instr) and i.out.name in read and i.out.name in self.labels]
         self.items.append(Loop(axis, cls is Class.BACKWARD, tuple(body), tuple(members)))
-        self.notes.append(("loop", members, cls.value, axis, hoisted, len(body)))
+        self.notes.append(LoopNote(tuple(members), cls.value, axis, tuple(hoisted), len(body)))
 
     def _step_order(self, members: tuple) -> list:
         """Members in an order that respects the same-step (offset 0) reads."""

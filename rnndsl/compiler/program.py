@@ -47,6 +47,7 @@ class Buf:
         return len(self.dims)
 
     view: tuple | None = None     # (base buffer name, start, stop): a slice of a fused buffer
+    of: str = ""                  # an adjoint's primal: the forward buffer it is the adjoint of
 
 
 @dataclass(frozen=True)
@@ -92,18 +93,49 @@ class Loop:
 
 
 @dataclass(frozen=True)
+class LoopNote:
+    """lower: a recurrence became a loop."""
+    members: tuple                # its variables
+    direction: str                # "forward" | "backward"
+    axis: str
+    hoisted: tuple                # spec expressions computed for all steps before the loop
+    ops: int                      # instructions per step as written (before fusion)
+
+
+@dataclass(frozen=True)
+class StackNote:
+    """fuse: matmuls sharing an operand became one GEMM over stacked weights."""
+    weights: tuple                # the weights' names, in stacking order
+    operand: str                  # the shared operand, as program text
+    mode: str
+    loop: tuple                   # the members of the loop it runs in; () outside loops
+    stacked: str                  # the stacked weight buffer's name
+
+
+@dataclass(frozen=True)
+class GroupNote:
+    """fuse: one elementwise op over adjacent slices became one call."""
+    op: str
+    outputs: tuple                # the names of the values it computes
+    mode: str
+    loop: tuple
+
+
+@dataclass(frozen=True)
 class Program:
     forward: tuple                # Instr | Loop
     backward: tuple               # Instr | Loop
     params: tuple                 # Buf (role PARAM)
     inputs: tuple                 # Buf (role INPUT)
-    values: tuple                 # every forward Buf the backward pass reads (the tape)
+    values: tuple                 # every forward Buf, the views into fused buffers included
     grads: tuple                  # every adjoint Buf
     loss: Buf                     # per-sequence loss, (B,)
     outputs: tuple                # names of equation buffers returned to the user
     zeroed: tuple = ()            # adjoints that start at zero (the rest are written once)
-    notes: tuple = ()             # what the scheduler did, for --explain
+    notes: tuple = ()             # LoopNote | StackNote | GroupNote: what the passes did (--explain)
     labels: tuple = ()            # (buffer name, the spec expression it holds)
+    tape: tuple = ()              # names of the forward buffers the backward pass reads (plan.py)
+    scratch: tuple = ()           # step buffers kept one step at a time: (B, ...), not (T, B, ...)
 
 
 def instructions(items) -> list:

@@ -3,13 +3,15 @@
     fuse       matmuls that share an operand in one phase become one GEMM into a buffer
                whose slices are the original results (views: no copies)
     autodiff   the backward program (autodiff.py)
-    plan       which buffers the backward pass reads (the tape) and which adjoints exist
+    plan       which buffers the backward pass reads (the tape), which step buffers hold one
+               step only (plan.py), and which adjoints exist
 """
 from __future__ import annotations
 
 from . import adjoints, autodiff, fuse
 from ..frontend import ir
 from .lower import Lowered
+from .plan import plan
 from .program import Buf, Instr, Loop, Program, Ref, Role, instructions
 from .verify import verify
 
@@ -28,12 +30,14 @@ def schedule(model: ir.Model, low: Lowered) -> Program:
     declared = _declared(model)          # once: a set per parameter made this quadratic
     params = tuple(b for b in low.bufs.values() if b.role is Role.PARAM and b.name in declared)
     grads = _grads(backward, params, {b.name: b for b in values})
+    outputs = tuple(e.name for e in model.equations)
+    planned = plan(forward, backward, values, set(outputs))
     return Program(tuple(forward), tuple(backward), params=params,
                    inputs=tuple(b for b in low.bufs.values() if b.role is Role.INPUT),
                    values=values, grads=grads, loss=low.loss,
                    zeroed=tuple(g.name for g in grads if g.name not in written),
-                   outputs=tuple(e.name for e in model.equations), notes=tuple(low.notes) + tuple(fusions),
-                   labels=tuple(low.labels.items()))
+                   outputs=outputs, notes=tuple(low.notes) + tuple(fusions),
+                   labels=tuple(low.labels.items()), tape=planned.tape, scratch=planned.scratch)
 
 
 def _values(low: Lowered, forward: list, views: dict) -> tuple:
@@ -51,13 +55,13 @@ def _values(low: Lowered, forward: list, views: dict) -> tuple:
 def _grads(backward: list, params: tuple, values: dict) -> tuple:
     """Every adjoint the backward pass reads or accumulates (locals excluded), bases of
     views first; every parameter has one, even a parameter the loss does not depend on."""
-    seen = {"d_" + p.name: autodiff.adjoint(p) for p in params}
+    seen = {g.name: g for g in map(autodiff.adjoint, params)}
     for instr in instructions(backward):
         refs = instr.refs + ([instr.target] if instr.target else [])
         for buf in [r.buf for r in refs] + [r.fill for r in refs]:
-            if buf is not None and buf.name.startswith("d_"):
+            if buf is not None and buf.of:
                 if buf.view:
-                    base = autodiff.adjoint(values[buf.view[0][2:]])
+                    base = autodiff.adjoint(values[values[buf.of].view[0]])
                     seen.setdefault(base.name, base)
                 seen.setdefault(buf.name, buf)
     return tuple(sorted(seen.values(), key=lambda b: b.view is not None))
@@ -74,7 +78,7 @@ def _adjoints(backward: list) -> set:
     for instr in instructions(backward):
         for ref in instr.refs + ([instr.target] if instr.target else []):
             for buf in (ref.buf, ref.fill):
-                if buf is not None and buf.role is Role.GRAD and buf.name.startswith("d_"):
+                if buf is not None and buf.role is Role.GRAD and buf.of:
                     names.add(buf.name)
                     if buf.view:
                         names.add(buf.view[0])

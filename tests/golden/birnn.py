@@ -238,11 +238,11 @@ def forward(_params, _inputs, _lengths=None, _dtype=np.float64, _carry=None):
     V_f = _xp.asarray(_params['V_f'], dtype=_dtype)
     V_b = _xp.asarray(_params['V_b'], dtype=_dtype)
     c = _xp.asarray(_params['c'], dtype=_dtype)
-    _t3 = _xp.empty((_T_t, _B) + (8,), dtype=_dtype)
-    _t4 = _xp.empty((_T_t, _B) + (8,), dtype=_dtype)
+    _t3 = _xp.empty((_B,) + (8,), dtype=_dtype)
+    _t4 = _xp.empty((_B,) + (8,), dtype=_dtype)
     hf = _xp.empty((_T_t, _B) + (8,), dtype=_dtype)
-    _t7 = _xp.empty((_T_t, _B) + (8,), dtype=_dtype)
-    _t8 = _xp.empty((_T_t, _B) + (8,), dtype=_dtype)
+    _t7 = _xp.empty((_B,) + (8,), dtype=_dtype)
+    _t8 = _xp.empty((_B,) + (8,), dtype=_dtype)
     hb = _xp.empty((_T_t, _B) + (8,), dtype=_dtype)
     _zero_hb = _xp.zeros((_B,) + (8,), dtype=_dtype)
     _carried_hf = _carry is not None and 'hf' in _carry
@@ -262,15 +262,15 @@ def forward(_params, _inputs, _lengths=None, _dtype=np.float64, _carry=None):
     # recurrence hf, running forward over t
     for _t in _range(_T_t):
         # hf[t] = tanh(W_f @ x[t] + U_f @ hf[t-1] + b_f)  (birnn.yaml:24)
-        _xp.matmul((hf[_t-1] if _t-1 >= 0 else _fill_hf), U_f.T, out=_t3[_t])
-        _xp.add(_t2[_t], _t3[_t], out=_t4[_t])
-        _xp.tanh(_t4[_t], out=hf[_t])
+        _xp.matmul((hf[_t-1] if _t-1 >= 0 else _fill_hf), U_f.T, out=_t3)
+        _xp.add(_t2[_t], _t3, out=_t4)
+        _xp.tanh(_t4, out=hf[_t])
     # recurrence hb, running backward over t
     for _t in _range(_T_t - 1, -1, -1):
         # hb[t] = tanh(W_b @ x[t] + U_b @ hb[t+1] + b_b)  (birnn.yaml:25)
-        _xp.matmul(((hb[_t+1] if _full_t else _xp.where(_valid_t[_t+1][:, None], hb[_t+1], _zero_hb)) if _t+1 < _T_t else _zero_hb), U_b.T, out=_t7[_t])
-        _xp.add(_t6[_t], _t7[_t], out=_t8[_t])
-        _xp.tanh(_t8[_t], out=hb[_t])
+        _xp.matmul(((hb[_t+1] if _full_t else _xp.where(_valid_t[_t+1][:, None], hb[_t+1], _zero_hb)) if _t+1 < _T_t else _zero_hb), U_b.T, out=_t7)
+        _xp.add(_t6[_t], _t7, out=_t8)
+        _xp.tanh(_t8, out=hb[_t])
     # y[t] = V_f @ hf[t] + V_b @ hb[t] + c  (birnn.yaml:26)
     _t9 = _gemm(_xp, hf, V_f.T)
     _t10 = _gemm(_xp, hb, V_b.T)
@@ -280,7 +280,7 @@ def forward(_params, _inputs, _lengths=None, _dtype=np.float64, _carry=None):
     _t12 = _cross_entropy(_xp, y, tag)
     _loss = _reduce_mean(_xp, _t12, valid=_valid_t)
     _final = {'hf': hf[_len_t - 1, _xp.arange(_B)]}
-    _tape = _dict(_locals())
+    _tape = {'U_b': U_b, 'U_f': U_f, 'V_b': V_b, 'V_f': V_f, '_B': _B, '_T_t': _T_t, '_carried_hf': _carried_hf, '_dtype': _dtype, '_fill_hf': _fill_hf, '_final': _final, '_full_t': _full_t, '_len_t': _len_t, '_loss': _loss, '_t12': _t12, '_valid_t': _valid_t, 'hb': hb, 'hf': hf, 'tag': tag, 'x': x, 'y': y}
     _tape['_total_loss'] = _float(_loss.mean())
     return _tape
 
@@ -291,60 +291,39 @@ def backward(_params, _tape, _truncate=None, _buffers=None):
     U_f = _tape['U_f']
     V_b = _tape['V_b']
     V_f = _tape['V_f']
-    W_b = _tape['W_b']
-    W_f = _tape['W_f']
     _B = _tape['_B']
     _T_t = _tape['_T_t']
     _carried_hf = _tape['_carried_hf']
     _dtype = _tape['_dtype']
-    _e2 = _tape['_e2']
     _fill_hf = _tape['_fill_hf']
     _full_t = _tape['_full_t']
     _len_t = _tape['_len_t']
-    _loss = _tape['_loss']
-    _p2_1 = _tape['_p2_1']
-    _t1 = _tape['_t1']
-    _t10 = _tape['_t10']
-    _t11 = _tape['_t11']
     _t12 = _tape['_t12']
-    _t2 = _tape['_t2']
-    _t3 = _tape['_t3']
-    _t4 = _tape['_t4']
-    _t5 = _tape['_t5']
-    _t6 = _tape['_t6']
-    _t7 = _tape['_t7']
-    _t8 = _tape['_t8']
-    _t9 = _tape['_t9']
     _valid_t = _tape['_valid_t']
-    _w1 = _tape['_w1']
-    _z1 = _tape['_z1']
-    b_b = _tape['b_b']
-    b_f = _tape['b_f']
-    c = _tape['c']
     hb = _tape['hb']
     hf = _tape['hf']
     tag = _tape['tag']
     x = _tape['x']
     y = _tape['y']
-    d_W_f = _xp.empty(W_f.shape, W_f.dtype)
-    d_U_f = _xp.empty(U_f.shape, U_f.dtype)
-    d_b_f = _xp.empty(b_f.shape, b_f.dtype)
-    d_W_b = _xp.empty(W_b.shape, W_b.dtype)
-    d_U_b = _xp.empty(U_b.shape, U_b.dtype)
-    d_b_b = _xp.empty(b_b.shape, b_b.dtype)
-    d_V_f = _xp.empty(V_f.shape, V_f.dtype)
-    d_V_b = _xp.empty(V_b.shape, V_b.dtype)
-    d_c = _xp.empty(c.shape, c.dtype)
-    d__loss = _scratch(_xp, _buffers, 'd__loss', _loss.shape, _loss.dtype, True)
-    d__t12 = _scratch(_xp, _buffers, 'd__t12', _t12.shape, _t12.dtype, False)
-    d_y = _scratch(_xp, _buffers, 'd_y', y.shape, y.dtype, False)
-    d_hb = _scratch(_xp, _buffers, 'd_hb', hb.shape, hb.dtype, True)
-    d_hf = _scratch(_xp, _buffers, 'd_hf', hf.shape, hf.dtype, True)
-    d__t8 = _scratch(_xp, _buffers, 'd__t8', _t8.shape, _t8.dtype, False)
-    d__e2 = _scratch(_xp, _buffers, 'd__e2', _e2.shape, _e2.dtype, True)
-    d__t4 = _scratch(_xp, _buffers, 'd__t4', _t4.shape, _t4.dtype, False)
-    d__p2_1 = _scratch(_xp, _buffers, 'd__p2_1', _p2_1.shape, _p2_1.dtype, False)
-    d__w1 = _scratch(_xp, _buffers, 'd__w1', _w1.shape, _w1.dtype, False)
+    d_W_f = _xp.empty((8, 10), _dtype)
+    d_U_f = _xp.empty((8, 8), _dtype)
+    d_b_f = _xp.empty((8,), _dtype)
+    d_W_b = _xp.empty((8, 10), _dtype)
+    d_U_b = _xp.empty((8, 8), _dtype)
+    d_b_b = _xp.empty((8,), _dtype)
+    d_V_f = _xp.empty((5, 8), _dtype)
+    d_V_b = _xp.empty((5, 8), _dtype)
+    d_c = _xp.empty((5,), _dtype)
+    d__loss = _scratch(_xp, _buffers, 'd__loss', (_B,) + (), _dtype, True)
+    d__t12 = _scratch(_xp, _buffers, 'd__t12', (_T_t, _B) + (), _dtype, False)
+    d_y = _scratch(_xp, _buffers, 'd_y', (_T_t, _B) + (5,), _dtype, False)
+    d_hb = _scratch(_xp, _buffers, 'd_hb', (_T_t, _B) + (8,), _dtype, True)
+    d_hf = _scratch(_xp, _buffers, 'd_hf', (_T_t, _B) + (8,), _dtype, True)
+    d__t8 = _scratch(_xp, _buffers, 'd__t8', (_T_t, _B) + (8,), _dtype, False)
+    d__e2 = _scratch(_xp, _buffers, 'd__e2', (_T_t, _B) + (16,), _dtype, True)
+    d__t4 = _scratch(_xp, _buffers, 'd__t4', (_T_t, _B) + (8,), _dtype, False)
+    d__p2_1 = _scratch(_xp, _buffers, 'd__p2_1', (16,), _dtype, False)
+    d__w1 = _scratch(_xp, _buffers, 'd__w1', (16, 10), _dtype, False)
     d__t6 = d__e2[..., 8:16]
     d__t2 = d__e2[..., 0:8]
     d__loss[...] = 1.0 / _B
@@ -382,11 +361,11 @@ def backward(_params, _tape, _truncate=None, _buffers=None):
     d__p2_1[...] = _sum_to_param(_xp, d__e2, 1)
     d__w1[...] = _embed_vjp(_xp, d__e2, x, classes=10)
     # stacked weights: W_f, W_b
-    d_W_f[...] = _sum_to_param(_xp, _slice_last(_xp, d__w1, start=0, stop=8, ranks=(2,)), 2)
-    d_W_b[...] = _sum_to_param(_xp, _slice_last(_xp, d__w1, start=8, stop=16, ranks=(2,)), 2)
+    d_W_f[...] = _slice_last(_xp, d__w1, start=0, stop=8, ranks=(2,))
+    d_W_b[...] = _slice_last(_xp, d__w1, start=8, stop=16, ranks=(2,))
     # stacked: b_f, b_b
-    d_b_f[...] = _sum_to_param(_xp, _slice_last(_xp, d__p2_1, start=0, stop=8, ranks=(1,)), 1)
-    d_b_b[...] = _sum_to_param(_xp, _slice_last(_xp, d__p2_1, start=8, stop=16, ranks=(1,)), 1)
+    d_b_f[...] = _slice_last(_xp, d__p2_1, start=0, stop=8, ranks=(1,))
+    d_b_b[...] = _slice_last(_xp, d__p2_1, start=8, stop=16, ranks=(1,))
     return {'W_f': d_W_f, 'U_f': d_U_f, 'b_f': d_b_f, 'W_b': d_W_b, 'U_b': d_U_b, 'b_b': d_b_b, 'V_f': d_V_f, 'V_b': d_V_b, 'c': d_c}
 
 

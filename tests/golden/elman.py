@@ -219,8 +219,8 @@ def forward(_params, _inputs, _lengths=None, _dtype=np.float64, _carry=None):
     b_h = _xp.asarray(_params['b_h'], dtype=_dtype)
     W_hy = _xp.asarray(_params['W_hy'], dtype=_dtype)
     b_y = _xp.asarray(_params['b_y'], dtype=_dtype)
-    _t3 = _xp.empty((_T_t, _B) + (16,), dtype=_dtype)
-    _t4 = _xp.empty((_T_t, _B) + (16,), dtype=_dtype)
+    _t3 = _xp.empty((_B,) + (16,), dtype=_dtype)
+    _t4 = _xp.empty((_B,) + (16,), dtype=_dtype)
     h = _xp.empty((_T_t, _B) + (16,), dtype=_dtype)
     _carried_h = _carry is not None and 'h' in _carry
     _fill_h = _xp.asarray(_carry['h'], dtype=_dtype) if _carried_h else _xp.zeros((_B,) + (16,), dtype=_dtype)
@@ -230,9 +230,9 @@ def forward(_params, _inputs, _lengths=None, _dtype=np.float64, _carry=None):
     # recurrence h, running forward over t
     for _t in _range(_T_t):
         # h[t] = tanh(W_xh @ x[t] + W_hh @ h[t-1] + b_h)  (elman.yaml:16)
-        _xp.matmul((h[_t-1] if _t-1 >= 0 else _fill_h), W_hh.T, out=_t3[_t])
-        _xp.add(_t2[_t], _t3[_t], out=_t4[_t])
-        _xp.tanh(_t4[_t], out=h[_t])
+        _xp.matmul((h[_t-1] if _t-1 >= 0 else _fill_h), W_hh.T, out=_t3)
+        _xp.add(_t2[_t], _t3, out=_t4)
+        _xp.tanh(_t4, out=h[_t])
     # y[t] = W_hy @ h[t] + b_y  (elman.yaml:17)
     _t5 = _gemm(_xp, h, W_hy.T)
     y = _xp.add(_t5, b_y)
@@ -240,7 +240,7 @@ def forward(_params, _inputs, _lengths=None, _dtype=np.float64, _carry=None):
     _t6 = _cross_entropy(_xp, y, target)
     _loss = _reduce_mean(_xp, _t6, valid=_valid_t)
     _final = {'h': h[_len_t - 1, _xp.arange(_B)]}
-    _tape = _dict(_locals())
+    _tape = {'W_hh': W_hh, 'W_hy': W_hy, '_B': _B, '_T_t': _T_t, '_carried_h': _carried_h, '_dtype': _dtype, '_fill_h': _fill_h, '_final': _final, '_full_t': _full_t, '_len_t': _len_t, '_loss': _loss, '_t6': _t6, '_valid_t': _valid_t, 'h': h, 'target': target, 'x': x, 'y': y}
     _tape['_total_loss'] = _float(_loss.mean())
     return _tape
 
@@ -249,7 +249,6 @@ def backward(_params, _tape, _truncate=None, _buffers=None):
     _buffers: the caller's dict of adjoint buffers, reused from call to call (None: fresh ones)."""
     W_hh = _tape['W_hh']
     W_hy = _tape['W_hy']
-    W_xh = _tape['W_xh']
     _B = _tape['_B']
     _T_t = _tape['_T_t']
     _carried_h = _tape['_carried_h']
@@ -257,30 +256,22 @@ def backward(_params, _tape, _truncate=None, _buffers=None):
     _fill_h = _tape['_fill_h']
     _full_t = _tape['_full_t']
     _len_t = _tape['_len_t']
-    _loss = _tape['_loss']
-    _t1 = _tape['_t1']
-    _t2 = _tape['_t2']
-    _t3 = _tape['_t3']
-    _t4 = _tape['_t4']
-    _t5 = _tape['_t5']
     _t6 = _tape['_t6']
     _valid_t = _tape['_valid_t']
-    b_h = _tape['b_h']
-    b_y = _tape['b_y']
     h = _tape['h']
     target = _tape['target']
     x = _tape['x']
     y = _tape['y']
-    d_W_xh = _xp.empty(W_xh.shape, W_xh.dtype)
-    d_W_hh = _xp.empty(W_hh.shape, W_hh.dtype)
-    d_b_h = _xp.empty(b_h.shape, b_h.dtype)
-    d_W_hy = _xp.empty(W_hy.shape, W_hy.dtype)
-    d_b_y = _xp.empty(b_y.shape, b_y.dtype)
-    d__loss = _scratch(_xp, _buffers, 'd__loss', _loss.shape, _loss.dtype, True)
-    d__t6 = _scratch(_xp, _buffers, 'd__t6', _t6.shape, _t6.dtype, False)
-    d_y = _scratch(_xp, _buffers, 'd_y', y.shape, y.dtype, False)
-    d_h = _scratch(_xp, _buffers, 'd_h', h.shape, h.dtype, True)
-    d__t4 = _scratch(_xp, _buffers, 'd__t4', _t4.shape, _t4.dtype, False)
+    d_W_xh = _xp.empty((16, 4), _dtype)
+    d_W_hh = _xp.empty((16, 16), _dtype)
+    d_b_h = _xp.empty((16,), _dtype)
+    d_W_hy = _xp.empty((4, 16), _dtype)
+    d_b_y = _xp.empty((4,), _dtype)
+    d__loss = _scratch(_xp, _buffers, 'd__loss', (_B,) + (), _dtype, True)
+    d__t6 = _scratch(_xp, _buffers, 'd__t6', (_T_t, _B) + (), _dtype, False)
+    d_y = _scratch(_xp, _buffers, 'd_y', (_T_t, _B) + (4,), _dtype, False)
+    d_h = _scratch(_xp, _buffers, 'd_h', (_T_t, _B) + (16,), _dtype, True)
+    d__t4 = _scratch(_xp, _buffers, 'd__t4', (_T_t, _B) + (16,), _dtype, False)
     d__loss[...] = 1.0 / _B
     # loss: mean_t cross_entropy(y[t], target[t])
     d__t6[...] = _reduce_mean_vjp(_xp, d__loss, _t6, valid=_valid_t)

@@ -266,12 +266,12 @@ def forward(_params, _inputs, _lengths=None, _dtype=np.float64, _carry=None):
     b_g = _xp.asarray(_params['b_g'], dtype=_dtype)
     W_y = _xp.asarray(_params['W_y'], dtype=_dtype)
     b_y = _xp.asarray(_params['b_y'], dtype=_dtype)
-    _z2 = _xp.empty((_T_t, _B) + (128,), dtype=_dtype)
-    _e4 = _xp.empty((_T_t, _B) + (128,), dtype=_dtype)
+    _z2 = _xp.empty((_B,) + (128,), dtype=_dtype)
+    _e4 = _xp.empty((_B,) + (128,), dtype=_dtype)
     _e5 = _xp.empty((_T_t, _B) + (96,), dtype=_dtype)
     g = _xp.empty((_T_t, _B) + (32,), dtype=_dtype)
-    _t17 = _xp.empty((_T_t, _B) + (32,), dtype=_dtype)
-    _t18 = _xp.empty((_T_t, _B) + (32,), dtype=_dtype)
+    _t17 = _xp.empty((_B,) + (32,), dtype=_dtype)
+    _t18 = _xp.empty((_B,) + (32,), dtype=_dtype)
     c = _xp.empty((_T_t, _B) + (32,), dtype=_dtype)
     _t19 = _xp.empty((_T_t, _B) + (32,), dtype=_dtype)
     h = _xp.empty((_T_t, _B) + (32,), dtype=_dtype)
@@ -317,18 +317,18 @@ def forward(_params, _inputs, _lengths=None, _dtype=np.float64, _carry=None):
         # f[t] = sigmoid(W_f @ x[t] + U_f @ h[t-1] + b_f)  (lstm.yaml:31)
         # o[t] = sigmoid(W_o @ x[t] + U_o @ h[t-1] + b_o)  (lstm.yaml:32)
         # g[t] = tanh(W_g @ x[t] + U_g @ h[t-1] + b_g)  (lstm.yaml:33)
-        _xp.matmul((h[_t-1] if _t-1 >= 0 else _fill_h), _w2.T, out=_z2[_t])
-        _xp.add(_e3[_t], _z2[_t], out=_e4[_t])
+        _xp.matmul((h[_t-1] if _t-1 >= 0 else _fill_h), _w2.T, out=_z2)
+        _xp.add(_e3[_t], _z2, out=_e4)
         # i[t] = sigmoid(W_i @ x[t] + U_i @ h[t-1] + b_i)  (lstm.yaml:30)
         # f[t] = sigmoid(W_f @ x[t] + U_f @ h[t-1] + b_f)  (lstm.yaml:31)
         # o[t] = sigmoid(W_o @ x[t] + U_o @ h[t-1] + b_o)  (lstm.yaml:32)
-        _sigmoid(_xp, _e4_0_96[_t], out=_e5[_t])
+        _sigmoid(_xp, _e4_0_96, out=_e5[_t])
         # g[t] = tanh(W_g @ x[t] + U_g @ h[t-1] + b_g)  (lstm.yaml:33)
-        _xp.tanh(_t16[_t], out=g[_t])
+        _xp.tanh(_t16, out=g[_t])
         # c[t] = f[t] * c[t-1] + i[t] * g[t]  (lstm.yaml:34)
-        _xp.multiply(f[_t], (c[_t-1] if _t-1 >= 0 else _fill_c), out=_t17[_t])
-        _xp.multiply(i[_t], g[_t], out=_t18[_t])
-        _xp.add(_t17[_t], _t18[_t], out=c[_t])
+        _xp.multiply(f[_t], (c[_t-1] if _t-1 >= 0 else _fill_c), out=_t17)
+        _xp.multiply(i[_t], g[_t], out=_t18)
+        _xp.add(_t17, _t18, out=c[_t])
         # h[t] = o[t] * tanh(c[t])  (lstm.yaml:35)
         _xp.tanh(c[_t], out=_t19[_t])
         _xp.multiply(o[_t], _t19[_t], out=h[_t])
@@ -339,68 +339,28 @@ def forward(_params, _inputs, _lengths=None, _dtype=np.float64, _carry=None):
     _t21 = _cross_entropy(_xp, y, target)
     _loss = _reduce_mean(_xp, _t21, valid=_valid_t)
     _final = {'c': c[_len_t - 1, _xp.arange(_B)], 'h': h[_len_t - 1, _xp.arange(_B)]}
-    _tape = _dict(_locals())
+    _tape = {'W_y': W_y, '_B': _B, '_T_t': _T_t, '_carried_c': _carried_c, '_carried_h': _carried_h, '_dtype': _dtype, '_e5': _e5, '_fill_c': _fill_c, '_fill_h': _fill_h, '_final': _final, '_full_t': _full_t, '_len_t': _len_t, '_loss': _loss, '_t19': _t19, '_t21': _t21, '_valid_t': _valid_t, '_w2': _w2, 'c': c, 'f': f, 'g': g, 'h': h, 'i': i, 'o': o, 'target': target, 'x': x, 'y': y}
     _tape['_total_loss'] = _float(_loss.mean())
     return _tape
 
 def backward(_params, _tape, _truncate=None, _buffers=None):
     """The gradient of the mean loss with respect to every parameter (truncate: BPTT window).
     _buffers: the caller's dict of adjoint buffers, reused from call to call (None: fresh ones)."""
-    U_f = _tape['U_f']
-    U_g = _tape['U_g']
-    U_i = _tape['U_i']
-    U_o = _tape['U_o']
-    W_f = _tape['W_f']
-    W_g = _tape['W_g']
-    W_i = _tape['W_i']
-    W_o = _tape['W_o']
     W_y = _tape['W_y']
     _B = _tape['_B']
     _T_t = _tape['_T_t']
     _carried_c = _tape['_carried_c']
     _carried_h = _tape['_carried_h']
     _dtype = _tape['_dtype']
-    _e3 = _tape['_e3']
-    _e4 = _tape['_e4']
-    _e4_0_96 = _tape['_e4_0_96']
     _e5 = _tape['_e5']
     _fill_c = _tape['_fill_c']
     _fill_h = _tape['_fill_h']
     _full_t = _tape['_full_t']
     _len_t = _tape['_len_t']
-    _loss = _tape['_loss']
-    _p3_1 = _tape['_p3_1']
-    _t1 = _tape['_t1']
-    _t10 = _tape['_t10']
-    _t11 = _tape['_t11']
-    _t12 = _tape['_t12']
-    _t13 = _tape['_t13']
-    _t14 = _tape['_t14']
-    _t15 = _tape['_t15']
-    _t16 = _tape['_t16']
-    _t17 = _tape['_t17']
-    _t18 = _tape['_t18']
     _t19 = _tape['_t19']
-    _t2 = _tape['_t2']
-    _t20 = _tape['_t20']
     _t21 = _tape['_t21']
-    _t3 = _tape['_t3']
-    _t4 = _tape['_t4']
-    _t5 = _tape['_t5']
-    _t6 = _tape['_t6']
-    _t7 = _tape['_t7']
-    _t8 = _tape['_t8']
-    _t9 = _tape['_t9']
     _valid_t = _tape['_valid_t']
-    _w1 = _tape['_w1']
     _w2 = _tape['_w2']
-    _z1 = _tape['_z1']
-    _z2 = _tape['_z2']
-    b_f = _tape['b_f']
-    b_g = _tape['b_g']
-    b_i = _tape['b_i']
-    b_o = _tape['b_o']
-    b_y = _tape['b_y']
     c = _tape['c']
     f = _tape['f']
     g = _tape['g']
@@ -410,32 +370,32 @@ def backward(_params, _tape, _truncate=None, _buffers=None):
     target = _tape['target']
     x = _tape['x']
     y = _tape['y']
-    d_W_i = _xp.empty(W_i.shape, W_i.dtype)
-    d_U_i = _xp.empty(U_i.shape, U_i.dtype)
-    d_b_i = _xp.empty(b_i.shape, b_i.dtype)
-    d_W_f = _xp.empty(W_f.shape, W_f.dtype)
-    d_U_f = _xp.empty(U_f.shape, U_f.dtype)
-    d_b_f = _xp.empty(b_f.shape, b_f.dtype)
-    d_W_o = _xp.empty(W_o.shape, W_o.dtype)
-    d_U_o = _xp.empty(U_o.shape, U_o.dtype)
-    d_b_o = _xp.empty(b_o.shape, b_o.dtype)
-    d_W_g = _xp.empty(W_g.shape, W_g.dtype)
-    d_U_g = _xp.empty(U_g.shape, U_g.dtype)
-    d_b_g = _xp.empty(b_g.shape, b_g.dtype)
-    d_W_y = _xp.empty(W_y.shape, W_y.dtype)
-    d_b_y = _xp.empty(b_y.shape, b_y.dtype)
-    d__loss = _scratch(_xp, _buffers, 'd__loss', _loss.shape, _loss.dtype, True)
-    d__t21 = _scratch(_xp, _buffers, 'd__t21', _t21.shape, _t21.dtype, False)
-    d_y = _scratch(_xp, _buffers, 'd_y', y.shape, y.dtype, False)
-    d_h = _scratch(_xp, _buffers, 'd_h', h.shape, h.dtype, True)
-    d__e5 = _scratch(_xp, _buffers, 'd__e5', _e5.shape, _e5.dtype, True)
-    d__t19 = _scratch(_xp, _buffers, 'd__t19', _t19.shape, _t19.dtype, False)
-    d_c = _scratch(_xp, _buffers, 'd_c', c.shape, c.dtype, True)
-    d_g = _scratch(_xp, _buffers, 'd_g', g.shape, g.dtype, False)
-    d__e4 = _scratch(_xp, _buffers, 'd__e4', _e4.shape, _e4.dtype, True)
-    d__w2 = _scratch(_xp, _buffers, 'd__w2', _w2.shape, _w2.dtype, False)
-    d__p3_1 = _scratch(_xp, _buffers, 'd__p3_1', _p3_1.shape, _p3_1.dtype, False)
-    d__w1 = _scratch(_xp, _buffers, 'd__w1', _w1.shape, _w1.dtype, False)
+    d_W_i = _xp.empty((32, 65), _dtype)
+    d_U_i = _xp.empty((32, 32), _dtype)
+    d_b_i = _xp.empty((32,), _dtype)
+    d_W_f = _xp.empty((32, 65), _dtype)
+    d_U_f = _xp.empty((32, 32), _dtype)
+    d_b_f = _xp.empty((32,), _dtype)
+    d_W_o = _xp.empty((32, 65), _dtype)
+    d_U_o = _xp.empty((32, 32), _dtype)
+    d_b_o = _xp.empty((32,), _dtype)
+    d_W_g = _xp.empty((32, 65), _dtype)
+    d_U_g = _xp.empty((32, 32), _dtype)
+    d_b_g = _xp.empty((32,), _dtype)
+    d_W_y = _xp.empty((65, 32), _dtype)
+    d_b_y = _xp.empty((65,), _dtype)
+    d__loss = _scratch(_xp, _buffers, 'd__loss', (_B,) + (), _dtype, True)
+    d__t21 = _scratch(_xp, _buffers, 'd__t21', (_T_t, _B) + (), _dtype, False)
+    d_y = _scratch(_xp, _buffers, 'd_y', (_T_t, _B) + (65,), _dtype, False)
+    d_h = _scratch(_xp, _buffers, 'd_h', (_T_t, _B) + (32,), _dtype, True)
+    d__e5 = _scratch(_xp, _buffers, 'd__e5', (_T_t, _B) + (96,), _dtype, True)
+    d__t19 = _scratch(_xp, _buffers, 'd__t19', (_T_t, _B) + (32,), _dtype, False)
+    d_c = _scratch(_xp, _buffers, 'd_c', (_T_t, _B) + (32,), _dtype, True)
+    d_g = _scratch(_xp, _buffers, 'd_g', (_T_t, _B) + (32,), _dtype, False)
+    d__e4 = _scratch(_xp, _buffers, 'd__e4', (_T_t, _B) + (128,), _dtype, True)
+    d__w2 = _scratch(_xp, _buffers, 'd__w2', (128, 32), _dtype, False)
+    d__p3_1 = _scratch(_xp, _buffers, 'd__p3_1', (128,), _dtype, False)
+    d__w1 = _scratch(_xp, _buffers, 'd__w1', (128, 65), _dtype, False)
     d_o = d__e5[..., 64:96]
     d_i = d__e5[..., 0:32]
     d_f = d__e5[..., 32:64]
@@ -483,20 +443,20 @@ def backward(_params, _tape, _truncate=None, _buffers=None):
     d__p3_1[...] = _sum_to_param(_xp, d__e4, 1)
     d__w1[...] = _embed_vjp(_xp, d__e4, x, classes=65)
     # stacked weights: U_i, U_f, U_o, U_g
-    d_U_i[...] = _sum_to_param(_xp, _slice_last(_xp, d__w2, start=0, stop=32, ranks=(2,)), 2)
-    d_U_f[...] = _sum_to_param(_xp, _slice_last(_xp, d__w2, start=32, stop=64, ranks=(2,)), 2)
-    d_U_o[...] = _sum_to_param(_xp, _slice_last(_xp, d__w2, start=64, stop=96, ranks=(2,)), 2)
-    d_U_g[...] = _sum_to_param(_xp, _slice_last(_xp, d__w2, start=96, stop=128, ranks=(2,)), 2)
+    d_U_i[...] = _slice_last(_xp, d__w2, start=0, stop=32, ranks=(2,))
+    d_U_f[...] = _slice_last(_xp, d__w2, start=32, stop=64, ranks=(2,))
+    d_U_o[...] = _slice_last(_xp, d__w2, start=64, stop=96, ranks=(2,))
+    d_U_g[...] = _slice_last(_xp, d__w2, start=96, stop=128, ranks=(2,))
     # stacked weights: W_i, W_f, W_o, W_g
-    d_W_i[...] = _sum_to_param(_xp, _slice_last(_xp, d__w1, start=0, stop=32, ranks=(2,)), 2)
-    d_W_f[...] = _sum_to_param(_xp, _slice_last(_xp, d__w1, start=32, stop=64, ranks=(2,)), 2)
-    d_W_o[...] = _sum_to_param(_xp, _slice_last(_xp, d__w1, start=64, stop=96, ranks=(2,)), 2)
-    d_W_g[...] = _sum_to_param(_xp, _slice_last(_xp, d__w1, start=96, stop=128, ranks=(2,)), 2)
+    d_W_i[...] = _slice_last(_xp, d__w1, start=0, stop=32, ranks=(2,))
+    d_W_f[...] = _slice_last(_xp, d__w1, start=32, stop=64, ranks=(2,))
+    d_W_o[...] = _slice_last(_xp, d__w1, start=64, stop=96, ranks=(2,))
+    d_W_g[...] = _slice_last(_xp, d__w1, start=96, stop=128, ranks=(2,))
     # stacked: b_i, b_f, b_o, b_g
-    d_b_i[...] = _sum_to_param(_xp, _slice_last(_xp, d__p3_1, start=0, stop=32, ranks=(1,)), 1)
-    d_b_f[...] = _sum_to_param(_xp, _slice_last(_xp, d__p3_1, start=32, stop=64, ranks=(1,)), 1)
-    d_b_o[...] = _sum_to_param(_xp, _slice_last(_xp, d__p3_1, start=64, stop=96, ranks=(1,)), 1)
-    d_b_g[...] = _sum_to_param(_xp, _slice_last(_xp, d__p3_1, start=96, stop=128, ranks=(1,)), 1)
+    d_b_i[...] = _slice_last(_xp, d__p3_1, start=0, stop=32, ranks=(1,))
+    d_b_f[...] = _slice_last(_xp, d__p3_1, start=32, stop=64, ranks=(1,))
+    d_b_o[...] = _slice_last(_xp, d__p3_1, start=64, stop=96, ranks=(1,))
+    d_b_g[...] = _slice_last(_xp, d__p3_1, start=96, stop=128, ranks=(1,))
     return {'W_i': d_W_i, 'U_i': d_U_i, 'b_i': d_b_i, 'W_f': d_W_f, 'U_f': d_U_f, 'b_f': d_b_f, 'W_o': d_W_o, 'U_o': d_U_o, 'b_o': d_b_o, 'W_g': d_W_g, 'U_g': d_U_g, 'b_g': d_b_g, 'W_y': d_W_y, 'b_y': d_b_y}
 
 

@@ -1,0 +1,76 @@
+"""The tape and the step scratch: which forward buffers outlive the forward pass.
+
+    tape      the backward pass's live-in set: every forward buffer it reads (a view counts
+              as itself; it keeps its base alive). forward() returns these, the user's values
+              and nothing else, so the rest is freed when it returns.
+    scratch   a buffer written step by step that nothing reads at another step, after the
+              loop, or in the backward pass (an LSTM's gate pre-activations): it holds one step,
+              (B, ...), instead of all of them, (T, B, ...).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .program import Buf, Loop, Mode, Role, instructions
+
+
+@dataclass(frozen=True)
+class Plan:
+    tape: tuple          # names, sorted
+    scratch: tuple       # names of base buffers (their views follow them)
+
+
+def plan(forward: list, backward: list, values: tuple, keep: set) -> Plan:
+    """`keep`: names the caller needs after forward() whatever the backward pass reads (the
+    equations' values, returned to the user)."""
+    bufs = {b.name: b for b in values}
+    tape = _live_in(backward, bufs)
+    return Plan(tuple(sorted(tape)), tuple(sorted(_scratch(forward, bufs, tape | set(keep)))))
+
+
+def _live_in(backward: list, bufs: dict) -> set:
+    """Forward buffers the backward pass reads: arguments and the fills of reads."""
+    names = set()
+    for instr in instructions(backward):
+        for ref in instr.refs:
+            for buf in (ref.buf, ref.fill):
+                if buf is not None and buf.role is not Role.GRAD and not buf.of and buf.name in bufs:
+                    names.add(buf.name)
+    return names
+
+
+def _scratch(forward: list, bufs: dict, needed: set) -> set:
+    """Base buffers written in a loop whose every read (through any view) is in that loop's
+    body at offset 0, and which no one needs after the forward pass."""
+    base = lambda b: b.view[0] if b.view else b.name
+    written: dict = {}          # base -> the loop writing it (None: written outside loops)
+    for item in forward:
+        for instr in item.body if isinstance(item, Loop) else [item]:
+            loop = item if isinstance(item, Loop) and instr.mode is Mode.STEP else None
+            written.setdefault(base(instr.out), set()).add(id(loop) if loop else None)
+    candidates = {b for b, loops in written.items() if len(loops) == 1 and None not in loops}
+    for item in forward:
+        for instr in item.body if isinstance(item, Loop) else [item]:
+            inside = id(item) if isinstance(item, Loop) else None
+            for ref in instr.refs:
+                for buf, offset in ((ref.buf, ref.offset), (ref.fill, 0)):
+                    if buf is not None and (offset != 0 or inside not in written.get(base(buf), {None})):
+                        candidates.discard(base(buf))
+    blocked = {base(bufs[n]) for n in needed if n in bufs} | needed
+    return {b for b in candidates if b not in blocked}
+
+
+def nbytes(bufs: dict, names, steps: int, batch: int, itemsize: int, scratch=()) -> int:
+    """The bytes the named buffers (name -> Buf in `bufs`) hold at T=steps, B=batch; a view
+    counts as its base, once; `scratch` buffers hold one step."""
+    bases = {(bufs[n].view[0] if bufs[n].view else n) for n in names if n in bufs}
+    return itemsize * sum(_size(bufs[b], steps, batch, b in scratch) for b in bases if b in bufs)
+
+
+def _size(buf: Buf, steps: int, batch: int, scratch: bool) -> int:
+    n = 1
+    for d in buf.dims:
+        n *= d
+    if buf.role is Role.PARAM:
+        return n
+    return n * batch * (steps if buf.axis and not scratch else 1)

@@ -1,0 +1,67 @@
+"""The planned tape (rnndsl/compiler/plan.py): forward() keeps exactly what backward() and the
+caller read, and a buffer that lives within one step holds one step. Gradients computed from
+that tape are checked everywhere else (test_backend, test_specs); here, the plan itself."""
+from hypothesis import given
+
+import rnndsl
+from rnndsl.compiler.plan import nbytes
+from rnndsl.compiler.program import Loop, instructions
+from rnndsl.semantics.inputs import prepare, random_batch
+
+from conftest import ROOT, SPECS
+from test_backend import random_specs
+
+CONTEXT = ("_B", "_dtype", "_T_", "_len_", "_valid_", "_full_", "_fill_", "_carried_")
+
+
+def assert_planned(model) -> None:
+    prog = model.program
+    _assert_scratch_lives_in_one_step(prog)
+    batch = prepare(model.spec, random_batch(model.spec, 5, 2))
+    tape = model.module.forward(model.init_params(), batch.arrays, batch.lengths)
+    own = {n for n in tape if not n.startswith(CONTEXT)}
+    assert own == set(prog.tape) | set(prog.outputs) | {prog.loss.name, "_final", "_total_loss"}
+    assert not set(prog.scratch) & (set(prog.tape) | set(prog.outputs))
+
+
+def _assert_scratch_lives_in_one_step(prog) -> None:
+    base = lambda b: b.view[0] if b.view else b.name
+    for item in prog.forward:
+        body = item.body if isinstance(item, Loop) else ()
+        outside = [item] if not isinstance(item, Loop) else []
+        for instr in list(body):
+            for ref in instr.refs:
+                if base(ref.buf) in prog.scratch:
+                    assert ref.offset == 0 and any(base(i.out) == base(ref.buf) for i in body), str(ref)
+        for instr in outside:
+            reads = [base(r.buf) for r in instr.refs] + [base(instr.out)]
+            assert not set(reads) & set(prog.scratch), f"{instr.out.name} touches a one-step buffer outside its loop"
+    backward_reads = {base(r.buf) for i in instructions(prog.backward) for r in i.refs}
+    assert not backward_reads & set(prog.scratch)
+
+
+def test_every_shipped_spec_is_planned():
+    for path in SPECS:
+        assert_planned(rnndsl.compile(path))
+
+
+@given(random_specs())
+def test_generated_specs_are_planned(text):
+    assert_planned(rnndsl.compile(text))
+
+
+def test_the_lstm_tape_shrinks():
+    """Per-step gate sums and products are not kept: the tape is under half of every array."""
+    prog = rnndsl.compile(ROOT / "specs" / "lstm.yaml").program
+    bufs = {b.name: b for b in prog.values}
+    forward = [i.out.name for i in instructions(prog.forward) if i.out.view is None]
+    planned = nbytes(bufs, set(prog.tape) | set(prog.outputs), 100, 32, 4, prog.scratch)
+    assert len(prog.scratch) >= 3
+    assert planned < 0.5 * nbytes(bufs, forward, 100, 32, 4)
+
+
+def test_explain_reports_the_tape():
+    out = rnndsl.compile(ROOT / "specs" / "lstm.yaml")
+    from rnndsl.compiler.explain import explain
+    text = explain(out)
+    assert "tape (what backward() and the caller read)" in text and "hold one step only" in text
