@@ -8,22 +8,24 @@ static ones (B, ...), parameters as declared.
 """
 from __future__ import annotations
 
+import ast
 import inspect
 
 from ...core import kernels
 from ...compiler.program import Program
 from . import helpers
-from .passes import Passes, kernels_called
+from .passes import Passes
 
 
 def emit_module(prog: Program, spec_name: str, spec_file: str, dtype: str = "float64") -> str:
     """The source text of a standalone module for `prog`; `dtype` is its default precision.
     The spec's name and file name are untrusted text: they appear only as repr literals."""
     e = Passes(prog, dtype)
-    kernels = _closure(kernels_called(prog))
+    passes = [e.forward(), e.backward()]
+    kernels = _closure({n[1:] for n in _names("\n\n".join(passes)) if n.startswith("_")})
     parts = [_DOC, "import numpy as np\n\nxp = np",
              f"SPEC_NAME = {str(spec_name)!r}\nSPEC_FILE = {str(spec_file)!r}",
-             _kernel_sources(kernels), _aliases(kernels), e.forward(), e.backward(), _DRIVER]
+             _kernel_sources(kernels), _aliases(kernels), *passes, _DRIVER]
     return "\n\n".join(p.rstrip() for p in parts) + "\n"
 
 
@@ -57,22 +59,23 @@ def _closure(names: set) -> list:
     """Functions named in `names`, plus the module functions they call, in source order."""
     pool = {n: f for mod in (kernels, helpers) for n, f in vars(mod).items()
             if (inspect.isfunction(f) and f.__module__ == mod.__name__) or n.isupper() and n.startswith("_")}
-    wanted, todo = set(), list(names) + list(helpers.ALWAYS)
+    wanted, todo = set(), list(names)
     while todo:
         name = todo.pop()
         if name in wanted or name not in pool:
             continue
         wanted.add(name)
         if inspect.isfunction(pool[name]):
-            todo += [n for n in _names(pool[name].__code__) if n in pool]
+            todo += [n for n in _names(inspect.getsource(pool[name])) if n in pool]
     order = {n: i for i, n in enumerate(pool)}
     return [(n, pool[n]) for n in sorted(wanted, key=order.get)]
 
 
-def _names(code) -> list:
-    """Global names a function uses, including in its comprehensions."""
-    nested = [c for c in code.co_consts if hasattr(c, "co_names")]
-    return list(code.co_names) + [n for c in nested for n in _names(c)]
+def _names(source: str) -> set:
+    """The names a piece of code reads (not attributes: `xp.matmul` does not need the kernel
+    `matmul`), from its syntax tree."""
+    tree = ast.parse(inspect.cleandoc(source) if source[:1].isspace() else source)
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
 
 
 def _source(obj, name: str) -> str:

@@ -72,4 +72,3 @@ def scratch(xp, buffers, name, shape, dtype, zero):
     return a
 
 
-ALWAYS = ("shift", "unshift_add", "sum_to_param", "gemm", "scratch")

@@ -15,13 +15,6 @@ from ...compiler.program import Buf, Instr, Loop, Mode, Program, Ref, Role, inst
 INDENT = "    "
 
 
-def kernels_called(prog: Program) -> set:
-    """The names of the kernels (rnndsl/core/kernels.py) the passes call."""
-    return {TABLE[i.op].forward.__name__ for i in instructions(prog.forward + prog.backward)
-            if not TABLE[i.op].ufunc and TABLE[i.op].forward.__name__ != "<lambda>"
-            and not _gemm(i)}
-
-
 class Passes:
     """forward() and backward() of one program, as source text."""
 

@@ -33,14 +33,6 @@ def softmax(xp, x):
     e = xp.exp(x - x.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
 
-_MATMUL = {(2, 1): '...mn,...n->...m', (1, 2): '...n,...nm->...m', (2, 2): '...mn,...nk->...mk', (1, 1): '...n,...n->...'}
-
-def matmul(xp, a, b, ranks):
-    """Spec-level `a @ b` for vectors and matrices, with leading batch axes on either side."""
-    if ranks == (2, 1) and a.ndim == 2:          # a parameter times a batch: one GEMM
-        return b @ a.T
-    return xp.einsum(_MATMUL[tuple(ranks)], a, b)
-
 def concat(xp, *parts, ranks):
     """Parts joined along their first spec axis; leading (batch, time) axes broadcast, so a
     step can be joined with a static value or a parameter."""
@@ -160,25 +152,6 @@ def shift(xp, a, k, fill=None, valid=None):
         out = xp.where(inside, out, empty if fill is None else fill)
     return out
 
-def unshift_add(xp, d, v, k, valid=None):
-    """The adjoint of shift: d[t + k] += v[t] where t + k lies inside; returns the sum over
-    steps of what fell outside (the adjoint of the fill), (B, ...)."""
-    T = d.shape[0]
-    inside = xp.zeros(v.shape[:2], dtype=bool)
-    if abs(k) < T:
-        if k >= 0:
-            inside[:T - k] = True if valid is None else valid[k:]
-        else:
-            inside[-k:] = True
-    inside = inside.reshape(inside.shape + (1,) * (v.ndim - 2))
-    kept = xp.where(inside, v, 0.0)
-    if abs(k) < T:
-        if k >= 0:
-            d[k:] += kept[:T - k]
-        else:
-            d[:T + k] += kept[-k:]
-    return xp.where(inside, 0.0, v).sum(axis=0)
-
 def sum_to_param(xp, value, rank):
     """A parameter's share of a batched value: summed over every leading axis."""
     return value.reshape((-1,) + value.shape[value.ndim - rank:]).sum(axis=0)
@@ -217,7 +190,6 @@ _bool = bool
 _sigmoid = sigmoid
 _log_softmax = log_softmax
 _softmax = softmax
-_matmul = matmul
 _concat = concat
 _cross_entropy = cross_entropy
 _tanh_vjp = tanh_vjp
@@ -232,7 +204,6 @@ _reduce_mean = reduce_mean
 _reduce_sum_vjp = reduce_sum_vjp
 _reduce_mean_vjp = reduce_mean_vjp
 _shift = shift
-_unshift_add = unshift_add
 _sum_to_param = sum_to_param
 _gemm = gemm
 _scratch = scratch
