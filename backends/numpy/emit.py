@@ -22,10 +22,11 @@ def emit_module(prog: Program, spec_name: str, spec_file: str, dtype: str = "flo
     The spec's name and file name are untrusted text: they appear only as repr literals."""
     e = Passes(prog, dtype)
     passes = [e.forward(), e.backward()]
-    kernels = _closure({n[1:] for n in _names("\n\n".join(passes)) if n.startswith("_")})
+    used = {n[1:] for n in _names("\n\n".join(passes)) if n.startswith("_")}
+    kernels = _closure(used)
     parts = [_DOC, "import numpy as np\n\nxp = np",
              f"SPEC_NAME = {str(spec_name)!r}\nSPEC_FILE = {str(spec_file)!r}",
-             _kernel_sources(kernels), _aliases(kernels), *passes, _DRIVER]
+             _kernel_sources(kernels), _aliases(kernels, used), *passes, _DRIVER]
     return "\n\n".join(p.rstrip() for p in parts) + "\n"
 
 
@@ -35,8 +36,8 @@ In forward() and backward() the spec's own names are used as written and the adj
 d_v; every other name there begins with _ (the checker refuses spec names that begin with _ or
 d_), so no spec name can shadow the code's. Comments quote the spec through repr."""'''
 
-# Builtins the passes call, under their reserved names
-BUILTINS = ("range", "len", "dict", "locals", "float", "bool")
+# Builtins the passes may call, under their reserved names
+BUILTINS = ("range", "len", "dict", "float", "bool")
 
 
 def _kernel_sources(kernels: list) -> str:
@@ -46,9 +47,10 @@ def _kernel_sources(kernels: list) -> str:
     return "\n\n".join(s.rstrip() for s in sources)
 
 
-def _aliases(kernels: list) -> str:
-    """The globals the passes use, each under a reserved name (`_` + its name)."""
-    names = ["np", "xp", *BUILTINS] + [n for n, f in kernels if inspect.isfunction(f) and not n.startswith("_")]
+def _aliases(kernels: list, used: set) -> str:
+    """The globals the passes use (`used`), each under a reserved name (`_` + its name)."""
+    names = ["np", "xp", *[b for b in BUILTINS if b in used]]
+    names += [n for n, f in kernels if inspect.isfunction(f) and not n.startswith("_") and n in used]
     taken = {f"_{n}" for n in names} & {n for n, _ in kernels}
     assert not taken, f"kernels.py or helpers.py defines {taken}, the alias of a global the passes call"
     return "\n".join(["# ---- the names forward() and backward() use: spec names never begin with _ ----"]
