@@ -54,3 +54,25 @@ def test_a_rank_the_op_table_does_not_give():
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
 def test_every_shipped_spec_passes_every_stage(path):
     rnndsl.compile(path)             # schedule() verifies after lower, fuse, autodiff and adjoints
+
+
+def test_a_one_step_buffer_read_at_another_step():
+    from rnndsl.compiler.verify import verify_plan
+    a = Buf("a", (3,), "t", Role.VALUE)
+    body = (Instr(a, Op.TANH, (Ref(X),), Mode.STEP), Instr(H, Op.TANH, (Ref(a, -1),), Mode.STEP))
+    with pytest.raises(ProgramError, match=r"after plan: h = tanh.*reads a\[t-1\], which holds one step only"):
+        verify_plan([Loop("t", False, body)], [], {"a"}, set())
+    verify_plan([Loop("t", False, body)], [], set(), set())
+
+
+def test_a_one_step_buffer_read_after_its_loop_or_by_backward():
+    from rnndsl.compiler.verify import verify_plan
+    a = Buf("a", (3,), "t", Role.VALUE)
+    loop = Loop("t", False, (Instr(a, Op.TANH, (Ref(X),), Mode.STEP),))
+    after = Instr(H, Op.TANH, (Ref(a),), Mode.SEQ)
+    with pytest.raises(ProgramError, match=r"reads a\[t\], which holds one step only"):
+        verify_plan([loop, after], [], {"a"}, set())
+    with pytest.raises(ProgramError, match="in the backward pass"):
+        verify_plan([loop], [Instr(Buf("d_x", (3,), "t", Role.GRAD), Op.TANH, (Ref(a),), Mode.SEQ)], {"a"}, set())
+    with pytest.raises(ProgramError, match="a outlive the forward pass"):
+        verify_plan([loop], [], {"a"}, {"a"})

@@ -13,7 +13,7 @@ from ..frontend import ir
 from .lower import Lowered
 from .plan import plan
 from .program import Buf, Instr, Loop, Program, Ref, Role, instructions
-from .verify import verify
+from .verify import verify, verify_plan
 
 
 def schedule(model: ir.Model, low: Lowered) -> Program:
@@ -32,6 +32,7 @@ def schedule(model: ir.Model, low: Lowered) -> Program:
     grads = _grads(backward, params, {b.name: b for b in values})
     outputs = tuple(e.name for e in model.equations)
     planned = plan(forward, backward, values, set(outputs))
+    verify_plan(forward, backward, planned.scratch, set(planned.tape) | set(outputs))
     return Program(tuple(forward), tuple(backward), params=params,
                    inputs=tuple(b for b in low.bufs.values() if b.role is Role.INPUT),
                    values=values, grads=grads, loss=low.loss,

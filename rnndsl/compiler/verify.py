@@ -15,6 +15,9 @@ own (not a SpecError). The checks, linear in the program's size:
                          writes one step at a time); adjoints may accumulate
     ranks                the op table's rank rule gives the result's rank (an accumulation may
                          sum trailing axes away, so there the target's rank is at most it)
+
+and, for the plan (verify_plan): a one-step scratch buffer is written in one loop and read
+only there, at the current step, never by the backward pass or after the forward pass.
 """
 from __future__ import annotations
 
@@ -92,6 +95,34 @@ def _define(instr: Instr, defined: set, written: set, stage: str, single_writer:
             raise _error(stage, instr, f"writes {out.name}, which an earlier instruction wrote")
         written.add(out.name)
     defined.add(out.name)
+
+
+def verify_plan(forward, backward, scratch, kept) -> None:
+    """A buffer holding one step (`scratch`, base names) is read only inside the loop writing
+    it, at that step; `kept`: what outlives the forward pass (the tape and the user's values)."""
+    base = lambda b: b.view[0] if b.view else b.name
+    scratch = set(scratch)
+    for item in forward:
+        body = item.body if isinstance(item, Loop) else (item,)
+        writes = {base(i.out) for i in body} if isinstance(item, Loop) else set()
+        for instr in body:
+            for ref in instr.refs:
+                if base(ref.buf) in scratch and (ref.offset or base(ref.buf) not in writes):
+                    raise _error("plan", instr, f"reads {ref}, which holds one step only")
+            if not isinstance(item, Loop) and base(instr.out) in scratch:
+                raise _error("plan", instr, "writes a one-step buffer outside a loop")
+    for instr in _flat(backward):
+        for ref in instr.refs:
+            if base(ref.buf) in scratch:
+                raise _error("plan", instr, f"reads {ref} in the backward pass, but it holds one step only")
+    kept_bases = {n for n in kept} & scratch
+    if kept_bases:
+        raise ProgramError(f"after plan: {', '.join(sorted(kept_bases))} outlive the forward pass but hold "
+                           "one step only (a bug in rnndsl: please report it with the spec)")
+
+
+def _flat(items) -> list:
+    return [i for item in items for i in (item.body if isinstance(item, Loop) else (item,))]
 
 
 def _outputs(items) -> list:
