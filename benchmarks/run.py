@@ -1,11 +1,11 @@
 """rnndsl against PyTorch (CPU) and against this machine's own NumPy GEMM speed.
 
-    python benchmarks/run.py                    # every shape, float32, all cores
+    python benchmarks/run.py                    # issue 10's shapes, float32, all cores
     python benchmarks/run.py --quick            # 2 repetitions: does it run?
     python benchmarks/run.py --shapes lstm,elman --threads 1 --json out.json
 
-For each shape it compiles the spec in benchmarks/specs/, builds the same network in PyTorch
-(when torch imports), checks that both give the same loss from the same weights and data,
+For each shape it compiles its spec (benchmarks/specs/, or the shipped specs/deepspeech.yaml),
+builds the same network in PyTorch (references.py, when torch imports), checks that both give the same loss from the same weights and data,
 and then times them alternately in this one process (rnndsl fwd, torch fwd, rnndsl fwd+bwd,
 torch fwd+bwd, repeated), so a change in the machine's load hits both alike. It prints the
 share of the CPU other processes took during each shape: on a 2-core machine a busy second
@@ -25,69 +25,42 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent
-sys.path.insert(0, str(ROOT.parent))
+REPO = ROOT.parent
+sys.path[:0] = [str(REPO), str(ROOT)]
 
+import references  # noqa: E402
 from rnndsl.tools import bench  # noqa: E402
 
 
 @dataclass(frozen=True)
 class Shape:
     name: str
-    spec: str            # file in benchmarks/specs/
-    kind: str            # "lstm" or "rnn" (torch's module)
+    spec: str            # path from the repository's root
+    kind: str            # the PyTorch network (references.py): lstm, rnn, gru or deepspeech
     T: int
     B: int
-    I: int
+    I: int               # features per input frame
     H: int
     K: int = 64
     bidirectional: bool = False
     note: str = ""
+    input_dim: str = "I"     # the spec's name for I
 
     @property
     def dims(self) -> dict:
-        return {"I": self.I, "H": self.H, "K": self.K}
+        return {self.input_dim: self.I, "H": self.H, "K": self.K}
 
 
 SHAPES = [
-    Shape("lstm", "lstm.yaml", "lstm", 100, 32, 128, 256),
-    Shape("lstm-big", "lstm.yaml", "lstm", 100, 32, 512, 512),
-    Shape("elman", "elman.yaml", "rnn", 50, 1, 64, 128, note="overhead-bound"),
-    Shape("bilstm", "bilstm.yaml", "lstm", 100, 32, 128, 256, bidirectional=True),
+    Shape("lstm", "benchmarks/specs/lstm.yaml", "lstm", 100, 32, 128, 256),
+    Shape("lstm-big", "benchmarks/specs/lstm.yaml", "lstm", 100, 32, 512, 512),
+    Shape("lstm-b1", "benchmarks/specs/lstm.yaml", "lstm", 50, 1, 64, 128, note="overhead-bound"),
+    Shape("gru", "benchmarks/specs/gru.yaml", "gru", 100, 32, 256, 512),
+    Shape("bilstm", "benchmarks/specs/bilstm.yaml", "lstm", 100, 32, 128, 256, bidirectional=True),
+    Shape("deepspeech", "specs/deepspeech.yaml", "deepspeech", 200, 16, 26, 512, K=20, input_dim="F"),
+    Shape("elman", "benchmarks/specs/elman.yaml", "rnn", 50, 1, 64, 128, note="overhead-bound"),
 ]
-
-
-# ---- rnndsl parameters in PyTorch's layout --------------------------------------------------
-
-def torch_weights(shape: Shape, p: dict) -> dict:
-    """rnndsl parameters of the benchmark specs as PyTorch state-dict entries (gate order
-    i, f, g, o; PyTorch's second bias b_hh is set to zero)."""
-    cat = np.concatenate
-    out = {}
-    if shape.kind == "rnn":
-        out.update(weight_ih_l0=p["W_xh"], weight_hh_l0=p["W_hh"], bias_ih_l0=p["b_h"],
-                   bias_hh_l0=np.zeros_like(p["b_h"]), **{"head.weight": p["W_hy"], "head.bias": p["b_y"]})
-        return out
-    directions = [("", "")] if not shape.bidirectional else [("f", ""), ("b", "_reverse")]
-    for d, suffix in directions:
-        gates = "ifgo"
-        out["weight_ih_l0" + suffix] = cat([p[f"W{d}_{g}"] for g in gates])
-        out["weight_hh_l0" + suffix] = cat([p[f"U{d}_{g}"] for g in gates])
-        out["bias_ih_l0" + suffix] = cat([p[f"b{d}_{g}"] for g in gates])
-        out["bias_hh_l0" + suffix] = np.zeros_like(out["bias_ih_l0" + suffix])
-    head = cat([p["V_f"], p["V_b"]], axis=1) if shape.bidirectional else p["W_y"]
-    out.update({"head.weight": head, "head.bias": p["b_y"]})
-    return out
-
-
-def load_torch(ref: dict, weights: dict, arrays: dict) -> None:
-    """Copy weights and data into a torch_reference (in place)."""
-    import torch
-    with torch.no_grad():
-        for name, value in weights.items():
-            module, key = (ref["head"], name[5:]) if name.startswith("head.") else (ref["rnn"], name)
-            getattr(module, key).copy_(torch.from_numpy(np.ascontiguousarray(value)))
-        ref["x"].copy_(torch.from_numpy(arrays["x"].astype(ref["x"].numpy().dtype)))
-        ref["target"].copy_(torch.from_numpy(arrays["target"]))
+DEFAULT = ["lstm", "lstm-big", "lstm-b1", "gru", "bilstm", "deepspeech"]     # issue 10's table
 
 
 # ---- machine load ----------------------------------------------------------------------------
@@ -142,7 +115,7 @@ def run_shape(shape: Shape, repeat: int, warmup: int, use_torch: bool, dtype: st
     """Compile, check against torch, time everything interleaved (or, `alone`, one
     implementation after the other); a Result with extras. `workers` > 1: rnndsl shares each
     batch out to that many processes (rnndsl.runtime.parallel)."""
-    run = bench.prepare(ROOT / "specs" / shape.spec, shape.T, shape.B, shape.dims, dtype, workers=workers)
+    run = bench.prepare(REPO / shape.spec, shape.T, shape.B, shape.dims, dtype, workers=workers)
     model = run["model"]
     try:
         return _time_shape(shape, run, repeat, warmup, use_torch, dtype, details_wanted, settle, alone)
@@ -152,19 +125,12 @@ def run_shape(shape: Shape, repeat: int, warmup: int, use_torch: bool, dtype: st
 
 def _time_shape(shape, run, repeat, warmup, use_torch, dtype, details_wanted, settle, alone) -> bench.Result:
     model = run["model"]
-    fns = {"forward": run["forward"], "train": run["train"]}
     extra = {"label": shape.name}
-    ref = bench.torch_reference(shape.kind, shape.T, shape.B, shape.I, shape.H, shape.bidirectional,
-                                shape.K, dtype) if use_torch else None
+    ref = references.reference(shape, run) if use_torch else None
+    fns = {"forward": run["forward"], "train": run["train"]}
     if ref is not None:
-        load_torch(ref, torch_weights(shape, run["params"]), run["arrays"])
-        ours = float(run["model"].module.forward(run["params"], run["arrays"], run["lengths"],
-                                                 model.dtype)["_total_loss"])
-        theirs = float(ref["loss"]().detach())
-        extra["loss_rnndsl"], extra["loss_torch"] = ours, theirs
-        if abs(ours - theirs) > 1e-3 * max(1.0, abs(theirs)):
-            print(f"warning: {shape.name}: losses differ: rnndsl {ours:.6f}, torch {theirs:.6f}",
-                  file=sys.stderr)
+        extra["loss_rnndsl"], extra["loss_torch"] = same_loss(shape, run, ref)
+        extra["compared"] = references.COMPARED[shape.kind]
         fns = {"forward": run["forward"], "torch_forward": ref["forward"],
                "train": run["train"], "torch_train": ref["train"]}
     gemm_list = bench.gemms(model, shape.T, shape.B)
@@ -189,6 +155,17 @@ def _time_shape(shape, run, repeat, warmup, use_torch, dtype, details_wanted, se
                         bench.flops(model, shape.T, shape.B), t["forward"], t["train"], extra)
 
 
+def same_loss(shape: Shape, run: dict, ref: dict) -> tuple:
+    """(rnndsl's loss, PyTorch's) from the same weights and data; a warning when they differ
+    by more than float32 rounding."""
+    model = run["model"]
+    ours = float(model.module.forward(run["params"], run["arrays"], run["lengths"], model.dtype)["_total_loss"])
+    theirs = float(ref["loss"]().detach())
+    if abs(ours - theirs) > 1e-3 * max(1.0, abs(theirs)):
+        print(f"warning: {shape.name}: losses differ: rnndsl {ours:.6f}, torch {theirs:.6f}", file=sys.stderr)
+    return ours, theirs
+
+
 def auto_repeat(shape: Shape, budget: float, quick: bool, repeat: int | None = None,
                 most: int = 200) -> tuple:
     """(repeat, warmup): `repeat` if given, else about `budget` seconds of rnndsl fwd+bwd
@@ -197,8 +174,11 @@ def auto_repeat(shape: Shape, budget: float, quick: bool, repeat: int | None = N
         return repeat or 2, 1
     if repeat:
         return repeat, 2
-    run = bench.prepare(ROOT / "specs" / shape.spec, shape.T, shape.B, shape.dims)
-    once = bench.time_fn(run["train"], 1, warmup=1).median
+    run = bench.prepare(REPO / shape.spec, shape.T, shape.B, shape.dims)
+    try:
+        once = bench.time_fn(run["train"], 1, warmup=1).median
+    finally:
+        run["model"].close()
     return int(min(most, max(5, budget / (2 * once)))), 2
 
 
@@ -253,17 +233,19 @@ def details(results: list) -> str:
         shapes = ", ".join(f"{m}x{k}@{k}x{n}: {g:.0f}" for (m, n, k), g in r.extra.get("gemm_shapes", {}).items())
         loss = (f"; loss rnndsl {r.extra['loss_rnndsl']:.5f} torch {r.extra['loss_torch']:.5f}"
                 if "loss_torch" in r.extra else "")
+        compared = f"; compared with {r.extra['compared']}" if "compared" in r.extra else ""
         out.append(f"- {r.extra['label']}: {r.flops.forward / 1e9:.3f} / {r.flops.train / 1e9:.3f} GFLOP "
                    f"(fwd / fwd+bwd); other processes used {100 * r.extra['other_load']:.0f}% of the CPU"
-                   f"{loss}; NumPy GEMM GFLOP/s by shape: {shapes}")
+                   f"{loss}{compared}; NumPy GEMM GFLOP/s by shape: {shapes}")
     return "\n".join(out)
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="2 repetitions, 1 warm-up: a smoke test")
-    ap.add_argument("--shapes", default=",".join(s.name for s in SHAPES),
-                    help=f"comma-separated, from {', '.join(s.name for s in SHAPES)}")
+    ap.add_argument("--shapes", default=",".join(DEFAULT),
+                    help=f"comma-separated, from {', '.join(s.name for s in SHAPES)}, or all "
+                         f"(default: {', '.join(DEFAULT)})")
     ap.add_argument("--threads", type=int, default=None, help="cap BLAS and torch threads (threadpoolctl)")
     ap.add_argument("--repeat", type=int, default=None, help="repetitions (default: about --budget s each)")
     ap.add_argument("--budget", type=float, default=20.0, help="seconds of rnndsl fwd+bwd per shape")
@@ -282,6 +264,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     by_name = {s.name: s for s in SHAPES}
     wanted = [n.strip() for n in args.shapes.split(",") if n.strip()]
+    wanted = list(by_name) if wanted == ["all"] else wanted
     unknown = [n for n in wanted if n not in by_name]
     if unknown:
         ap.error(f"unknown shape {', '.join(unknown)}; choose from {', '.join(by_name)}")

@@ -1,5 +1,6 @@
 """rnndsl.tools.bench: FLOP counts against a hand count, and a tiny benchmark that runs. The
 PyTorch parts are skipped where torch is not installed (CI has none)."""
+import dataclasses
 import importlib.util
 import sys
 from pathlib import Path
@@ -90,15 +91,64 @@ def _run_module():
     return module
 
 
-@pytest.mark.parametrize("kind, bidirectional", [("lstm", False), ("rnn", False), ("lstm", True)])
-def test_torch_reference_is_the_same_network(kind, bidirectional):
+def _tiny(run, case: str):
+    """A benchmark case (run.SHAPES) at a tiny size: same spec and PyTorch network."""
+    shape = {s.name: s for s in run.SHAPES}[case]
+    T = 12 if shape.kind == "deepspeech" else 5          # CTC: 5 labels need 11 frames
+    return dataclasses.replace(shape, name="tiny", T=T, B=3, I=6, H=7, K=4)
+
+
+CASES = ["lstm", "lstm-b1", "gru", "bilstm", "deepspeech", "elman"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_torch_reference_is_the_same_network(case):
     pytest.importorskip("torch")
     run = _run_module()
-    spec = {"rnn": "elman.yaml", "lstm": "bilstm.yaml" if bidirectional else "lstm.yaml"}[kind]
-    shape = run.Shape("tiny", spec, kind, T=5, B=3, I=6, H=7, K=4, bidirectional=bidirectional)
-    result = run.run_shape(shape, repeat=1, warmup=0, use_torch=True, dtype="float32", details_wanted=False)
+    result = run.run_shape(_tiny(run, case), repeat=1, warmup=0, use_torch=True, dtype="float32",
+                           details_wanted=False)
     assert result.extra["loss_rnndsl"] == pytest.approx(result.extra["loss_torch"], rel=1e-5)
-    assert result.extra["torch_train"].median > 0
+    assert result.extra["torch_train"].median > 0 and result.extra["compared"]
+
+
+@pytest.mark.parametrize("case", ["lstm", "gru", "bilstm", "deepspeech", "elman"])
+def test_torch_reference_agrees_on_loss_and_gradients_at_random_weights(case):
+    """Random weights and biases (init leaves biases zero, which would hide a misplaced one,
+    such as the GRU's b_hn), float64: the same loss and the same gradients."""
+    pytest.importorskip("torch")
+    run = _run_module()
+    shape = _tiny(run, case)
+    prepared = bench.prepare(ROOT / shape.spec, shape.T, shape.B, shape.dims, "float64")
+    params, rng = prepared["params"], np.random.default_rng(1)
+    params.update({k: v + 0.3 * rng.standard_normal(v.shape) for k, v in params.items()})
+    ref = run.references.reference(shape, prepared)
+    ours, theirs = run.same_loss(shape, prepared, ref)
+    assert ours == pytest.approx(theirs, rel=1e-10)
+    _, grads = prepared["model"].loss_and_grad(params, {**prepared["arrays"], "lengths": prepared["lengths"]})
+    ref["train"]()
+    theirs = {name: getattr(ref[name.split(".")[0]], name.split(".")[1]).grad.numpy()
+              for name in run.references.weights(shape, params)}
+    compared = run.references.weights(shape, grads)
+    if shape.kind == "deepspeech":                 # one bias b4 is torch's two directions' bias_ih
+        theirs["rnn.bias_ih_l0"] = theirs["rnn.bias_ih_l0"] + theirs.pop("rnn.bias_ih_l0_reverse")
+        del compared["rnn.bias_ih_l0_reverse"]
+    compared = {k: v for k, v in compared.items() if "bias_hh" not in k}   # torch's, held at zero
+    assert len(compared) >= 4
+    for name, value in compared.items():
+        np.testing.assert_allclose(theirs[name], value, rtol=1e-8, atol=1e-10, err_msg=name)
+
+
+def test_cases_and_default_set(capsys):
+    run = _run_module()
+    names = [s.name for s in run.SHAPES]
+    assert run.DEFAULT == ["lstm", "lstm-big", "lstm-b1", "gru", "bilstm", "deepspeech"]
+    assert set(run.DEFAULT) < set(names) and len(set(names)) == len(names)
+    for shape in run.SHAPES:
+        assert (ROOT / shape.spec).is_file() and shape.kind in run.references.COMPARED
+    with pytest.raises(SystemExit):
+        run.main(["--shapes", "lstm,nope"])
+    err = capsys.readouterr().err
+    assert "nope" in err and all(name in err for name in names)
 
 
 def test_torch_reference_is_none_without_torch(monkeypatch):

@@ -371,7 +371,7 @@ def _torch():
 
 def torch_reference(kind: str, T: int, B: int, I: int, H: int, bidirectional: bool = False,
                     K: int = 64, dtype="float32", seed: int = 0):
-    """The same network in PyTorch (CPU): nn.LSTM or nn.RNN(tanh), nn.Linear(H or 2H, K),
+    """The same network in PyTorch (CPU): nn.LSTM, nn.GRU or nn.RNN(tanh), nn.Linear(H or 2H, K),
     mean cross-entropy over every step. Returns a dict with the modules, the data and the
     closures `forward` and `train` (forward + backward), or None when torch is missing."""
     torch = _torch()
@@ -379,7 +379,7 @@ def torch_reference(kind: str, T: int, B: int, I: int, H: int, bidirectional: bo
         return None
     torch.manual_seed(seed)
     tdtype = getattr(torch, str(np.dtype(dtype)))
-    cls = {"lstm": torch.nn.LSTM, "rnn": torch.nn.RNN, "elman": torch.nn.RNN}[kind]
+    cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN, "elman": torch.nn.RNN}[kind]
     extra = {"nonlinearity": "tanh"} if cls is torch.nn.RNN else {}
     rnn = cls(I, H, bidirectional=bidirectional, **extra).to(tdtype)
     head = torch.nn.Linear(H * (2 if bidirectional else 1), K).to(tdtype)
