@@ -109,6 +109,8 @@ def test_torch_reference_is_the_same_network(case):
                            details_wanted=False)
     assert result.extra["loss_rnndsl"] == pytest.approx(result.extra["loss_torch"], rel=1e-5)
     assert result.extra["torch_train"].median > 0 and result.extra["compared"]
+    row = bench.report([result]).splitlines()[-1]
+    assert "torch % of GEMM" in bench.report([result]) and row.count("%") == 6   # 4 spreads, 2 shares
 
 
 @pytest.mark.parametrize("case", ["lstm", "gru", "bilstm", "deepspeech", "elman"])

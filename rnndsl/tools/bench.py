@@ -414,7 +414,7 @@ def report(results: list, title: str = "") -> str:
     if has_torch:
         head += ["torch fwd ms", "torch fwd+bwd ms", "torch/rnndsl"]
     if has_gemm:
-        head += ["NumPy GEMM GFLOP/s", "% of GEMM"]
+        head += ["NumPy GEMM GFLOP/s", "% of GEMM"] + (["torch % of GEMM"] if has_torch else [])
     lines = ([f"{title}", ""] if title else []) + ["| " + " | ".join(head) + " |",
                                                      "|" + "---|" * len(head)]
     for r in results:
@@ -431,10 +431,15 @@ def _row(r: Result, has_torch: bool, has_gemm: bool) -> list:
         cells += [_ms(tf) if tf else "-", _ms(tt) if tt else "-",
                   f"{tt.median / r.train.median:.2f}" if tt else "-"]
     if has_gemm:
-        g = r.extra.get("gemm_gflops")
-        cells += [f"{g:.1f}" if g else "-",
-                  f"{100 * r.extra['gemm_seconds'] / r.train.median:.0f}%" if g else "-"]
+        g, tt = r.extra.get("gemm_gflops"), r.extra.get("torch_train")
+        cells += [f"{g:.1f}" if g else "-", _share(r.extra.get("gemm_seconds"), r.train)]
+        cells += [_share(r.extra.get("gemm_seconds"), tt)] if has_torch else []
     return cells
+
+
+def _share(gemm_seconds, t) -> str:
+    """The GEMM-only time as a share of a measured fwd+bwd time."""
+    return f"{100 * gemm_seconds / t.median:.0f}%" if gemm_seconds and t else "-"
 
 
 def _ms(t: Timing) -> str:
