@@ -76,3 +76,17 @@ def test_a_one_step_buffer_read_after_its_loop_or_by_backward():
         verify_plan([loop], [Instr(Buf("d_x", (3,), "t", Role.GRAD), Op.TANH, (Ref(a),), Mode.SEQ)], {"a"}, set())
     with pytest.raises(ProgramError, match="a outlive the forward pass"):
         verify_plan([loop], [], {"a"}, {"a"})
+
+
+def test_a_kernel_result_read_outside_but_not_an_output():
+    from rnndsl.compiler.program import Kernel
+    from rnndsl.compiler.verify import verify_kernels
+    a = Buf("a", (3,), "t", Role.VALUE)
+    k = Kernel("_k1", (Instr(a, Op.TANH, (Ref(X),), Mode.SEQ), Instr(H, Op.TANH, (Ref(a),), Mode.SEQ)), ("h",))
+    later = Instr(Buf("y", (3,), "t", Role.VALUE), Op.TANH, (Ref(a),), Mode.SEQ)
+    with pytest.raises(ProgramError, match="a is read outside kernel _k1"):
+        verify_kernels([k, later], {"x"}, "group")
+    verify_kernels([k], {"x"}, "group")
+    odd = Kernel("_k2", (Instr(a, Op.MATMUL, (Ref(W), Ref(X)), Mode.SEQ),), ("a",))
+    with pytest.raises(ProgramError, match="cannot be fused"):
+        verify_kernels([odd], {"x"}, "group")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from ...core.ops import TABLE, Kind, Op, elementwise, result_rank
-from ...compiler.program import Buf, Instr, Loop, Mode, Program, Ref, Role, instructions
+from ...compiler.program import Buf, Instr, Kernel, Loop, Mode, Program, Ref, Role, instructions
 
 INDENT = "    "
 
@@ -147,7 +147,7 @@ class Passes:
 
     def _items(self, items, backward: bool = False) -> None:
         last_line = None
-        for item in items:
+        for item in _unkernel(items):
             if isinstance(item, Loop):
                 last_line = None
                 self._loop(item, backward)
@@ -167,7 +167,7 @@ class Passes:
         self.put(f"for _t in {steps}:")
         self.depth += 1
         last = None
-        for instr in loop.body:
+        for instr in _unkernel(loop.body):
             if instr.line and instr.line != last:
                 self.put(_comments(instr.line))
                 last = instr.line
@@ -379,6 +379,11 @@ class Passes:
         grads = ", ".join(f"{b.name!r}: {self._adjoint_of(b.name)}" for b in p.params)
         self.put(f"return {{{grads}}}")
         return "\n".join(self.lines)
+
+
+def _unkernel(items) -> list:
+    """Kernels run member by member: NumPy has no loop of its own to fuse them into."""
+    return [i for item in items for i in (item.body if isinstance(item, Kernel) else (item,))]
 
 
 def _tape_dict(names) -> str:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..core.ops import Op
 from .plan import nbytes
-from .program import GroupNote, Loop, LoopNote, Mode, Program, Role, StackNote, instructions
+from .program import GroupNote, Kernel, Loop, LoopNote, Mode, Program, Role, StackNote, instructions
 
 
 def explain(model, steps: int = 100, batch: int = 32) -> str:
@@ -24,11 +24,36 @@ def explain(model, steps: int = 100, batch: int = 32) -> str:
         for n in groups:
             where = f"per step ({', '.join(n.loop)})" if n.loop else "all steps at once"
             out.append(f"  {n.op}: {'; '.join(name(o) for o in n.outputs)}  [{where}]")
+    out += _kernels(prog, name)
     out += ["", "weight gradients (one GEMM over all T*B rows, after the reverse loop)"]
     stacked = {n.stacked: "[" + ", ".join(n.weights) + "]" for n in stacks}
     out += ["  " + (", ".join(stacked.get(w, w) for w in _weight_gemms(prog)) or "none")]
     out += ["", *_buffers(prog, steps, batch, model.dtype.itemsize)]
     return "\n".join(out)
+
+
+def _kernels(prog: Program, name) -> list:
+    found = [(part, k) for part, items in (("forward", prog.forward), ("backward", prog.backward))
+             for k in _all_kernels(items)]
+    if not found:
+        return []
+    out = ["", "kernels (elementwise chains, each one loop over the batch in a kernel backend; "
+               "NumPy runs their ops one by one)"]
+    for part, k in found:
+        where = "per step" if k.mode is Mode.STEP else "all steps at once" if k.mode is Mode.SEQ else "per sequence"
+        out.append(f"  {k.name} ({part}, {where}): {len(k.body)} ops, writes {', '.join(k.outputs)}")
+        out += [f"    {line}" for line in k.line.split("\n") if line]
+    return out
+
+
+def _all_kernels(items) -> list:
+    found = []
+    for item in items:
+        if isinstance(item, Kernel):
+            found.append(item)
+        elif isinstance(item, Loop):
+            found += _all_kernels(item.body)
+    return found
 
 
 def _recurrences(prog: Program) -> list:

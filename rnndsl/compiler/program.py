@@ -93,6 +93,24 @@ class Loop:
 
 
 @dataclass(frozen=True)
+class Kernel:
+    """Consecutive elementwise instructions of one phase, run as one kernel (compiler/group.py):
+    each row of the batch goes through every member in order, so a value made and used only
+    inside stays in registers. A backend may also run the members one by one."""
+    name: str
+    body: tuple                   # Instr, in program order, all elementwise, one mode
+    outputs: tuple                # names of member results read outside the kernel
+
+    @property
+    def mode(self) -> Mode:
+        return self.body[0].mode
+
+    @property
+    def line(self) -> str:
+        return "\n".join(dict.fromkeys(l for i in self.body for l in str(i.line).split("\n") if l))
+
+
+@dataclass(frozen=True)
 class LoopNote:
     """lower: a recurrence became a loop."""
     members: tuple                # its variables
@@ -139,10 +157,10 @@ class Program:
 
 
 def instructions(items) -> list:
-    """Every Instr of a program part, loops flattened."""
+    """Every Instr of a program part, loops and kernels flattened."""
     out = []
     for item in items:
-        out.extend(item.body if isinstance(item, Loop) else [item])
+        out.extend(instructions(item.body) if isinstance(item, (Loop, Kernel)) else [item])
     return out
 
 
@@ -153,6 +171,10 @@ def show(items, indent: str = "") -> str:
         if isinstance(item, Loop):
             order = "reversed " if item.reverse else ""
             lines.append(f"{indent}for {item.axis} in {order}steps:    # {', '.join(item.members)}")
+            lines.append(show(item.body, indent + "    "))
+            continue
+        if isinstance(item, Kernel):
+            lines.append(f"{indent}kernel {item.name}:    # writes {', '.join(item.outputs)}")
             lines.append(show(item.body, indent + "    "))
             continue
         args = ", ".join(str(a) if isinstance(a, Ref) else f"{a:g}" for a in item.args)

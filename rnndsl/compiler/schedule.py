@@ -11,9 +11,10 @@ from __future__ import annotations
 from . import adjoints, autodiff, fuse
 from ..frontend import ir
 from .lower import Lowered
+from .group import group
 from .plan import plan
 from .program import Buf, Instr, Loop, Program, Ref, Role, instructions
-from .verify import verify, verify_plan
+from .verify import verify, verify_kernels, verify_plan
 
 
 def schedule(model: ir.Model, low: Lowered) -> Program:
@@ -33,6 +34,8 @@ def schedule(model: ir.Model, low: Lowered) -> Program:
     outputs = tuple(e.name for e in model.equations)
     planned = plan(forward, backward, values, set(outputs))
     verify_plan(forward, backward, planned.scratch, set(planned.tape) | set(outputs))
+    forward, backward = group(forward, backward, set(planned.tape) | set(outputs) | {low.loss.name})
+    verify_kernels(forward + backward, known | set(planned.tape), "group")
     return Program(tuple(forward), tuple(backward), params=params,
                    inputs=tuple(b for b in low.bufs.values() if b.role is Role.INPUT),
                    values=values, grads=grads, loss=low.loss,

@@ -22,7 +22,7 @@ only there, at the current step, never by the backward pass or after the forward
 from __future__ import annotations
 
 from ..core.ops import result_rank
-from .program import Buf, Instr, Loop, Ref
+from .program import Buf, Instr, Kernel, Loop, Ref, instructions
 
 
 class ProgramError(AssertionError):
@@ -119,6 +119,42 @@ def verify_plan(forward, backward, scratch, kept) -> None:
     if kept_bases:
         raise ProgramError(f"after plan: {', '.join(sorted(kept_bases))} outlive the forward pass but hold "
                            "one step only (a bug in rnndsl: please report it with the spec)")
+
+
+def verify_kernels(items, known, stage: str) -> None:
+    """Every kernel's members are instructions a kernel may hold, in one mode, and each result
+    read outside its kernel (by a later item, or after the passes) is among its outputs."""
+    from .group import fusable
+    for kernel in _kernels(items):
+        for instr in kernel.body:
+            if not isinstance(instr, Instr) or not fusable(instr) or instr.mode is not kernel.mode:
+                raise _error(stage, instr, f"is in kernel {kernel.name} but cannot be fused there")
+    reads = [(k, r) for k in _kernels(items) for r in _outside_reads(items, k)]
+    for kernel, name in reads:
+        raise ProgramError(f"after {stage}: {name} is read outside kernel {kernel.name} but is not "
+                           "among its outputs (a bug in rnndsl: please report it with the spec)")
+
+
+def _kernels(items) -> list:
+    found = []
+    for item in items:
+        if isinstance(item, Kernel):
+            found.append(item)
+        elif isinstance(item, Loop):
+            found += _kernels(item.body)
+    return found
+
+
+def _outside_reads(items, kernel) -> list:
+    """Names of the kernel's non-output results that an instruction outside it reads."""
+    base = lambda b: b.view[0] if b.view else b.name
+    mine = {base(i.out) for i in kernel.body if i.target is None} - {base_of for base_of in kernel.outputs}
+    inside = {id(i) for i in kernel.body}
+    hits = []
+    for instr in instructions(items):
+        if id(instr) not in inside:
+            hits += [base(r.buf) for r in instr.refs if base(r.buf) in mine]
+    return sorted(set(hits))
 
 
 def _flat(items) -> list:

@@ -1,0 +1,104 @@
+"""Program -> the same program with runs of elementwise instructions grouped into kernels.
+
+A run is a maximal sequence of consecutive instructions of one phase (a loop body, or the
+part between loops) that are all elementwise, in one mode, over float vectors or scalars,
+and that write their whole result (or add into an adjoint at the same step). Program order
+is kept, so a kernel needs no scheduling: each batch row goes through the members in turn.
+A backend renders a kernel as one compiled loop (numba, CUDA) or runs its members one by
+one (NumPy). `outputs` are the members' results anything outside the kernel reads: the
+rest may live in registers.
+"""
+from __future__ import annotations
+
+import itertools
+
+from ..core.ops import Kind, elementwise, Op
+from .program import Instr, Kernel, Loop, Mode, Role, instructions
+
+MODES = (Mode.STEP, Mode.SEQ, Mode.STATIC)
+
+
+def group(forward: list, backward: list, keep: set) -> tuple:
+    """(forward, backward) with kernels; `keep`: names read after the passes (the tape, the
+    user's values, the loss)."""
+    counter = itertools.count(1)
+    reads = _reads_by_instr(forward + backward)
+    forward = _group_items(forward, reads, keep, counter)
+    backward = _group_items(backward, reads, keep, counter)
+    return forward, backward
+
+
+def fusable(instr: Instr) -> bool:
+    if not (elementwise(instr.op) and instr.op is not Op.COPY and instr.mode in MODES):
+        return False
+    bufs = [instr.out] + [r.buf for r in instr.refs] + [r.fill for r in instr.refs if r.fill is not None]
+    if any(b.dims is None or None in b.dims or b.rank > 1 or b.kind is not Kind.FLOAT for b in bufs):
+        return False
+    t = instr.target
+    if t is None:
+        return not instr.accumulate
+    same_shape = t.buf.rank == instr.out.rank and (t.buf.axis is None) == (instr.mode is Mode.STATIC)
+    return (t.offset == 0 and t.fill is None and not instr.summed and same_shape
+            and t.buf.role is not Role.PARAM)
+
+
+def _group_items(items: list, reads: dict, keep: set, counter) -> list:
+    out = []
+    for item in items:
+        if isinstance(item, Loop):
+            body = tuple(_group_phase(list(item.body), reads, keep, counter))
+            out.append(Loop(item.axis, item.reverse, body, item.members, item.truncate))
+        else:
+            out.append(item)
+    return _group_phase(out, reads, keep, counter)
+
+
+def _group_phase(items: list, reads: dict, keep: set, counter) -> list:
+    out, run = [], []
+    for item in items + [None]:
+        if isinstance(item, Instr) and fusable(item) and (not run or _joins(run, item)):
+            run.append(item)
+            continue
+        out += [_kernel(run, reads, keep, counter)] if len(run) > 1 else run
+        run = [item] if isinstance(item, Instr) and fusable(item) else []
+        if item is not None and not run:
+            out.append(item)
+    return out
+
+
+def _joins(run: list, instr: Instr) -> bool:
+    """`instr` may follow `run` in one kernel: the same mode, and no read of another time step
+    of something the run writes, unless that step is done before the kernel starts (a loop's
+    earlier steps): for all steps at once, the whole array is still being written."""
+    if instr.mode is not run[0].mode:
+        return False
+    if instr.mode is Mode.STEP:
+        return True
+    base = lambda b: b.view[0] if b.view else b.name
+    written = {base(i.target.buf if i.target is not None else i.out) for i in run}
+    return not any(r.offset and base(r.buf) in written for r in instr.refs)
+
+
+def _kernel(run: list, reads: dict, keep: set, counter) -> Kernel:
+    inside = {id(i) for i in run}
+    read_outside = {name for i, names in reads.items() if i not in inside for name in names}
+    outputs = []
+    for instr in run:
+        buf = instr.target.buf if instr.target is not None else instr.out
+        names = {buf.name, buf.view[0] if buf.view else buf.name}
+        if instr.target is not None or names & (read_outside | keep):
+            outputs.append(buf.name)
+    return Kernel(f"_k{next(counter)}", tuple(run), tuple(dict.fromkeys(outputs)))
+
+
+def _reads_by_instr(items: list) -> dict:
+    """id(instruction) -> the buffer names it reads (views also as their bases)."""
+    reads = {}
+    for instr in instructions(items):
+        names = set()
+        for ref in instr.refs:
+            for buf in (ref.buf, ref.fill):
+                if buf is not None:
+                    names |= {buf.name, buf.view[0] if buf.view else buf.name}
+        reads[id(instr)] = names
+    return reads

@@ -1,0 +1,58 @@
+"""Kernels (compiler/group.py): elementwise chains grouped in program order, with the results
+read elsewhere as outputs. The values are checked by every forward and gradient test (the
+NumPy backend runs a kernel's members in order); here, the grouping itself."""
+from hypothesis import given
+
+import rnndsl
+from rnndsl.compiler.group import fusable
+from rnndsl.compiler.program import Kernel, Loop, instructions
+
+from conftest import ROOT, SPECS
+from test_backend import random_specs
+
+
+def kernels(items) -> list:
+    found = []
+    for item in items:
+        found += [item] if isinstance(item, Kernel) else kernels(item.body) if isinstance(item, Loop) else []
+    return found
+
+
+def test_an_lstm_step_is_a_gemm_and_one_kernel():
+    prog = rnndsl.compile(ROOT / "specs" / "lstm.yaml").program
+    loop = next(i for i in prog.forward if isinstance(i, Loop))
+    assert [type(i).__name__ for i in loop.body] == ["Instr", "Kernel"]
+    assert set(loop.body[1].outputs) >= {"c", "h"}           # the state is written to memory
+
+
+def assert_grouped(spec, ungrouped) -> None:
+    prog = rnndsl.compile(spec).program
+    for k in kernels(prog.forward) + kernels(prog.backward):
+        assert len(k.body) >= 2 and all(fusable(i) and i.mode is k.mode for i in k.body)
+    plain = ungrouped(spec)             # grouping keeps every instruction, in order
+    assert instructions(prog.forward) == instructions(plain.forward)
+    assert instructions(prog.backward) == instructions(plain.backward)
+
+
+def _ungrouped(monkeypatch):
+    from rnndsl.compiler import lower, schedule
+    from rnndsl.semantics import timegraph
+
+    def compile_plain(spec):
+        with monkeypatch.context() as m:
+            m.setattr(schedule, "group", lambda forward, backward, keep: (forward, backward))
+            model = rnndsl.load_spec(spec)
+            return schedule.schedule(model, lower.lower(model, timegraph.analyse(model)))
+    return compile_plain
+
+
+def test_shipped_specs_group(monkeypatch):
+    for path in SPECS:
+        assert_grouped(path, _ungrouped(monkeypatch))
+
+
+@given(random_specs())
+def test_generated_specs_group(text):
+    import pytest
+    with pytest.MonkeyPatch.context() as m:
+        assert_grouped(text, _ungrouped(m))
