@@ -102,7 +102,7 @@ def instrument(module, timers: Timers) -> dict:
 
 def split(shape: runner.Shape, repeat: int) -> dict:
     """Times of the plain and instrumented forward+backward, and the timers."""
-    run = bench.prepare(runner.ROOT / "specs" / shape.spec, shape.T, shape.B, shape.dims)
+    run = bench.prepare(runner.REPO / shape.spec, shape.T, shape.B, shape.dims)
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     plain = bench.time_fn(run["train"], repeat, warmup=1)
     faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / (repeat + 1)
@@ -119,9 +119,10 @@ def split(shape: runner.Shape, repeat: int) -> dict:
     finally:
         for name, value in saved.items():
             setattr(module, name, value)
-    tiny = runner.Shape(shape.name, shape.spec, shape.kind, shape.T, 1, 1, 1, K=1,
-                        bidirectional=shape.bidirectional)
-    tiny_run = bench.prepare(runner.ROOT / "specs" / tiny.spec, tiny.T, tiny.B, tiny.dims)
+    tiny = runner.Shape(shape.name, shape.spec, shape.kind, shape.T, 1, 1, 1,
+                        K=2 if shape.kind == "deepspeech" else 1,     # CTC: a blank and a label
+                        bidirectional=shape.bidirectional, input_dim=shape.input_dim)
+    tiny_run = bench.prepare(runner.REPO / tiny.spec, tiny.T, tiny.B, tiny.dims)
     fixed = bench.time_fn(tiny_run["train"], max(repeat, 20), warmup=2)
     return {"plain": plain, "instrumented": instrumented, "faults": faults, "timers": timers, "repeat": repeat,
             "fixed": fixed, "run": run}
