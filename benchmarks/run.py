@@ -138,13 +138,7 @@ def _time_shape(shape, run, repeat, warmup, use_torch, dtype, details_wanted, se
     if model.workers is not None:
         run["train"]()                                  # starts the worker processes
     meter = LoadMeter([p.pid for p in model.workers.procs] if model.workers else ()).start()
-    if alone:
-        t = {}
-        for group in (("forward", "train"), ("gemm",), ("torch_forward", "torch_train")):
-            time.sleep(1.0)                      # let the previous library's threads sleep
-            t.update(bench.interleave({k: fns[k] for k in group if k in fns}, repeat, warmup))
-    else:
-        t = bench.interleave(fns, repeat, warmup, settle)
+    t = _timings(fns, repeat, warmup, settle, alone)
     extra["other_load"] = meter.stop()
     extra.update({k: v for k, v in t.items() if k.startswith("torch")})
     extra.update(gemm=t["gemm"], gemm_seconds=t["gemm"].median,
@@ -153,6 +147,17 @@ def _time_shape(shape, run, repeat, warmup, use_torch, dtype, details_wanted, se
         extra["gemm_shapes"] = bench.gemm_bound(gemm_list, dtype)[2]
     return bench.Result(shape.name, shape.T, shape.B, shape.dims, dtype,
                         bench.flops(model, shape.T, shape.B), t["forward"], t["train"], extra)
+
+
+def _timings(fns: dict, repeat: int, warmup: int, settle: float, alone: bool) -> dict:
+    """name -> Timing: every function alternately, or (`alone`) one library after the other."""
+    if not alone:
+        return bench.interleave(fns, repeat, warmup, settle)
+    t = {}
+    for group in (("forward", "train"), ("gemm",), ("torch_forward", "torch_train")):
+        time.sleep(1.0)                      # let the previous library's threads sleep
+        t.update(bench.interleave({k: fns[k] for k in group if k in fns}, repeat, warmup))
+    return t
 
 
 def same_loss(shape: Shape, run: dict, ref: dict) -> tuple:
