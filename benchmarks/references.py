@@ -16,10 +16,10 @@ COMPARED = {
     "rnn": "torch.nn.RNN(tanh) + nn.Linear + cross_entropy",
     "gru": "torch.nn.GRU + nn.Linear + cross_entropy",
     "deepspeech": "the shipped specs/deepspeech.yaml, whole (context window, 3 clipped-ReLU layers, "
-                  "bidirectional recurrence, 2 layers, CTC), against nn.Linear + hardtanh(0, 20) layers "
-                  "and torch.nn.RNN(relu, bidirectional) + F.ctc_loss: PyTorch's fused RNN has no "
-                  "clip at 20, so the two agree while no recurrent value reaches 20 (the loss check "
-                  "shows it)",
+                  "bidirectional clipped-ReLU recurrence, a clipped-ReLU layer, output layer, CTC), "
+                  "against nn.Linear + clamp(0, 20) layers, torch.nn.RNN(relu, bidirectional) and "
+                  "F.ctc_loss: PyTorch's fused RNN has no clip at 20, so the two agree while no "
+                  "recurrent value reaches 20 (the loss check shows it)",
 }
 
 
