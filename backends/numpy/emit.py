@@ -20,13 +20,18 @@ from .passes import Passes
 def emit_module(prog: Program, spec_name: str, spec_file: str, dtype: str = "float64") -> str:
     """The source text of a standalone module for `prog`; `dtype` is its default precision.
     The spec's name and file name are untrusted text: they appear only as repr literals."""
-    e = Passes(prog, dtype)
+    return module_source(Passes(prog, dtype), spec_name, spec_file)
+
+
+def module_source(e: Passes, spec_name: str, spec_file: str) -> str:
+    """The module around the passes `e` writes (a kernel backend's subclass adds its imports
+    and the kernels it defines: `e.imports`, `e.definitions()` after the passes are written)."""
     passes = [e.forward(), e.backward()]
     used = {n[1:] for n in _names("\n\n".join(passes)) if n.startswith("_")}
     kernels = _closure(used)
-    parts = [_DOC, "import numpy as np\n\nxp = np",
+    parts = [_DOC, "\n".join(["import numpy as np", *e.imports]) + "\n\nxp = np",
              f"SPEC_NAME = {str(spec_name)!r}\nSPEC_FILE = {str(spec_file)!r}",
-             _kernel_sources(kernels), _aliases(kernels, used), *passes, _DRIVER]
+             _kernel_sources(kernels), _aliases(kernels, used), *e.definitions(), *passes, _DRIVER]
     return "\n\n".join(p.rstrip() for p in parts) + "\n"
 
 
@@ -81,7 +86,9 @@ def _names(source: str) -> set:
 
 
 def _source(obj, name: str) -> str:
-    return inspect.getsource(obj) if inspect.isfunction(obj) else f"{name} = {obj!r}\n"
+    if not inspect.isfunction(obj):
+        return f"{name} = {obj!r}\n"
+    return getattr(obj, "__source__", None) or inspect.getsource(obj)   # rendered from a template: its kept source
 
 
 _DRIVER = '''

@@ -18,6 +18,15 @@ INDENT = "    "
 class Passes:
     """forward() and backward() of one program, as source text."""
 
+    imports: tuple = ()            # modules the passes need besides NumPy (a kernel backend's)
+
+    def definitions(self) -> list:
+        """Source of functions the passes call that this class writes itself (none here)."""
+        return []
+
+    def _prologue(self) -> None:
+        """Lines at the start of forward() and backward(), where _dtype is known (none here)."""
+
     def __init__(self, prog: Program, dtype: str = "float64"):
         self.prog, self.dtype = prog, str(dtype)
         # adjoints without batch axes: of parameters and of values made from them only (views
@@ -26,6 +35,7 @@ class Passes:
         self.batchless.update({i.out.name: i.out.rank for i in instructions(prog.forward) if i.mode is Mode.PARAM})
         self.batchless.update({b.name: b.rank for b in prog.values if b.role is Role.PARAM})
         self.scratch = set(prog.scratch)
+        self.adjoint_names = {g.of: g.name for g in prog.grads if g.view is None}     # primal -> adjoint
         self.carried = _carried(prog)
         # indexes, so that finding a buffer or the views of a base is not a scan per call
         self.bufs: dict = {}
@@ -53,6 +63,7 @@ class Passes:
         axes = sorted({b.axis for b in p.inputs if b.axis})
         first = p.inputs[0] if p.inputs else None
         self.put("_lengths = _dict(_lengths or {})")
+        self._prologue()
         for a in axes:
             seq = next(b for b in p.inputs if b.axis == a)
             self.put(f"_lengths.setdefault({a!r}, _np.full(_np.shape(_inputs[{seq.name!r}])[1], "
@@ -126,7 +137,7 @@ class Passes:
         return f"{lead} + {tuple(g.dims)!r}"
 
     def _adjoint_of(self, name: str) -> str:
-        return next(g.name for g in self.prog.grads if g.of == name and g.view is None)
+        return self.adjoint_names[name]
 
     def _axis_of(self, name: str) -> str:
         return self._buf(name).axis
@@ -146,18 +157,32 @@ class Passes:
             self.put(f"{b.name} = {base}[..., {b.view[1]}:{b.view[2]}]")
 
     def _items(self, items, backward: bool = False) -> None:
-        last_line = None
-        for item in _unkernel(items):
+        self.last_line = None
+        for item in items:
             if isinstance(item, Loop):
-                last_line = None
                 self._loop(item, backward)
-                continue
-            if item.line and item.line != last_line:
-                self.put(_comments(item.line))
-                last_line = item.line
-            self.put(self._instr(item))
-            if not backward:
-                self._views_of(item.out.name)
+                self.last_line = None
+            else:
+                self._item(item, None, backward)
+
+    def _item(self, item, loop: Loop | None, backward: bool) -> None:
+        """An instruction (after a comment quoting its spec lines, unless the last one did), or
+        a kernel."""
+        if isinstance(item, Kernel):
+            self._kernel(item, loop, backward)
+            return
+        if item.line and item.line != self.last_line:
+            self.put(_comments(item.line))
+            self.last_line = item.line
+        self.put(self._instr(item, loop if backward else None))
+        if not backward and loop is None:
+            self._views_of(item.out.name)
+
+    def _kernel(self, kernel: Kernel, loop: Loop | None, backward: bool) -> None:
+        """A kernel, member by member: NumPy has no loop of its own to fuse them into (a kernel
+        backend overrides this with one call)."""
+        for instr in kernel.body:
+            self._item(instr, loop, backward)
 
     def _loop(self, loop: Loop, backward: bool) -> None:
         steps = f"_range(_T_{loop.axis} - 1, -1, -1)" if loop.reverse else f"_range(_T_{loop.axis})"
@@ -166,12 +191,9 @@ class Passes:
                  f"running {direction} over {loop.axis}")
         self.put(f"for _t in {steps}:")
         self.depth += 1
-        last = None
-        for instr in _unkernel(loop.body):
-            if instr.line and instr.line != last:
-                self.put(_comments(instr.line))
-                last = instr.line
-            self.put(self._instr(instr, loop if backward else None))
+        self.last_line = None
+        for item in loop.body:
+            self._item(item, loop, backward)
         self.depth -= 1
 
     # -- instructions --------------------------------------------------------------------------
@@ -373,17 +395,13 @@ class Passes:
         for g in p.grads:
             if g.view is not None:
                 self.put(f"{g.name} = {g.view[0]}[..., {g.view[1]}:{g.view[2]}]")
+        self._prologue()
         self._zeros(p.backward)
         self.put(f"{self._adjoint_of(p.loss.name)}[...] = 1.0 / _B")
         self._items(p.backward, backward=True)
         grads = ", ".join(f"{b.name!r}: {self._adjoint_of(b.name)}" for b in p.params)
         self.put(f"return {{{grads}}}")
         return "\n".join(self.lines)
-
-
-def _unkernel(items) -> list:
-    """Kernels run member by member: NumPy has no loop of its own to fuse them into."""
-    return [i for item in items for i in (item.body if isinstance(item, Kernel) else (item,))]
 
 
 def _tape_dict(names) -> str:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import itertools
 
-from ..core.ops import Kind, elementwise, Op
-from .program import Instr, Kernel, Loop, Mode, Role, instructions
+from ..core.ops import Kind, Op, elementwise, result_rank
+from .program import Instr, Kernel, Loop, Mode, Ref, Role, instructions
 
 MODES = (Mode.STEP, Mode.SEQ, Mode.STATIC)
 
@@ -34,10 +34,11 @@ def fusable(instr: Instr) -> bool:
     bufs = [instr.out] + [r.buf for r in instr.refs] + [r.fill for r in instr.refs if r.fill is not None]
     if any(b.dims is None or None in b.dims or b.rank > 1 or b.kind is not Kind.FLOAT for b in bufs):
         return False
+    rank = result_rank(instr.op, tuple(r.buf.rank if isinstance(r, Ref) else 0 for r in instr.args), instr.attr)
     t = instr.target
     if t is None:
-        return not instr.accumulate
-    same_shape = t.buf.rank == instr.out.rank and (t.buf.axis is None) == (instr.mode is Mode.STATIC)
+        return not instr.accumulate and rank == instr.out.rank
+    same_shape = t.buf.rank == rank and (t.buf.axis is None) == (instr.mode is Mode.STATIC)
     return (t.offset == 0 and t.fill is None and not instr.summed and same_shape
             and t.buf.role is not Role.PARAM)
 
@@ -79,26 +80,24 @@ def _joins(run: list, instr: Instr) -> bool:
     return not any(r.offset and base(r.buf) in written for r in instr.refs)
 
 
-def _kernel(run: list, reads: dict, keep: set, counter) -> Kernel:
+def _kernel(run: list, readers: dict, keep: set, counter) -> Kernel:
     inside = {id(i) for i in run}
-    read_outside = {name for i, names in reads.items() if i not in inside for name in names}
     outputs = []
     for instr in run:
         buf = instr.target.buf if instr.target is not None else instr.out
         names = {buf.name, buf.view[0] if buf.view else buf.name}
-        if instr.target is not None or names & (read_outside | keep):
+        if instr.target is not None or names & keep or any(readers.get(n, set()) - inside for n in names):
             outputs.append(buf.name)
     return Kernel(f"_k{next(counter)}", tuple(run), tuple(dict.fromkeys(outputs)))
 
 
 def _reads_by_instr(items: list) -> dict:
-    """id(instruction) -> the buffer names it reads (views also as their bases)."""
-    reads = {}
+    """buffer name -> ids of the instructions reading it (a view is read as its base too)."""
+    readers: dict = {}
     for instr in instructions(items):
-        names = set()
         for ref in instr.refs:
             for buf in (ref.buf, ref.fill):
                 if buf is not None:
-                    names |= {buf.name, buf.view[0] if buf.view else buf.name}
-        reads[id(instr)] = names
-    return reads
+                    for name in {buf.name, buf.view[0] if buf.view else buf.name}:
+                        readers.setdefault(name, set()).add(id(instr))
+    return readers

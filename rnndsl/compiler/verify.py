@@ -129,7 +129,11 @@ def verify_kernels(items, known, stage: str) -> None:
         for instr in kernel.body:
             if not isinstance(instr, Instr) or not fusable(instr) or instr.mode is not kernel.mode:
                 raise _error(stage, instr, f"is in kernel {kernel.name} but cannot be fused there")
-    reads = [(k, r) for k in _kernels(items) for r in _outside_reads(items, k)]
+    readers: dict = {}
+    for instr in instructions(items):
+        for ref in instr.refs:
+            readers.setdefault(ref.buf.view[0] if ref.buf.view else ref.buf.name, set()).add(id(instr))
+    reads = [(k, r) for k in _kernels(items) for r in _outside_reads(readers, k)]
     for kernel, name in reads:
         raise ProgramError(f"after {stage}: {name} is read outside kernel {kernel.name} but is not "
                            "among its outputs (a bug in rnndsl: please report it with the spec)")
@@ -145,16 +149,15 @@ def _kernels(items) -> list:
     return found
 
 
-def _outside_reads(items, kernel) -> list:
-    """Names of the kernel's non-output results that an instruction outside it reads."""
+def _outside_reads(readers: dict, kernel) -> list:
+    """Names of the kernel's non-output results that an instruction outside it reads
+    (`readers`: base name -> ids of the instructions reading it)."""
     base = lambda b: b.view[0] if b.view else b.name
-    mine = {base(i.out) for i in kernel.body if i.target is None} - {base_of for base_of in kernel.outputs}
+    outputs = set(kernel.outputs)
+    mine = {base(i.out) for i in kernel.body if i.target is None and i.out.name not in outputs
+            and base(i.out) not in outputs}
     inside = {id(i) for i in kernel.body}
-    hits = []
-    for instr in instructions(items):
-        if id(instr) not in inside:
-            hits += [base(r.buf) for r in instr.refs if base(r.buf) in mine]
-    return sorted(set(hits))
+    return sorted(name for name in mine if readers.get(name, set()) - inside)
 
 
 def _flat(items) -> list:
