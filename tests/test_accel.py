@@ -58,6 +58,29 @@ def test_out_writes_into_strided_views(ufuncs):
     assert not out[:, :256].any()
 
 
+def test_the_kernels_are_the_templates_rendered_for_float32(ufuncs):
+    """Each compiled kernel computes its op's template as scalar.py renders it for float32
+    numba (the rational tanh included): evaluated here by Python itself over float32 scalars."""
+    from rnndsl.core import scalar
+    from rnndsl.core.templates import TEMPLATES
+    rng = np.random.default_rng(3)
+    args = [np.concatenate([rng.uniform(-12, 12, 60), [0, 9, -9, 1e-20, np.inf, -np.inf]]).astype(np.float32),
+            rng.uniform(-1, 1, 66).astype(np.float32)]
+    for name in accel.KERNELS:
+        t = TEMPLATES[name]
+        fn = eval(f"lambda {', '.join(t.args)}: {scalar.py_expr(t, {}, np.float32)}", {"np": np, **scalar.PY_HELPERS})
+        with np.errstate(all="ignore"):
+            want = [fn(*[a[i] for a in args[:len(t.args)]]) for i in range(66)]
+        np.testing.assert_allclose(ufuncs[name](*args[:len(t.args)]), want, rtol=3e-7, atol=1.2e-7,   # FMA
+                                   err_msg=name)
+
+
+def test_each_float32_formula_is_written_once():
+    """The rational tanh's coefficients appear in one file of the package (scalar.py)."""
+    files = [p for p in (ROOT / "rnndsl").rglob("*.py") if "2.76076847742355e-16" in p.read_text()]
+    assert [p.name for p in files] == ["scalar.py"]
+
+
 def installed(path: str, dtype: str):
     """(accelerated model, a plain copy of its module) for one spec."""
     model = rnndsl.compile(path, dtype=dtype)

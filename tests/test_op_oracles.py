@@ -7,7 +7,8 @@ where torch is installed, torch's own op. Each VJP rule is evaluated on numbers 
 definition and with torch.autograd; the backward ops are checked through the rules that use
 them. Hypothesis draws batch axes, spec ranks, attributes and values, including extreme ones
 (softmax, log_softmax, softplus, sigmoid far out). The cases live in op_cases.py, the
-definitions in op_definitions.py."""
+definitions in op_definitions.py. The elementwise ops' scalar templates are checked the same
+way in their other renderings: C (compiled by gcc) and Python for numba."""
 import math
 
 import numpy as np
@@ -18,6 +19,7 @@ from rnndsl.core.ops import TABLE, Op, elementwise, result_rank
 
 import op_definitions as defs
 from op_cases import CASES, Case
+from test_scalar import c_library, c_names, numba_loop, run_c
 
 # backward ops (no forward oracle of their own): the forward op whose VJP rule applies them
 BY_RULE = {Op.TANH_VJP: Op.TANH, Op.SIGMOID_VJP: Op.SIGMOID, Op.RELU_VJP: Op.RELU, Op.ABS_VJP: Op.ABS,
@@ -227,3 +229,65 @@ def test_each_backward_op_is_reached_by_the_rule_that_checks_it(backward_op):
     case = find(CASES[op]("generic"), lambda c: True, settings=settings(database=None, max_examples=50))
     _, applied = rule_grads(op, case, _dy(op, case, 0))
     assert backward_op in applied, f"{op.name}'s rule no longer applies {backward_op.name}: move its oracle"
+
+
+# ---- scalar templates: the C and numba renderings of every elementwise op ------------------------
+
+TEMPLATED = sorted((op for op in TABLE if TABLE[op].scalar is not None), key=lambda o: o.name)
+OF_OUTPUT = {Op.TANH_VJP, Op.SIGMOID_VJP, Op.RELU_VJP}       # backward ops taking y, not x
+
+
+@pytest.fixture(scope="module")
+def renderings(tmp_path_factory):
+    """The float64 C library and numba loop of every elementwise op's template."""
+    templates = [TABLE[op].scalar for op in TEMPLATED]
+    return (c_library(tmp_path_factory.mktemp("c"), [scalar_c(t) for t in templates], np.float64),
+            numba_loop(templates, np.float64) if _has_numba() else None)
+
+
+def scalar_c(t):
+    from rnndsl.core import scalar
+    return scalar.c_expr(t, c_names(t), np.float64)
+
+
+def _has_numba() -> bool:
+    import importlib.util
+    return importlib.util.find_spec("numba") is not None
+
+
+def _elementwise_case(op: Op, data):
+    """(arguments broadcast to one shape, attrs, the wanted values): a forward op's drawn case
+    against its scalar definition; a backward op's (y or x, dy) from the case of the forward
+    op whose rule applies it, against its NumPy form (checked through that rule above)."""
+    if op in CASES:
+        case = data.draw(CASES[op]("any"))
+        args = np.broadcast_arrays(*run_aligned(op, case))
+        return args, case.attrs, defs.SCALAR[op](case), case
+    case = data.draw(CASES[BY_RULE[op]]("any"))
+    first = forward(BY_RULE[op], case) if op in OF_OUTPUT else case.args[0]
+    dy = np.random.default_rng(data.draw(st.integers(0, 99))).normal(size=np.shape(first))
+    return [first, dy], case.attrs, run(op, [first, dy], (case.ranks[0],) * 2, case.attrs, {}), case
+
+
+def run_aligned(op: Op, case: Case) -> list:
+    top = max(case.ranks, default=0)
+    return [np.asarray(a, np.float64)[(...,) + (None,) * (top - r)] for a, r in zip(case.args, case.ranks)]
+
+
+@pytest.mark.parametrize("op", TEMPLATED, ids=lambda o: o.name)
+@given(data=st.data())
+def test_the_c_and_numba_renderings_of_each_template_agree(renderings, op, data):
+    lib, loop = renderings
+    args, attrs, want, case = _elementwise_case(op, data)
+    shape = np.shape(want)
+    flat = [np.ascontiguousarray(np.broadcast_to(a, shape), np.float64).ravel() for a in args] or [np.zeros(1)]
+    ks = [float(attrs[k]) for k in TABLE[op].scalar.attrs]
+    j = TEMPLATED.index(op)
+    tol = {"rtol": 1e-9, "atol": _tolerance(case)}
+    with np.errstate(all="ignore"):
+        np.testing.assert_allclose(run_c(lib, j, flat, ks, np.float64).reshape(shape), want, **tol, err_msg="C")
+        if loop is not None:
+            out = np.empty((len(TEMPLATED), flat[0].size))
+            padded = flat + [np.zeros_like(flat[0])] * (3 - len(flat))
+            loop(*padded, *(ks + [0.0] * (2 - len(ks))), out)
+            np.testing.assert_allclose(out[j].reshape(shape), want, **tol, err_msg="numba")

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from rnndsl.core import kernels
-from rnndsl.core.ops import SPEC_OPS, TABLE, Dim, Kind, Op, ShapeError, Type, floats
+from rnndsl.core import kernels, scalar, scalar_numpy
+from rnndsl.core.ops import KINKS, SPEC_OPS, TABLE, Category, Dim, Kind, Op, ShapeError, Type, elementwise, floats
 
 F = lambda *dims: floats(*(Dim(d) for d in dims))
 
@@ -16,6 +16,52 @@ def test_every_op_is_in_the_table_with_every_rule_it_needs():
     for op in SPEC_OPS:                     # what a spec can write has a shape rule and a VJP
         assert callable(TABLE[op].shape)
         assert callable(TABLE[op].vjp) or op is Op.SAMPLE, op
+
+
+ELEMENTWISE = {Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.NEG, Op.TANH, Op.SIGMOID, Op.RELU, Op.EXP, Op.LOG,
+               Op.SOFTPLUS, Op.ABS, Op.CLIP, Op.MIN, Op.MAX, Op.TANH_VJP, Op.SIGMOID_VJP, Op.RELU_VJP,
+               Op.ABS_VJP, Op.CLIP_VJP, Op.MIN_VJP, Op.MAX_VJP}
+
+
+def test_every_op_has_a_category_and_exactly_the_elementwise_ones_a_template():
+    assert {op for op in Op if elementwise(op)} == ELEMENTWISE
+    for op, d in TABLE.items():
+        assert isinstance(d.category, Category), op
+        assert (d.scalar is not None) == (op in ELEMENTWISE) == (d.category is Category.ELEMENTWISE), op
+        assert (d.rank is None) == (op in ELEMENTWISE), f"{op}: only elementwise ops take the largest rank"
+        if d.scalar is not None:          # the template fixes the arguments, attributes and forward
+            assert d.arity == len(d.scalar.args) and [k for k, _ in d.attrs] == list(d.scalar.attrs), op
+            assert d.out and d.forward.__source__ == scalar_numpy.numpy_source(d.forward.__name__, d.scalar), op
+
+
+def test_an_elementwise_op_is_one_ufunc_call_exactly_when_its_template_is_one_primitive():
+    assert {op.name for op in ELEMENTWISE if TABLE[op].ufunc} == {
+        "ADD", "SUB", "MUL", "DIV", "NEG", "TANH", "EXP", "LOG", "ABS", "CLIP", "MIN", "MAX"}
+    x = np.linspace(-3, 3, 13)
+    for op in ELEMENTWISE:
+        d = TABLE[op]
+        if d.ufunc:
+            args = [x] * d.arity + [{"lo": -1.0, "hi": 2.0, "c": 0.5}[k] for k, _ in d.attrs]
+            with np.errstate(all="ignore"):
+                np.testing.assert_array_equal(getattr(np, d.ufunc)(*args), d.forward(np, *args))
+
+
+def test_kinks_are_in_the_entries():
+    assert set(KINKS) == set(Op) and all(KINKS[op] is TABLE[op].kinks for op in Op)
+    assert {op for op in Op if KINKS[op]} == {Op.RELU, Op.ABS, Op.CLIP, Op.MIN, Op.MAX, Op.MAXPOOL2D,
+                                               Op.REDUCE_MAX, Op.REDUCE_MIN}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_elementwise_op_renders_on_every_backend(dtype):
+    """NumPy source, C (float and double) and numba Python (float32 and float64) from each template."""
+    for op in ELEMENTWISE:
+        t = TABLE[op].scalar
+        names = {n: f"a_{n}" for n in t.args + t.attrs}
+        assert all(f"a_{n}" in scalar.c_expr(t, names, dtype) for n in t.args), op
+        assert all(f"a_{n}" in scalar.py_expr(t, names, dtype) for n in t.args), op
+        compile(scalar.py_source("f", t, dtype), "<py>", "exec")
+        compile(scalar_numpy.numpy_source("f", t), "<numpy>", "exec")
 
 
 # op -> (argument types, attrs, sample arrays for one example)

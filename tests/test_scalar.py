@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from rnndsl.core import scalar as S
+from rnndsl.core import scalar_numpy as N
 from rnndsl.core.scalar import Arg, Attr, Const, Call, clip, exp, log, logaddexp, maximum, minimum
 from rnndsl.core.scalar import sigmoid, sign, tanh, template, where
 
@@ -95,7 +96,7 @@ def close(got, want, dtype, atol=None):
 @pytest.mark.parametrize("name", sorted(OPS))
 def test_numpy_function_matches_numpy(name, dtype):
     t, ref = OPS[name]
-    fn = S.numpy_function(name, t)
+    fn = N.numpy_function(name, t)
     args = values(len(t.args), dtype)
     with np.errstate(all="ignore"):
         want = ref(*args, *attrs_of(t, dtype))
@@ -111,7 +112,7 @@ def test_numpy_function_matches_numpy(name, dtype):
 def test_numpy_function_broadcasts_a_batch_against_a_vector(name):
     """An argument without the batch axis (a parameter) against a batch, with and without out=."""
     t, ref = OPS[name]
-    fn = S.numpy_function(name, t)
+    fn = N.numpy_function(name, t)
     rng = np.random.default_rng(1)
     args = [rng.normal(size=(5, 3)) if j else rng.normal(size=3) for j in range(len(t.args))]
     with np.errstate(all="ignore"):
@@ -123,7 +124,7 @@ def test_numpy_function_broadcasts_a_batch_against_a_vector(name):
 
 
 def test_into_out_each_intermediate_reuses_out():
-    source = S.numpy_source("tanh_vjp", OPS["tanh_vjp"][0])
+    source = N.numpy_source("tanh_vjp", OPS["tanh_vjp"][0])
     chain = source.split("if out is None:")[1].splitlines()[2:]
     assert [line.strip() for line in chain] == [
         "xp.multiply(y, y, out=out)", "xp.subtract(1.0, out, out=out)", "xp.multiply(dy, out, out=out)",
@@ -131,22 +132,22 @@ def test_into_out_each_intermediate_reuses_out():
 
 
 def test_a_single_primitive_is_one_call():
-    assert S.numpy_source("tanh", OPS["tanh"][0]).splitlines()[2:] == ["    return xp.tanh(x, out=out)"]
-    assert "return xp.clip(x, lo, hi, out=out)" in S.numpy_source("clip", OPS["clip"][0])
+    assert N.numpy_source("tanh", OPS["tanh"][0]).splitlines()[2:] == ["    return xp.tanh(x, out=out)"]
+    assert "return xp.clip(x, lo, hi, out=out)" in N.numpy_source("clip", OPS["clip"][0])
 
 
 def test_only_sigmoid_silences_overflow_and_only_that():
-    assert 'with np.errstate(over="ignore"):' in S.numpy_source("sigmoid", OPS["sigmoid"][0])
-    assert "errstate" not in S.numpy_source("exp", OPS["exp"][0])
+    assert 'with np.errstate(over="ignore"):' in N.numpy_source("sigmoid", OPS["sigmoid"][0])
+    assert "errstate" not in N.numpy_source("exp", OPS["exp"][0])
     with pytest.warns(RuntimeWarning):
-        S.numpy_function("exp", OPS["exp"][0])(np, np.array([1000.0]))
+        N.numpy_function("exp", OPS["exp"][0])(np, np.array([1000.0]))
     with pytest.warns(RuntimeWarning):       # a 0 * inf is still reported
-        S.numpy_function("sigmoid_vjp", OPS["sigmoid_vjp"][0])(np, np.array([0.0]), np.array([INF]))
+        N.numpy_function("sigmoid_vjp", OPS["sigmoid_vjp"][0])(np, np.array([0.0]), np.array([INF]))
 
 
 def test_the_function_holds_its_source_and_only_numpy():
     import inspect
-    fn = S.numpy_function("sigmoid_vjp", OPS["sigmoid_vjp"][0])
+    fn = N.numpy_function("sigmoid_vjp", OPS["sigmoid_vjp"][0])
     assert inspect.getsource(fn) == fn.__source__
     assert fn.__closure__ is None and set(fn.__globals__) - {"__builtins__", "__name__"} == {"np", "sigmoid_vjp"}
     space = {"np": np}
@@ -244,7 +245,7 @@ def numbered(e, counter):
 
 def approximated(t, dtype) -> bool:
     """float32 tanh and sigmoid go through the rational tanh: accurate absolutely, to 3e-7."""
-    return dtype == np.float32 and any(c.prim in ("tanh", "sigmoid") for c in S._calls(t.body))
+    return dtype == np.float32 and any(c.prim in ("tanh", "sigmoid") for c in S.call_nodes(t.body))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -257,16 +258,21 @@ def test_python_rendering_matches_numpy(name, dtype):
     close(py_eval(t, args, attrs_of(t, dtype), dtype), want, dtype, 1e-6 if approximated(t, dtype) else None)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_numba_rendering_matches_numpy(dtype):
-    """All the templates in one njit loop (one compilation per dtype)."""
+def numba_loop(templates: list, dtype):
+    """run(a0, a1, a2, k0, k1, out): out[j, i] = templates[j] at element i, compiled by numba
+    (all the templates in one loop: one compilation)."""
     numba = pytest.importorskip("numba")
-    names = sorted(OPS)
     lines = ["def run(a0, a1, a2, k0, k1, out):", "    for i in range(a0.shape[0]):"]
-    lines += [f"        out[{j}, i] = {S.py_expr(OPS[n][0], c_names(OPS[n][0]), dtype)}" for j, n in enumerate(names)]
+    lines += [f"        out[{j}, i] = {S.py_expr(t, c_names(t), dtype)}" for j, t in enumerate(templates)]
     space = {"np": np, **{k: numba.njit(f) for k, f in S.PY_HELPERS.items()}}
     exec("\n".join(lines), space)
-    run = numba.njit(error_model="numpy")(space["run"])
+    return numba.njit(error_model="numpy")(space["run"])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_numba_rendering_matches_numpy(dtype):
+    names = sorted(OPS)
+    run = numba_loop([OPS[n][0] for n in names], dtype)
     args = values(3, dtype)
     out = np.empty((len(names), args[0].size), dtype)
     run(*args, dtype(LO), dtype(HI), out)
@@ -365,7 +371,7 @@ def test_random_trees_numpy_and_python_agree(body, dtype):
     t = as_template(body)
     args = values(3, dtype, seed=2, signed_zero=False)
     env = dict(zip(("a", "b", "d", "k"), args + [dtype(C)]))
-    fn = S.numpy_function("f", t)
+    fn = N.numpy_function("f", t)
     with np.errstate(all="ignore"):
         want = np.broadcast_to(reference(t.body, env), args[0].shape).astype(dtype)
         out = np.full(args[0].shape, 3.0, dtype)

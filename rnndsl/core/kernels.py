@@ -5,29 +5,16 @@ leading axes are batch (and time). The reference interpreter calls them on singl
 examples, emitted modules on whole batches; `backends/numpy/emit.py` copies the source of the
 ones a program uses into the module it writes, so these are the only copies.
 `ranks` (where taken) are the spec ranks of the array arguments.
+
+The elementwise ops are not written here as array code: each is a scalar template
+(rnndsl/core/templates.py), and its NumPy function is rendered from it (DERIVED, at the end), as
+its C and numba forms are (rnndsl/core/scalar.py). This folder's modules import only NumPy and
+each other, so a worker process can load them by path (rnndsl/runtime/accel.py).
 """
 import numpy as np
 
-
-def sigmoid(xp, x, out=None):
-    """1 / (1 + exp(-x)): for x below -88 (float32) exp overflows to inf and 1 / inf is the
-    right 0. NumPy's float32 exp costs half its tanh, so this beats 0.5 + 0.5 tanh(x / 2)
-    by a third; into `out`, four passes without temporaries."""
-    with np.errstate(over="ignore"):
-        if out is None:
-            return 1.0 / (1.0 + xp.exp(-x))
-        out = xp.negative(x, out=out)
-        xp.exp(out, out=out)
-        out += 1.0
-        return xp.reciprocal(out, out=out)
-
-
-def softplus(xp, x):
-    return xp.logaddexp(0.0, x)
-
-
-def relu(xp, x, out=None):
-    return xp.maximum(x, 0.0, out=out)
+from .scalar_numpy import numpy_function
+from .templates import TEMPLATES
 
 
 def log_softmax(xp, x):
@@ -44,10 +31,23 @@ _MATMUL = {(2, 1): "...mn,...n->...m", (1, 2): "...n,...nm->...m",
            (2, 2): "...mn,...nk->...mk", (1, 1): "...n,...n->..."}
 
 
+# A parameter matrix W (no batch axes) against a batch of vectors is one GEMM over the batch
+# rows: W @ x is x @ W.T, and its adjoint for x is dout @ W. (spec ranks, side: None for the
+# forward, else the argument of the adjoint) -> (the rows, the matrix, whether to transpose it),
+# positions in the kernel's own arguments; emitters read it to write the same GEMM themselves.
+_PARAM_GEMM = {(2, 1, None): (1, 0, True), (2, 1, 1): (0, 1, False)}
+
+
+def param_gemm(form, args):
+    rows, matrix, transpose = form
+    return args[rows] @ (args[matrix].T if transpose else args[matrix])
+
+
 def matmul(xp, a, b, ranks):
     """Spec-level `a @ b` for vectors and matrices, with leading batch axes on either side."""
-    if ranks == (2, 1) and a.ndim == 2:          # a parameter times a batch: one GEMM
-        return b @ a.T
+    form = _PARAM_GEMM.get((*ranks, None))
+    if form and (a, b)[form[1]].ndim == 2:       # a parameter times a batch: one GEMM
+        return param_gemm(form, (a, b))
     return xp.einsum(_MATMUL[tuple(ranks)], a, b)
 
 
@@ -204,46 +204,6 @@ def ctc_vjp(xp, y, labels, dout, blank=0, lengths=None):
 
 # ---- backward formulas ----------------------------------------------------------------------
 
-def tanh_vjp(xp, y, dy, out=None):
-    """dy (1 - y^2); into `out` without temporaries."""
-    if out is None:
-        return dy * (1.0 - y * y)
-    out = xp.multiply(y, y, out=out)
-    xp.subtract(1.0, out, out=out)
-    out *= dy
-    return out
-
-
-def sigmoid_vjp(xp, y, dy, out=None):
-    """dy y (1 - y); into `out` without temporaries."""
-    if out is None:
-        return dy * y * (1.0 - y)
-    out = xp.subtract(1.0, y, out=out)
-    out *= y
-    out *= dy
-    return out
-
-
-def relu_vjp(xp, y, dy, out=None):
-    return xp.multiply(dy, y > 0, out=out)
-
-
-def abs_vjp(xp, x, dy):
-    return dy * xp.sign(x)
-
-
-def clip_vjp(xp, x, dy, lo, hi):
-    return dy * ((x > lo) & (x < hi))
-
-
-def min_vjp(xp, x, dy, c):
-    return dy * (x < c)
-
-
-def max_vjp(xp, x, dy, c):
-    return dy * (x > c)
-
-
 def softmax_vjp(xp, y, dy):
     return y * (dy - (dy * y).sum(axis=-1, keepdims=True))
 
@@ -274,8 +234,9 @@ def matmul_vjp(xp, dout, other, side, ra, rb, summed=0):
     other argument. `summed`: the argument is a parameter, so the batch axes are summed
     (one GEMM)."""
     ranks = (ra, rb)
-    if (ra, rb, side) == (2, 1, 1) and other.ndim == 2:          # dx = dout W: one GEMM
-        return dout @ other
+    form = _PARAM_GEMM.get((ra, rb, side))
+    if form and other.ndim == 2:                                  # dx = dout W: one GEMM
+        return param_gemm(form, (dout, other))
     if summed and (ra, rb) == (2, 1) and side == 0:              # dW = dout^T x over all rows
         return dout.reshape(-1, dout.shape[-1]).T @ other.reshape(-1, other.shape[-1])
     if summed and (ra, rb) == (1, 2) and side == 1:              # dW = x^T dout over all rows
@@ -427,3 +388,19 @@ def gather_vjp(xp, dy, x, lengths, from_end=1, offset=0, fill=0):
     b = xp.arange(x.shape[1])
     grad[xp.clip(index, 0, x.shape[0] - 1), b] = xp.where(_expand(inside, dy), dy, 0.0)
     return grad
+
+
+# ---- elementwise ops: NumPy functions rendered from their scalar templates -----------------------
+
+def _rendered(name: str):
+    """The op's NumPy function, rendered from its template (`fn.__source__` is its source)."""
+    fn = numpy_function(name, TEMPLATES[name])
+    fn.__module__ = __name__                # found among this module's kernels by the emitter
+    return fn
+
+
+DERIVED = {name: _rendered(name) for name in TEMPLATES}
+# the ones emitted code calls by name (the others are single NumPy ufuncs, called directly)
+sigmoid, relu, softplus = DERIVED["sigmoid"], DERIVED["relu"], DERIVED["softplus"]
+tanh_vjp, sigmoid_vjp, relu_vjp, abs_vjp = (DERIVED[n] for n in ("tanh_vjp", "sigmoid_vjp", "relu_vjp", "abs_vjp"))
+clip_vjp, min_vjp, max_vjp = DERIVED["clip_vjp"], DERIVED["min_vjp"], DERIVED["max_vjp"]

@@ -2,18 +2,16 @@
 
 Input: an expression tree over scalar primitives (`dy * (1 - y * y)`, built with Python's
 operators and the functions below) wrapped in a `Template` naming its array arguments and
-constant attributes. Output: a C99/CUDA expression (`c_expr`), a Python-scalar expression for
-numba (`py_expr`, `py_source`) and a NumPy function over arrays that writes into `out=`
-(`numpy_source`, `numpy_function`). Each primitive is written once per target in `PRIMS`; a
+constant attributes. Output: a C99/CUDA expression (`c_expr`) and a Python-scalar expression
+for numba (`py_expr`, `py_source`); rnndsl/core/scalar_numpy.py renders the NumPy function
+over arrays that writes into `out=`. Each primitive is written once per target in `PRIMS`; a
 target may also lower a primitive to a composition of others (sigmoid in NumPy). Imports only
 NumPy and the standard library, so a worker process can load this file by path.
 """
 from __future__ import annotations
 
 import keyword
-import linecache
 import re
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -128,6 +126,11 @@ def leaves(e: Expr, cls) -> list:
 
 def calls(e: Expr) -> int:
     return 1 + sum(calls(a) for a in e.args) if isinstance(e, Call) else 0
+
+
+def call_nodes(e: Expr) -> list:
+    """The Call nodes of e, outermost first."""
+    return [e] + [c for a in e.args for c in call_nodes(a)] if isinstance(e, Call) else []
 
 
 # ---- the primitives, each written once per target ----------------------------------------------
@@ -256,6 +259,15 @@ class Template:
         return str(self.body)
 
 
+def ufunc(t: Template) -> str:
+    """The NumPy ufunc computing t in one call on its arguments then its attributes, in order
+    (what an emitter can call directly, with out=), or ""."""
+    b = t.body
+    if not isinstance(b, Call) or not isinstance(PRIMS[b.prim].numpy, str) or b.prim == "where":
+        return ""
+    return PRIMS[b.prim].numpy if b.args == tuple(map(Arg, t.args)) + tuple(map(Attr, t.attrs)) else ""
+
+
 def template(args: str, attrs: str, fn) -> Template:
     """Template("x dy", "lo hi", lambda x, dy, lo, hi: ...): the names, then the formula."""
     args, attrs = tuple(args.split()), tuple(attrs.split())
@@ -280,7 +292,7 @@ def py_expr(t: Template, names: dict, dtype=np.float64) -> str:
     is inf as in NumPy), and plain Python evaluates it over NumPy scalars. Constants are
     np.float32(...) for float32, so a float32 kernel stays float32."""
     single = _single(dtype)
-    leaf = lambda e: _py_number(e.value, single) if isinstance(e, Const) else str(names.get(e.name, e.name))
+    leaf = lambda e: py_number(e.value, single) if isinstance(e, Const) else str(names.get(e.name, e.name))
     return _render(t.body, leaf, lambda p: (p.py32 or p.py) if single else p.py, {})
 
 
@@ -301,14 +313,14 @@ def _render(e: Expr, leaf, form, fmt: dict) -> str:
         return leaf(e)
     f = form(PRIMS[e.prim])
     if isinstance(f, Expr):
-        return _render(_substitute(f, e.args), leaf, form, fmt)
+        return _render(substitute(f, e.args), leaf, form, fmt)
     return f.format(*(_render(a, leaf, form, fmt) for a in e.args), **fmt)
 
 
-def _substitute(e: Expr, args: tuple) -> Expr:
+def substitute(e: Expr, args: tuple) -> Expr:
     """A lowering with its placeholders _0 _1 _2 replaced by `args`."""
     if isinstance(e, Call):
-        return Call(e.prim, tuple(_substitute(a, args) for a in e.args))
+        return Call(e.prim, tuple(substitute(a, args) for a in e.args))
     return args[int(e.name[1:])] if isinstance(e, Arg) and e.name.startswith("_") else e
 
 
@@ -325,135 +337,12 @@ def _c_leaf(e: Expr, names: dict, single: bool) -> str:
     return f"({text})" if text.startswith("-") else text
 
 
-def _py_number(v: float, single: bool) -> str:
+def py_number(v: float, single: bool) -> str:
     v = float(v)
     text = "np.nan" if v != v else "np.inf" if v == np.inf else "(-np.inf)" if v == -np.inf else repr(v)
     if single:
         return f"np.float32({text})"
     return f"({text})" if text.startswith("-") else text
-
-
-# ---- NumPy functions over arrays ---------------------------------------------------------------
-
-def numpy_source(fn_name: str, t: Template) -> str:
-    """`def fn_name(xp, <args>, <attrs>, out=None)`: the template over arrays in NumPy ufunc
-    calls. Into `out` (which must not overlap the arguments) each intermediate lives in the
-    buffer of the subtree it came from, so `dy * (1 - y * y)` is three calls into out and a
-    second array-reading subtree is the only thing that takes a temporary."""
-    body = _lower(t.body)
-    if not isinstance(body, Call):                      # an argument itself: a copy
-        lines = [f"return xp.positive({body.name}, out=out)"]
-    elif body.prim != "where" and calls(body) == 1:
-        lines = [f"return {_nested(body, 'out')}"]
-    else:
-        chain = _Chain()
-        chain.into(body, "out")
-        lines = ["if out is None:", f"    return {_nested(body)}", *chain.lines, "return out"]
-    quiet = sorted({PRIMS[c.prim].errstate for c in _calls(t.body)} - {""})
-    if quiet:
-        lines = [f"with np.errstate({', '.join(f'{w}={chr(34)}ignore{chr(34)}' for w in quiet)}):"] + \
-                ["    " + line for line in lines]
-    params = ", ".join(("xp",) + t.args + t.attrs + ("out=None",))
-    return "\n".join([f"def {fn_name}({params}):", f'    """{t.body}: from a scalar template."""']
-                     + ["    " + line for line in lines]) + "\n"
-
-
-def numpy_function(fn_name: str, t: Template):
-    """numpy_source compiled in a namespace holding only NumPy, the source kept on the function
-    (`fn.__source__`) and registered with linecache, so inspect.getsource finds it too."""
-    source = numpy_source(fn_name, t)
-    filename = f"<rnndsl scalar template {fn_name} {zlib.crc32(source.encode()):08x}>"
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    space = {"np": np, "__name__": __name__}
-    exec(compile(source, filename, "exec"), space)
-    fn = space[fn_name]
-    fn.__source__ = source
-    return fn
-
-
-def _calls(e: Expr) -> list:
-    return [e] + [c for a in e.args for c in _calls(a)] if isinstance(e, Call) else []
-
-
-def _lower(e: Expr) -> Expr:
-    """Primitives whose NumPy form is a composition, replaced by it."""
-    if not isinstance(e, Call):
-        return e
-    e = Call(e.prim, tuple(_lower(a) for a in e.args))
-    form = PRIMS[e.prim].numpy
-    return _lower(_substitute(form, e.args)) if isinstance(form, Expr) else e
-
-
-def _np_leaf(e: Expr) -> str:
-    return _py_number(e.value, False) if isinstance(e, Const) else e.name
-
-
-def _nested(e: Expr, out: str = "") -> str:
-    """One expression of nested calls (each allocates its result)."""
-    if not isinstance(e, Call):
-        return _np_leaf(e)
-    args = [_nested(a) if _reads_array(a) else _scalar(a) for a in e.args] + ([f"out={out}"] if out else [])
-    call = f"xp.{PRIMS[e.prim].numpy}({', '.join(args)})"
-    if e.prim == "where" and _reads_array(e) and not any(map(_reads_array, e.args[1:])):  # floats
-        return f"{call}.astype({leaves(e, Arg)[0].name}.dtype)"
-    return call
-
-
-def _scalar(e: Expr) -> str:
-    """A part reading no array, as a Python float (or bool): a NumPy float64 scalar would turn
-    float32 arrays into float64 ones."""
-    if not isinstance(e, Call):
-        return _np_leaf(e)
-    return f"{'bool' if e.kind == 'b' else 'float'}({_nested(e)})"
-
-
-def _reads_array(e: Expr) -> bool:
-    return isinstance(e, Call) and bool(leaves(e, Arg))
-
-
-class _Chain:
-    """Statements computing a tree into a destination buffer: the largest argument subtree
-    that reads an array is computed in the destination itself, the others as values."""
-
-    def __init__(self):
-        self.lines, self.temps = [], 0
-
-    def into(self, e: Call, dst: str, kind: str = "f") -> None:
-        """e into dst, a buffer of numbers (kind "f", which also holds booleans as 0 and 1)
-        or of booleans ("b")."""
-        if e.prim == "where":
-            return self._where(e, dst)
-        carried = [i for i, a in enumerate(e.args) if _reads_array(a) and kind in ("f", a.kind)]
-        k = max(carried, key=lambda i: calls(e.args[i]), default=None)
-        texts = []
-        for i, a in enumerate(e.args):
-            if i == k:
-                self.into(a, dst, kind)
-            texts.append(dst if i == k else self.value(a))
-        self.lines.append(f"xp.{PRIMS[e.prim].numpy}({', '.join(texts)}, out={dst})")
-
-    def value(self, e: Expr) -> str:
-        """A leaf, a call on leaves or constants inline; a longer chain in a temporary shaped
-        like out (a boolean one for a condition)."""
-        if not _reads_array(e):
-            return _scalar(e)
-        if calls(e) == 1 and e.prim != "where":
-            return _nested(e)
-        self.temps += 1
-        name = f"_t{self.temps}"
-        self.lines.append(f"{name} = xp.empty(out.shape, dtype=bool)" if e.kind == "b"
-                          else f"{name} = xp.empty_like(out)")
-        self.into(e, name, e.kind)
-        return name
-
-    def _where(self, e: Call, dst: str) -> None:
-        """out = b, then a copied in where the condition holds (np.where takes no out=)."""
-        cond, a, b = e.args
-        if _reads_array(b):
-            self.into(b, dst)
-        else:
-            self.lines.append(f"xp.copyto({dst}, {_nested(b)})")
-        self.lines.append(f"xp.copyto({dst}, {self.value(a)}, where={self.value(cond)})")
 
 
 # ---- the text form ----------------------------------------------------------------------------

@@ -1,23 +1,27 @@
-"""An optional accelerator for float32: tanh and sigmoid compiled with numba, vectorised.
+"""An optional accelerator for float32: tanh, sigmoid and their VJPs compiled with numba.
 
 NumPy's float32 `tanh` and `exp` are scalar loops in its x86-64 builds without AVX-512
 (4.0 and 2.2 ns per element on this project's machines, against 0.23 ns for a multiply), and
 in an LSTM step they are most of the elementwise time. These replacements are NumPy ufuncs
-compiled by numba (`pip install rnndsl[fast]`): a clamped rational approximation of tanh,
-within 3e-7 of it everywhere (float32 resolves 6e-8 near 1), about 4 times faster on a
-(16, 768) block; sigmoid is 0.5 + 0.5 tanh(x / 2) through the same approximation (so below
-about 1e-8 it is absolutely, not relatively, accurate). NaN stays NaN and infinities go to
-the limits (only FMA contraction is allowed, not fast-math). float64 always uses NumPy.
+compiled by numba (`pip install rnndsl[fast]`) from the ops' scalar templates
+(rnndsl/core/templates.py, rendered by rnndsl/core/scalar.py for float32 numba), so no
+formula is written here: the float32 numba form of the `tanh` primitive is a clamped rational
+approximation, within 3e-7 of tanh everywhere (float32 resolves 6e-8 near 1), about 4 times
+faster than NumPy's on a (16, 768) block, and `sigmoid`'s is 0.5 + 0.5 tanh(x / 2) through it
+(so below about 1e-8 it is absolutely, not relatively, accurate); each VJP is one pass where
+NumPy takes three. NaN stays NaN and infinities go to the limits (only FMA contraction is
+allowed, not fast-math). float64 always uses NumPy.
 
 `install(module)` gives an emitted module the kernels: its global `xp` becomes NumPy with
-`tanh` dispatching on dtype, and its `sigmoid`, `tanh_vjp` and `sigmoid_vjp` kernels likewise
-(the two VJPs compiled from kernels.py's formulas, one pass each where NumPy takes three). It
-imports only NumPy (numba and rnndsl.core.kernels when it compiles), so worker processes can load it
-by path. RNNDSL_ACCEL=0 turns it off.
+`tanh` dispatching on dtype, and its `sigmoid`, `tanh_vjp` and `sigmoid_vjp` kernels likewise.
+It imports only NumPy (numba and rnndsl/core's scalar.py and templates.py when it compiles),
+so worker processes can load it by path. RNNDSL_ACCEL=0 turns it off.
 """
 import functools
+import importlib
 import importlib.util
 import os
+import sys
 import warnings
 
 import numpy as np
@@ -26,26 +30,7 @@ F32 = np.dtype(np.float32)
 _COMPILED: dict = {}
 
 
-def _tanh(v):
-    """tanh(v) in float32: v * P(v^2) / Q(v^2) on [-9, 9], where tanh is within 2e-8 of +-1
-    outside (coefficients of the [13/6] minimax approximation that Eigen uses)."""
-    if v > np.float32(9.0):
-        v = np.float32(9.0)
-    elif v < np.float32(-9.0):
-        v = np.float32(-9.0)
-    v2 = v * v
-    p = np.float32(-2.76076847742355e-16)
-    p = p * v2 + np.float32(2.00018790482477e-13)
-    p = p * v2 + np.float32(-8.60467152213735e-11)
-    p = p * v2 + np.float32(5.12229709037114e-08)
-    p = p * v2 + np.float32(1.48572235717979e-05)
-    p = p * v2 + np.float32(6.37261928875436e-04)
-    p = p * v2 + np.float32(4.89352455891786e-03)
-    q = np.float32(1.19825839466702e-06)
-    q = q * v2 + np.float32(1.18534705686654e-04)
-    q = q * v2 + np.float32(2.26843463243900e-03)
-    q = q * v2 + np.float32(4.89352518554385e-03)
-    return v * p / q
+KERNELS = ("tanh", "sigmoid", "tanh_vjp", "sigmoid_vjp")
 
 
 def enabled() -> bool:
@@ -54,13 +39,13 @@ def enabled() -> bool:
 
 
 def compiled() -> dict:
-    """{"tanh", "sigmoid", "tanh_vjp", "sigmoid_vjp": ufunc} over float32, compiled on first use:
-    about 1 s the first time on a machine, 0.8 s from numba's disk cache in later processes.
-    Empty, with one warning, if numba fails (then NumPy does the work)."""
+    """{"tanh", "sigmoid", "tanh_vjp", "sigmoid_vjp": ufunc} over float32, compiled on first use
+    (about 0.5 s; generated code, so not cached on disk). Empty, with one warning, if numba
+    fails (then NumPy does the work)."""
     if not _COMPILED:
         try:
             _COMPILED.update(_compile())
-        except Exception as e:           # a numba that does not work with this NumPy, a read-only cache
+        except Exception as e:           # a numba that does not work with this NumPy
             warnings.warn(f"rnndsl.runtime.accel: numba could not compile the float32 kernels ({type(e).__name__}: "
                           f"{e}); using NumPy's. Set RNNDSL_ACCEL=0 to skip trying.", RuntimeWarning, stacklevel=3)
             _COMPILED["failed"] = True
@@ -68,39 +53,34 @@ def compiled() -> dict:
 
 
 def _compile() -> dict:
-    """The VJPs are kernels.py's own formulas (their `out=None` path, which numba compiles for
-    scalars), one pass where NumPy takes three; tanh and sigmoid are the approximation above."""
+    """Each kernel is its op's template as float32 Python (scalar.py_source), vectorised: the
+    primitives' float32 numba forms (the rational tanh) come from scalar.py's table."""
     import numba
-    kernels = _kernels()
-    options = {"fastmath": {"contract"}, "cache": True}
-    jit = numba.njit(error_model="numpy", **options)
-    tanh, tanh_vjp_of, sigmoid_vjp_of = jit(_tanh), jit(kernels.tanh_vjp), jit(kernels.sigmoid_vjp)
-
-    def sigmoid(v):
-        return np.float32(0.5) + np.float32(0.5) * tanh(np.float32(0.5) * v)
-
-    def tanh_vjp(y, dy):
-        return tanh_vjp_of(None, y, dy)
-
-    def sigmoid_vjp(y, dy):
-        return sigmoid_vjp_of(None, y, dy)
-    unary, binary = ["float32(float32)"], ["float32(float32, float32)"]
-    return {"tanh": numba.vectorize(unary, **options)(_tanh),
-            "sigmoid": numba.vectorize(unary, **options)(sigmoid),
-            "tanh_vjp": numba.vectorize(binary, **options)(tanh_vjp),
-            "sigmoid_vjp": numba.vectorize(binary, **options)(sigmoid_vjp)}
+    scalar, templates = _core("scalar"), _core("templates").TEMPLATES
+    options = {"fastmath": {"contract"}}
+    space = {"np": np, **{n: numba.njit(f, **options) for n, f in scalar.PY_HELPERS.items()}}
+    ufuncs = {}
+    for name in KERNELS:
+        t = templates[name]
+        exec(scalar.py_source(name, t, np.float32), space)
+        signature = f"float32({', '.join(['float32'] * len(t.args))})"
+        ufuncs[name] = numba.vectorize([signature], **options)(space[name])
+    return ufuncs
 
 
-def _kernels():
-    """rnndsl/core/kernels.py (it imports only NumPy): by path when this file was loaded by path, as
-    in a worker process, which imports nothing of the rnndsl package."""
+def _core(name: str):
+    """rnndsl/core/<name>.py. In a worker process, which imports nothing of the rnndsl package
+    (this file was loaded by path), rnndsl/core/ is loaded by path as a package of its own: its
+    modules import only NumPy and each other."""
     if __package__:
-        from ..core import kernels
-        return kernels
-    spec = importlib.util.spec_from_file_location("rnndsl_kernels", os.path.join(os.path.dirname(__file__), os.pardir, "core", "kernels.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+        return importlib.import_module(f"{__package__.rsplit('.', 1)[0]}.core.{name}")
+    if "rnndsl_core" not in sys.modules:
+        core = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "core")
+        spec = importlib.util.spec_from_file_location("rnndsl_core", os.path.join(core, "__init__.py"),
+                                                      submodule_search_locations=[core])
+        sys.modules["rnndsl_core"] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules["rnndsl_core"])
+    return importlib.import_module(f"rnndsl_core.{name}")
 
 
 class ArrayModule:
@@ -125,7 +105,7 @@ def install(module) -> bool:
         return True
     space["_accelerated"] = True
     space["xp"] = space["_xp"] = ArrayModule()       # the passes call globals as _name (emit.py)
-    for name in ("sigmoid", "tanh_vjp", "sigmoid_vjp"):
+    for name in KERNELS[1:]:
         if name in space:
             space[name] = space["_" + name] = _kernel(name, space[name])
     return True

@@ -21,6 +21,12 @@ def softmax(xp, x):
     e = xp.exp(x - x.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
 
+_PARAM_GEMM = {(2, 1, None): (1, 0, True), (2, 1, 1): (0, 1, False)}
+
+def param_gemm(form, args):
+    rows, matrix, transpose = form
+    return args[rows] @ (args[matrix].T if transpose else args[matrix])
+
 def cross_entropy(xp, y, target):
     """-log softmax(y)[target]; a float target is a onehot (or any) distribution. A target
     of -1 (read outside its sequence) is absent and costs nothing."""
@@ -31,15 +37,6 @@ def cross_entropy(xp, y, target):
     logp = xp.broadcast_to(logp, target.shape + logp.shape[-1:])   # scores made of parameters only
     picked = xp.take_along_axis(logp, xp.maximum(target, 0)[..., None].astype(np.int64), axis=-1)[..., 0]
     return xp.where(target >= 0, -picked, 0.0)
-
-def tanh_vjp(xp, y, dy, out=None):
-    """dy (1 - y^2); into `out` without temporaries."""
-    if out is None:
-        return dy * (1.0 - y * y)
-    out = xp.multiply(y, y, out=out)
-    xp.subtract(1.0, out, out=out)
-    out *= dy
-    return out
 
 def cross_entropy_vjp(xp, y, target, dy):
     p = softmax(xp, y)
@@ -55,8 +52,9 @@ def matmul_vjp(xp, dout, other, side, ra, rb, summed=0):
     other argument. `summed`: the argument is a parameter, so the batch axes are summed
     (one GEMM)."""
     ranks = (ra, rb)
-    if (ra, rb, side) == (2, 1, 1) and other.ndim == 2:          # dx = dout W: one GEMM
-        return dout @ other
+    form = _PARAM_GEMM.get((ra, rb, side))
+    if form and other.ndim == 2:                                  # dx = dout W: one GEMM
+        return param_gemm(form, (dout, other))
     if summed and (ra, rb) == (2, 1) and side == 0:              # dW = dout^T x over all rows
         return dout.reshape(-1, dout.shape[-1]).T @ other.reshape(-1, other.shape[-1])
     if summed and (ra, rb) == (1, 2) and side == 1:              # dW = x^T dout over all rows
@@ -97,6 +95,15 @@ def reduce_sum_vjp(xp, dy, x, valid):
 def reduce_mean_vjp(xp, dy, x, valid):
     count = valid.sum(axis=0).astype(dy.dtype)
     return reduce_sum_vjp(xp, dy / _expand(count, dy), x, valid)
+
+def tanh_vjp(xp, y, dy, out=None):
+    """dy * (1 - y * y): from a scalar template."""
+    if out is None:
+        return xp.multiply(dy, xp.subtract(1.0, xp.multiply(y, y)))
+    xp.multiply(y, y, out=out)
+    xp.subtract(1.0, out, out=out)
+    xp.multiply(dy, out, out=out)
+    return out
 
 def shift(xp, a, k, fill=None, valid=None):
     """a[t + k] for every step t at once; outside the sequence, `fill` (a state init) or
@@ -153,13 +160,13 @@ _dict = dict
 _float = float
 _bool = bool
 _cross_entropy = cross_entropy
-_tanh_vjp = tanh_vjp
 _cross_entropy_vjp = cross_entropy_vjp
 _matmul_vjp = matmul_vjp
 _embed = embed
 _embed_vjp = embed_vjp
 _reduce_mean = reduce_mean
 _reduce_mean_vjp = reduce_mean_vjp
+_tanh_vjp = tanh_vjp
 _shift = shift
 _sum_to_param = sum_to_param
 _gemm = gemm

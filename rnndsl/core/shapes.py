@@ -1,0 +1,130 @@
+"""Shape rules of the op table: (argument types, attrs) -> the result's type, or ShapeError
+with a message ({expr} is the expression's text, filled in by the checker) and a hint."""
+from __future__ import annotations
+
+import math
+
+from .types import SCALAR, Dim, Kind, ShapeError, Type, floats
+
+
+def float_arg(t: Type, what: str) -> Type:
+    if t.kind is Kind.INDEX:
+        raise ShapeError(f"{what} is a class index, not a number",
+                         "class indices are used by cross_entropy, ctc or as onehot inputs")
+    return Type(Kind.FLOAT, t.shape)
+
+
+def same(name: str):
+    """Elementwise: equal shapes, or one side a scalar (numeric constants broadcast)."""
+    def rule(types, attrs):
+        a, b = (float_arg(t, f"an operand of {name}") for t in types)
+        if a.rank == 0 or b.rank == 0 or a.dims == b.dims:
+            return b if a.rank == 0 else a
+        raise ShapeError(f"shape mismatch in {{expr}}: {a} {name} {b}",
+                         "elementwise operands need the same shape (or one must be a scalar)")
+    return rule
+
+
+def unary(types, attrs):
+    return float_arg(types[0], "the argument")
+
+
+def vector(types, attrs):
+    t = float_arg(types[0], "the argument")
+    if t.rank == 0:
+        raise ShapeError("{expr} needs a vector, got a scalar")
+    return t
+
+
+def matmul(types, attrs):
+    a, b = types
+    if Kind.INDEX in (a.kind, b.kind):
+        raise ShapeError("a class index cannot be multiplied", "declare the input as {onehot: V} to use W @ x")
+    if not (1 <= a.rank <= 2 and 1 <= b.rank <= 2):
+        raise ShapeError(f"@ takes vectors and matrices, got {a} @ {b}")
+    inner_a, inner_b = a.shape[-1], b.shape[0]
+    if inner_a != inner_b:
+        raise ShapeError(f"shape mismatch in {{expr}}: {a} @ {b}",
+                         f"the inner sizes differ: {inner_a} vs {inner_b}")
+    return floats(*(a.shape[:-1] + b.shape[1:]))
+
+
+def concat(types, attrs):
+    ts = [float_arg(t, "an operand of concat") for t in types]
+    if any(t.rank == 0 for t in ts):
+        raise ShapeError("concat joins vectors (or arrays along their first axis), got a scalar")
+    rest = {t.dims[1:] for t in ts}
+    if len(rest) > 1:
+        raise ShapeError("concat: " + ", ".join(str(t) for t in ts) + " differ beyond their first axis")
+    total = sum(t.shape[0].value for t in ts)
+    name = "+".join(t.shape[0].name or str(t.shape[0].value) for t in ts)
+    return floats(Dim(total, name), *ts[0].shape[1:])
+
+
+def flatten(types, attrs):
+    t = float_arg(types[0], "the argument")
+    return floats(Dim(math.prod(t.dims), "*".join(d.name or str(d.value) for d in t.shape)))
+
+
+def out_size(n: int, k: int, stride: int, pad: int, what: str) -> int:
+    size = (n + 2 * pad - k) // stride + 1
+    if size < 1 or stride < 1 or pad < 0:
+        raise ShapeError(f"{what}: a window of {k} with stride {stride} and padding {pad} "
+                         f"does not fit a size of {n}")
+    return size
+
+
+def conv2d(types, attrs):
+    x, w = (float_arg(t, "an operand of conv2d") for t in types)
+    if x.rank != 3 or w.rank != 4:
+        raise ShapeError(f"conv2d takes an image [C, H, W] and filters [O, C, KH, KW], got {x} and {w}")
+    if x.shape[0] != w.shape[1]:
+        raise ShapeError(f"conv2d: the image has C={x.shape[0]} channels but the filters take {w.shape[1]}")
+    s, p = int(attrs["stride"]), int(attrs["pad"])
+    h = out_size(x.dims[1], w.dims[2], s, p, "conv2d")
+    v = out_size(x.dims[2], w.dims[3], s, p, "conv2d")
+    return floats(w.shape[0], Dim(h), Dim(v))
+
+
+def maxpool2d(types, attrs):
+    x = float_arg(types[0], "the argument of maxpool2d")
+    if x.rank != 3:
+        raise ShapeError(f"maxpool2d takes an image [C, H, W], got {x}")
+    k, s = int(attrs["size"]), int(attrs["stride"] or attrs["size"])
+    return floats(x.shape[0], Dim(out_size(x.dims[1], k, s, 0, "maxpool2d")),
+                  Dim(out_size(x.dims[2], k, s, 0, "maxpool2d")))
+
+
+def classes_match(y: Type, target: Type, fn: str) -> None:
+    if y.kind is not Kind.FLOAT or y.rank != 1:
+        raise ShapeError(f"{fn} takes scores as a vector [K], got {y}")
+    if target.kind is Kind.FLOAT:
+        raise ShapeError(f"{fn} takes class indices as its target, got floats {target}",
+                         "declare the target as {index: K}; for real-valued targets use mse")
+    if target.classes != y.shape[0]:
+        raise ShapeError(f"{fn}: {y.shape[0]} scores but the target has {target.classes} classes")
+
+
+def cross_entropy(types, attrs):
+    classes_match(types[0], types[1], "cross_entropy")
+    return SCALAR
+
+
+def mse(types, attrs):
+    y, target = (float_arg(t, "an operand of mse") for t in types)
+    if y.dims != target.dims:
+        raise ShapeError(f"shape mismatch in {{expr}}: {y} vs {target}")
+    return SCALAR
+
+
+def ctc(types, attrs):
+    classes_match(types[0], types[1], "ctc")
+    blank = int(attrs["blank"])
+    if not 0 <= blank < types[0].dims[0]:
+        raise ShapeError(f"ctc: blank={blank} is not a class of {types[0]}")
+    return SCALAR
+
+
+def sample(types, attrs):
+    y = vector(types, attrs)
+    return Type(Kind.INDEX, (), y.shape[0])
