@@ -41,16 +41,17 @@ def _check(source: Source, dims: dict | None, name: str) -> ir.Model:
     return model
 
 
-def compile(spec_or_path, backend: str = "numpy", dtype: str = "float64", dims: dict | None = None) -> CompiledModel:
-    """Compile a spec (a path, YAML text or a checked model) to a loaded model."""
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
+def compile(spec_or_path, backend: str | None = None, dtype: str = "float64",
+            dims: dict | None = None) -> CompiledModel:
+    """Compile a spec (a path, YAML text or a checked model) to a loaded model; `backend`:
+    one of BACKENDS, None for the fastest installed (backends.default())."""
+    backend = backend or backends.default()
+    emitter = backends.get(backend)              # before the work: an unknown or missing one
     model = load_spec(spec_or_path, dims=dims)
     analysis = timegraph.analyse(model)
     program = schedule.schedule(model, lower.lower(model, analysis))
-    emitter = backends.get(backend)
     source = emitter.emit_module(program, model.name, Path(model.path).name, dtype)
     module = emitter.load(source, model.name)
     if backend == "numpy":
         accel.install(module)            # float32 tanh/sigmoid compiled, when numba is there
-    return CompiledModel(model, program, source, module, dtype)
+    return CompiledModel(model, program, source, module, dtype, backend)

@@ -16,6 +16,10 @@ settings.register_profile("dev", max_examples=150, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
+# The suite compiles thousands of specs: on the NumPy backend, which needs no JIT. The numba
+# backend is checked against it in tests/test_numba_backend.py (and by name where a test says so).
+os.environ.setdefault("RNNDSL_BACKEND", "numpy")
+
 
 @pytest.fixture
 def shared_data() -> Path:

@@ -55,5 +55,5 @@ def test_backends_are_found_by_name():
     from rnndsl import backends
     assert "numpy" in backends.names()
     assert callable(backends.get("numpy").emit_module) and callable(backends.get("numpy").load)
-    with pytest.raises(ValueError, match="available: numpy"):
+    with pytest.raises(ValueError, match="available: numba, numpy"):
         rnndsl.compile(ROOT / "specs" / "elman.yaml", backend="fortran")

@@ -101,7 +101,7 @@ RUN_JSON = [
     (lambda i: {**i, "vocab": 5}, "vocab: expected the vocabulary as JSON text"),
     (lambda i: {**i, "vocab": json.dumps({"symbols": [1, 2, 3, 4]})}, "every symbol must be text"),
     (lambda i: {**i, "loader": {"level": "byte"}}, "level must be one of char, word"),
-    (lambda i: {**i, "backend": "cupy"}, "backend: expected one of numpy"),
+    (lambda i: {**i, "backend": "cupy"}, "backend: expected one of numba, numpy"),
     (lambda i: {**i, "dims": {**i["dims"], "H": -1}}, "H must be a whole number from 1"),
     (lambda i: {**i, "data": 5}, "data: expected text"),
 ]

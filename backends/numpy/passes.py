@@ -335,6 +335,15 @@ class Passes:
             return self._call(instr, out=dest)
         return f"{dest} = {reduced}"
 
+    def _keeps(self, target: Ref, loop: Loop | None) -> str:
+        """Whether an adjoint at another step, d[t+k], takes the contribution: inside the
+        sequence, and (for a recurrence's own variables) inside the truncation window."""
+        s = f"_t{target.offset:+d}"
+        keep = f"{s} >= 0" if target.offset < 0 else f"{s} < _T_{target.buf.axis}"
+        if loop is not None and loop.truncate and target.buf.of in loop.members:
+            keep += f" and (_truncate is None or ({s}) // _truncate == _t // _truncate)"
+        return keep
+
     def _accumulate_step(self, instr: Instr, value: str, loop: Loop | None) -> str:
         """d[t+k] += value inside the sequence (cut at truncation windows); what a read
         outside it took from the fill goes to the fill's adjoint."""
@@ -344,9 +353,7 @@ class Passes:
             return f"{b.name}[_t] += {value}"
         s = f"_t{k:+d}"
         inside = f"{s} >= 0" if k < 0 else f"{s} < _T_{b.axis}"
-        keep = inside
-        if loop is not None and loop.truncate and b.of in loop.members:
-            keep += f" and (_truncate is None or ({s}) // _truncate == _t // _truncate)"
+        keep = self._keeps(instr.target, loop)
         mask = f"_valid_{b.axis}[{s}]{_expand(b)}"
         lines = [f"_v = {value}", f"if {keep}:",
                  f"{INDENT}{b.name}[{s}] += " + (f"(_v if _full_{b.axis} else _xp.where({mask}, _v, 0.0))"

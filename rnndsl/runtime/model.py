@@ -28,8 +28,9 @@ class CompiledModel:
     every model of the same source (backends/numpy/runtime.py caches it); what a call keeps
     between calls (backward()'s adjoint buffers) belongs to the model and the calling thread."""
 
-    def __init__(self, spec: ir.Model, program: Program, source: str, module, dtype: str):
+    def __init__(self, spec: ir.Model, program: Program, source: str, module, dtype: str, backend: str = "numpy"):
         self.spec, self.program, self.source, self.module = spec, program, source, module
+        self.backend = backend
         self.dtype = np.dtype(dtype)
         self.workers = None
         self._local = threading.local()

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import data, optim
+from .. import backends
 from ..frontend.settings import TRAIN_KEYS
 from ..core.errors import DataError, Source, SpecError, did_you_mean
 from ..pipeline import compile as compile_spec
@@ -50,7 +51,7 @@ def spec_source(spec) -> Source:
     return read_text(spec)
 
 
-def prepare(spec_path, data_path=None, sets: dict | None = None, backend: str = "numpy",
+def prepare(spec_path, data_path=None, sets: dict | None = None, backend: str | None = None,
             info: dict | None = None, settings: optim.Settings | None = None, hold_out: bool = True,
             loader: dict | None = None) -> Job:
     """Load the data, size the spec's class dims from its vocabulary, compile, bind. With
@@ -64,6 +65,7 @@ def prepare(spec_path, data_path=None, sets: dict | None = None, backend: str = 
     loader = dict(loader or (info or {}).get("loader") or {})
     dataset = _dataset(spec, data_path, info, _is_hello(probe), loader)
     dims = {**_dims_from_data(spec, dataset, info), **dims}
+    backend = backend or backends.default()
     model = compile_spec(loads_spec(source.text, source.path, dims=dims or None), backend=backend)
     settings = settings or optim.settings_from(model.spec.train, train_sets)
     bptt = settings.bptt or data.DEFAULT_BPTT

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint, data, optim, rundir, runfiles
+from .. import backends
 from ..core.errors import DataError, SpecError, printable
 from .job import MIN_TO_HOLD_OUT, Job, prepare, split_settings   # noqa: F401 (train.prepare is the API)
 from ..pipeline import compile as compile_spec
@@ -297,7 +298,7 @@ def _progress_bar(total: int, done: int, quiet: bool, name: str):
 
 # ---- entry points --------------------------------------------------------------------------------
 
-def train(spec_path, data_path=None, out=None, sets: dict | None = None, backend: str = "numpy",
+def train(spec_path, data_path=None, out=None, sets: dict | None = None, backend: str | None = None,
           quiet: bool = False, overwrite: bool = False, loader: dict | None = None, workers: int = 1) -> Path:
     """A new run; returns its directory. `overwrite` replaces a run already in `out` (after this
     run's first checkpoint: until then the old run stays whole); `loader` picks how data is read:
@@ -335,7 +336,7 @@ def resume(run, quiet: bool = False, workers: int = 1) -> Path:
         rundir.remove_leftovers(run)
         source = rundir.read_spec(run)
         ckpt, _ = _checked_checkpoint(run, source, info)
-        job = prepare(source, _data_path(info), info["dims"], info["backend"], info, optim.Settings(**info["settings"]))
+        job = prepare(source, _data_path(info), info["dims"], backends.runnable(info["backend"]), info, optim.Settings(**info["settings"]))
         trainer = Trainer(job, run, quiet, source.text)
         trainer.restore(ckpt)
         _fit(trainer, workers)
@@ -365,7 +366,7 @@ def load_checked_run(run) -> tuple:
     info = rundir.read_info(run)
     source = rundir.read_spec(run)
     ckpt, spec = _checked_checkpoint(run, source, info)
-    return compile_spec(spec, backend=info["backend"]), ckpt.params, info, source
+    return compile_spec(spec, backend=backends.runnable(info["backend"])), ckpt.params, info, source
 
 
 def _checked_checkpoint(run: Path, source, info: dict) -> tuple:

@@ -1,0 +1,241 @@
+"""The numba backend's passes: the NumPy backend's, with each kernel of a loop one compiled call.
+
+A kernel (compiler/group.py) becomes an @njit function over the batch rows: each row goes
+through every member in program order, over its columns, with the member's formula rendered
+from its op's scalar template (rnndsl/core/scalar.py). A step's values then pass through
+memory once, and the per-call cost of NumPy is paid once per kernel instead of once per op.
+Each kernel is written twice, for float32 and float64 (their constants differ, and float32's
+tanh is the vectorisable rational form); forward() and backward() pick one by _dtype.
+A kernel outside loops runs over all T*B rows at once (or B, per sequence); one that would
+need a value broadcast over time runs op by op, as in the NumPy backend.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...compiler.program import Buf, Instr, Kernel, Loop, Mode, Ref, Role
+from ...core import scalar
+from ...core.ops import TABLE
+from ..numpy.passes import INDENT, Passes, _comments
+
+JIT = 'numba.njit(error_model="numpy", fastmath={"contract"}, cache=globals().get("__file__", "").endswith(".py"))'
+
+
+@dataclass(frozen=True)
+class Operand:
+    code: str          # what the caller passes (evaluated at the step)
+    kind: str          # "rows" (B, W) | "row" (B,) one value per row | "cols" (W,) | "one" (1,)
+    start: int         # first column (a view's offset into the base the caller passes)
+
+
+class KernelPasses(Passes):
+    imports = ("import numba",)
+
+    def __init__(self, prog, dtype: str = "float64"):
+        super().__init__(prog, dtype)
+        self.kernels: list = []
+        self.every = {b.name: b for b in prog.values + prog.grads}
+
+    def definitions(self) -> list:
+        if not self.kernels:
+            return []
+        helpers = [f"{name} = {JIT}(_{name}_python)" for name in scalar.PY_HELPERS]
+        sources = [_helper_source(n, f) for n, f in scalar.PY_HELPERS.items()]
+        return ["# ---- kernels: each a loop over the batch rows, compiled by numba ----",
+                *sources, "\n".join(helpers), *self.kernels]
+
+    def _prologue(self) -> None:
+        self.put("_single = _np.dtype(_dtype) == _np.float32")
+
+    def _kernel(self, kernel: Kernel, loop: Loop | None, backward: bool) -> None:
+        operands = self._operands(kernel, loop)
+        if operands is None:
+            super()._kernel(kernel, loop, backward)
+            return
+        self.put(_comments(kernel.line))
+        self.last_line = None
+        if kernel.mode is not Mode.STEP:
+            self._allocate(kernel)
+        for dtype in (np.float32, np.float64):
+            self.kernels.append(_render(kernel, operands, dtype))
+        axis = kernel.body[0].out.axis
+        rows = f"_T_{axis} * _B" if kernel.mode is Mode.SEQ else "_B"
+        args = ", ".join([rows] + _codes(operands))
+        self.put(f"({kernel.name}_f32 if _single else {kernel.name}_f64)({args})")
+        if not backward and loop is None:
+            for instr in kernel.body:
+                self._views_of(instr.out.name)
+
+    def _allocate(self, kernel: Kernel) -> None:
+        """The arrays a kernel outside loops writes whole: a NumPy call would have made them."""
+        for instr in kernel.body:
+            b = instr.out
+            if instr.target is None and b.view is None:
+                lead = f"(_T_{b.axis}, _B)" if b.axis else "(_B,)"
+                self.put(f"{b.name} = _xp.empty({lead} + {tuple(b.dims)!r}, dtype=_dtype)")
+
+    def _operands(self, kernel: Kernel, loop: Loop | None) -> dict | None:
+        """key -> Operand for every array a kernel reads or writes, or None where it cannot be
+        one loop over rows (a member without a scalar template, a value broadcast over time)."""
+        found: dict = {}
+        for instr in kernel.body:
+            if TABLE[instr.op].scalar is None:
+                return None
+            target = instr.target if instr.target is not None else Ref(instr.out)
+            if target.offset:                  # d[t-1] += ...: taken or not for the whole step
+                found[("keep",) + _key(target)] = Operand(self._keeps(target, loop), "flag", 0)
+                found[_key(target)] = self._shifted(target)
+            for ref in ([] if target.offset else [target]) + instr.refs:
+                operand = found.get(_key(ref)) or self._operand(ref, kernel.mode)
+                if operand is None:
+                    return None
+                found[_key(ref)] = operand
+        return found
+
+    def _batchless_fill(self, ref: Ref) -> bool:
+        """A read before the start may give a learned init: a parameter, without batch axes."""
+        if ref.fill is not None:
+            return ref.fill.role is Role.PARAM
+        return ref.offset < 0 and self.carried.get(ref.buf.name) is not None
+
+    def _shifted(self, target: Ref) -> Operand:
+        """An adjoint at another step: row t+k of its base (when the step does not take the
+        contribution, t+k may lie outside; the kernel then does not touch it)."""
+        buf, start = target.buf, 0
+        if buf.view:
+            buf, start = self.every[buf.view[0]], target.buf.view[1]
+        return Operand(f"{buf.name}[_t{target.offset:+d}]", "rows" if buf.rank else "row", start)
+
+    def _operand(self, ref: Ref, mode: Mode) -> Operand | None:
+        buf = ref.buf
+        if buf.role is Role.PARAM or buf.of in self.batchless or buf.name in self.batchless:
+            return Operand(buf.name if buf.rank else f"_xp.reshape({buf.name}, (1,))",
+                           "cols" if buf.rank else "one", 0)
+        kind = "rows" if buf.rank else "row"
+        if mode is Mode.SEQ and buf.axis is None:
+            return None                                     # (B, ...) under (T, B, ...) rows
+        base, start = buf, 0
+        if buf.view and ref.offset == 0 and ref.fill is None and buf.axis:
+            base, start = self.every[buf.view[0]], buf.view[1]         # the base: C-contiguous rows
+        if mode is Mode.STEP:
+            code = self._step(base) if base is not buf else self._read(ref, Mode.STEP)
+            if ref.offset and self._batchless_fill(ref):        # one row for all: (B, ...) here
+                code = f"_xp.broadcast_to({code}, (_B,) + {tuple(buf.dims)!r})"
+        else:
+            code = base.name if base is not buf else self._read(ref, mode)
+            if mode is Mode.SEQ:
+                code = f"_xp.reshape({code}, (-1,{' ' + str(base.dims[0]) if base.rank else ''}))"
+        return Operand(code, kind, start)
+
+
+def _key(ref: Ref) -> tuple:
+    return (ref.buf.name, ref.offset, ref.fill.name if ref.fill is not None else None)
+
+
+def _codes(operands: dict) -> list:
+    """What the caller passes: each distinct array once."""
+    return list(dict.fromkeys(o.code for o in operands.values()))
+
+
+def _render(kernel: Kernel, operands: dict, dtype) -> str:
+    """The kernel's source for one dtype: per row, its members in blocks of one column loop."""
+    single = np.dtype(dtype) == np.float32
+    position = {code: i for i, code in enumerate(_codes(operands))}
+    names = {k: f"_o{position[o.code]}" for k, o in operands.items()}
+    params = [f"_o{i}" for i in range(len(position))]
+    lines = [f"@{JIT}", f"def {kernel.name}_{'f32' if single else 'f64'}(_B, {', '.join(params)}):",
+             f"{INDENT}for _b in range(_B):"]
+    for block in _blocks(kernel.body, operands):
+        registers = _registers(block, kernel)
+        statements = [_member(i, operands, names, registers, single) for i in block]
+        width = _width(block[0])
+        if width:
+            lines += [f"{2 * INDENT}for _j in range({width}):"] + [3 * INDENT + line for st in statements for line in st]
+        else:
+            lines += [2 * INDENT + line for st in statements for line in st]
+    return "\n".join(lines)
+
+
+def _width(instr: Instr) -> int:
+    target = instr.target.buf if instr.target is not None else instr.out
+    return target.dims[0] if target.rank else 0
+
+
+def _accesses(instr: Instr, operands: dict) -> list:
+    """(array code, first column, whether written) of each array a member touches."""
+    target = instr.target if instr.target is not None else Ref(instr.out)
+    out = [(operands[_key(target)], True)] + [(operands[_key(r)], False) for r in instr.refs]
+    return [(o.code, o.start, written) for o, written in out if o.kind in ("rows", "row")]
+
+
+def _blocks(body: tuple, operands: dict) -> list:
+    """Consecutive members of one width share a column loop when each array written in the
+    block is touched at one column offset throughout it: then column j of every member sees
+    exactly what running the members one after another would."""
+    blocks: list = []
+    for instr in body:
+        block = blocks[-1] if blocks else None
+        if block and _width(block[0]) == _width(instr) and _width(instr) and _aligned(block + [instr], operands):
+            block.append(instr)
+        else:
+            blocks.append([instr])
+    return blocks
+
+
+def _aligned(block: list, operands: dict) -> bool:
+    starts: dict = {}
+    written = set()
+    for instr in block:
+        for code, start, write in _accesses(instr, operands):
+            starts.setdefault(code, set()).add(start)
+            if write:
+                written.add(code)
+    return all(len(starts[code]) == 1 for code in written)
+
+
+def _registers(block: list, kernel: Kernel) -> dict:
+    """Members whose value nothing outside their block reads: key -> a local variable."""
+    base = lambda b: b.view[0] if b.view else b.name
+    inside = {id(i) for i in block}
+    elsewhere = {base(r.buf) for i in kernel.body if id(i) not in inside for r in i.refs}
+    outputs = {base(b) for i in kernel.body for b in [i.out] if b.name in kernel.outputs or base(b) in kernel.outputs}
+    out = {}
+    for n, instr in enumerate(block):
+        b = instr.out
+        if instr.target is None and base(b) not in elsewhere | outputs and not instr.out.view \
+                and all(base(r.buf) != base(b) or r.offset == 0 for i in block for r in i.refs):
+            out[_key(Ref(b))] = f"_r{n}"
+    return out
+
+
+def _member(instr: Instr, operands: dict, names: dict, registers: dict, single: bool) -> list:
+    """One member at column j: target[b, j] (+)= formula(arguments[b, j])."""
+    template = TABLE[instr.op].scalar
+    index = (lambda ref: registers.get(_key(ref)) or _index(operands[_key(ref)], names[_key(ref)]))
+    bound = {name: (index(a) if isinstance(a, Ref) else _literal(a, single)) for name, a in zip(template.args, instr.args)}
+    bound.update({k: _literal(v, single) for k, v in instr.attrs})
+    value = scalar.py_expr(template, bound, np.float32 if single else np.float64)
+    where = instr.target if instr.target is not None else Ref(instr.out)
+    write = f"{index(where)} {'+=' if instr.accumulate else '='} {value}"
+    return [f"if {names[('keep',) + _key(where)]}:", INDENT + write] if where.offset else [write]
+
+
+def _index(o: Operand, name: str) -> str:
+    column = f"{o.start} + _j" if o.start else "_j"
+    return {"rows": f"{name}[_b, {column}]", "row": f"{name}[_b]", "cols": f"{name}[{column}]",
+            "one": f"{name}[0]", "flag": name}[o.kind]
+
+
+def _literal(v, single: bool) -> str:
+    v = float(v)
+    text = repr(v) if math.isfinite(v) else ("np.nan" if math.isnan(v) else ("np.inf" if v > 0 else "(-np.inf)"))
+    return f"np.float32({text})" if single else text
+
+
+def _helper_source(name: str, fn) -> str:
+    """A scalar helper's source under a private name; the module njits it as `name`."""
+    import inspect
+    return inspect.getsource(fn).replace(f"def {name}(", f"def _{name}_python(", 1)

@@ -1,0 +1,68 @@
+"""Loading numba-backend modules: from a file named by the source's hash, so numba's cache
+(`cache=True`, kept beside the file) makes a second process pay no compile time.
+
+The folder is $RNNDSL_CACHE/numba, else ~/.cache/rnndsl/numba; a file there is written once,
+atomically, and never deleted or replaced by rnndsl (its name is its content's hash). Where the
+folder cannot be written the module runs from memory, without numba's disk cache.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import re
+import sys
+import tempfile
+import threading
+import types
+from pathlib import Path
+
+from ..numpy import runtime as numpy_runtime
+
+_CACHE: dict = {}
+_LOCK = threading.Lock()
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("RNNDSL_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "rnndsl")
+    return Path(root) / "numba"
+
+
+def load(source: str, name: str) -> types.ModuleType:
+    """The module for `source` (one per source text and process)."""
+    key = hashlib.sha256(source.encode()).hexdigest()
+    with _LOCK:
+        module = _CACHE.get(key)
+        if module is None:
+            module = _CACHE[key] = _from_file(source, name, key) or numpy_runtime.load(source, name)
+    return module
+
+
+def _from_file(source: str, name: str, key: str) -> types.ModuleType | None:
+    stem = re.sub(r"[^A-Za-z0-9_]", "_", str(name))[:40] + "_" + key[:16]
+    try:
+        folder = cache_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"rnndsl_{stem}.py"
+        if not (path.is_file() and not path.is_symlink() and path.read_text() == source):
+            _write_once(folder, path, source)
+    except OSError:
+        return None
+    numpy_runtime.keep_freed_memory()
+    spec = importlib.util.spec_from_file_location(f"rnndsl_numba_{stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module       # numba's disk cache finds the module's globals by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def _write_once(folder: Path, path: Path, source: str) -> None:
+    """Write `path` through a temporary file of ours in the same folder and a rename."""
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".rnndsl-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(source)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise

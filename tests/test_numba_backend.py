@@ -1,0 +1,86 @@
+"""The numba backend (backends/numba/): the NumPy backend's program with each kernel one
+compiled loop. Its numbers must be the NumPy backend's (float64: to 1e-10; float32: to float32
+rounding of a few ops) and the interpreter's, on every shipped spec and on generated ones."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+
+import rnndsl
+from rnndsl import backends
+from rnndsl.semantics.inputs import random_batch
+
+from conftest import SPECS
+from test_backend import assert_forward_matches, random_specs, setup
+
+pytest.importorskip("numba")
+
+
+def assert_backends_agree(spec, dtype: str, seed: int = 0) -> None:
+    plain = rnndsl.compile(spec, backend="numpy", dtype=dtype)
+    fast = rnndsl.compile(spec, backend="numba", dtype=dtype)
+    params = plain.init_params(seed)
+    inputs = random_batch(plain.spec, 6, 3, seed)                 # ragged lengths: masks too
+    loss, grads = plain.loss_and_grad(params, inputs)
+    fast_loss, fast_grads = fast.loss_and_grad(params, inputs)
+    tol = 1e-10 if dtype == "float64" else 2e-4
+    assert fast_loss == pytest.approx(loss, rel=tol, abs=tol)
+    for name, g in grads.items():
+        scale = max(float(np.abs(g).max()), 1e-3)
+        np.testing.assert_allclose(fast_grads[name], g, rtol=0, atol=tol * scale, err_msg=name)
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
+def test_shipped_specs_agree_with_numpy(path):
+    assert_backends_agree(path, "float64")
+    assert_backends_agree(path, "float32")
+
+
+@settings(max_examples=6)
+@given(random_specs())
+def test_generated_specs_agree_with_numpy_and_the_interpreter(text):
+    assert_backends_agree(text, "float64", seed=1)
+    spec, model, params, inputs = setup(text, 5, 2, 3)
+    fast = rnndsl.compile(spec, backend="numba")
+    assert_forward_matches(spec, fast, params, inputs)
+
+
+def test_an_lstm_step_calls_one_compiled_kernel():
+    source = rnndsl.compile(SPECS[0].parent / "lstm.yaml", backend="numba").source
+    loop = source.split("for _t in _range(_T_t):", 1)[1].split("\n    _", 1)[0]
+    calls = [line.strip() for line in loop.splitlines() if line.strip() and not line.strip().startswith("#")]
+    assert len(calls) == 2 and calls[0].startswith("_xp.matmul(") and "_k1_f64)(" in calls[1]
+
+
+def test_the_module_needs_only_numpy_and_numba(tmp_path):
+    model = rnndsl.compile(SPECS[0].parent / "lstm.yaml", backend="numba", dtype="float32")
+    (tmp_path / "m.py").write_text(model.source)
+    params, inputs = model.init_params(0), random_batch(model.spec, 4, 2, 0)
+    np.savez(tmp_path / "data.npz", **{f"p_{k}": v for k, v in params.items()},
+             **{f"i_{k}": v for k, v in inputs.items() if k != "lengths"}, lengths=_lengths(inputs))
+    script = ("import numpy as np, m; d = np.load('data.npz'); "
+              "p = {k[2:]: d[k] for k in d.files if k.startswith('p_')}; "
+              "i = {k[2:]: d[k] for k in d.files if k.startswith('i_')}; "
+              "print(m.loss_and_grad(p, i, {'t': d['lengths']}, np.float32)[0])")
+    out = subprocess.run([sys.executable, "-I", "-c", "import sys; sys.path.insert(0, '.'); " + script],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert float(out.stdout) == pytest.approx(model.loss_and_grad(params, inputs)[0], rel=1e-6)
+
+
+def _lengths(inputs):
+    lengths = inputs.get("lengths")
+    return np.asarray(lengths["t"] if isinstance(lengths, dict) else lengths)
+
+
+def test_default_is_the_fastest_installed(monkeypatch):
+    monkeypatch.delenv("RNNDSL_BACKEND")
+    assert backends.default() == "numba"
+    monkeypatch.setattr(backends, "available", lambda name: name == "numpy")
+    with pytest.warns(RuntimeWarning, match=r"numba is not installed.*pip install 'rnndsl\[fast\]'"):
+        assert backends.default() == "numpy"
+    with pytest.raises(ValueError, match="the numba backend needs numba"):
+        backends.get("numba")
+    assert backends.runnable("numba") == "numpy"
