@@ -3,7 +3,8 @@
 A run is a maximal sequence of consecutive instructions of one phase (a loop body, or the
 part between loops) that are all elementwise, in one mode, over float vectors or scalars,
 and that write their whole result or add into an adjoint (in a loop also at an earlier
-step, d_c[t-1] += ..., where the whole step takes it or not). Program order
+step, d_c[t-1] += ..., where the whole step takes it or not). A single such
+instruction is a kernel too (a kernel backend's loop beats NumPy's float32 tanh). Program order
 is kept, so a kernel needs no scheduling: each batch row goes through the members in turn.
 A backend renders a kernel as one compiled loop (numba, CUDA) or runs its members one by
 one (NumPy). `outputs` are the members' results anything outside the kernel reads: the
@@ -62,7 +63,7 @@ def _group_phase(items: list, reads: dict, keep: set, counter) -> list:
         if isinstance(item, Instr) and fusable(item) and (not run or _joins(run, item)):
             run.append(item)
             continue
-        out += [_kernel(run, reads, keep, counter)] if len(run) > 1 else run
+        out += [_kernel(run, reads, keep, counter)] if run else []
         run = [item] if isinstance(item, Instr) and fusable(item) else []
         if item is not None and not run:
             out.append(item)
