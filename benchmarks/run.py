@@ -29,6 +29,7 @@ REPO = ROOT.parent
 sys.path[:0] = [str(REPO), str(ROOT)]
 
 import references  # noqa: E402
+from rnndsl import backends  # noqa: E402
 from rnndsl.tools import bench  # noqa: E402
 
 
@@ -193,16 +194,17 @@ def machine() -> list:
     lines = [f"machine: {_cpu_model()}, {os.cpu_count()} logical CPUs; {platform.platform()}",
              f"python {platform.python_version()}, numpy {np.__version__}" + _torch_version()]
     lines += [f"BLAS: {b}" for b in _blas()]
-    lines.append(f"float32 tanh/sigmoid: {_accel()}")
+    lines.append(f"rnndsl backend: {_backend()}")
     return lines
 
 
-def _accel() -> str:
-    from rnndsl.runtime import accel
-    if not accel.enabled():
-        return "NumPy's (numba not installed, or RNNDSL_ACCEL=0)"
+def _backend() -> str:
+    """The backend bench.prepare compiles with (the default), and numba's version when it is that."""
+    name = backends.default()
+    if name != "numba":
+        return name
     import numba
-    return f"compiled by numba {numba.__version__} (rnndsl.runtime.accel)"
+    return f"numba (numba {numba.__version__})"
 
 
 def _cpu_model() -> str:

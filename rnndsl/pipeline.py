@@ -13,7 +13,6 @@ from .compiler import lower, schedule
 from .semantics import timegraph
 from . import backends
 from .core.errors import Source
-from .runtime import accel
 from .runtime.model import CompiledModel
 
 BACKENDS = backends.names()
@@ -52,6 +51,4 @@ def compile(spec_or_path, backend: str | None = None, dtype: str = "float64",
     program = schedule.schedule(model, lower.lower(model, analysis))
     source = emitter.emit_module(program, model.name, Path(model.path).name, dtype)
     module = emitter.load(source, model.name)
-    if backend == "numpy":
-        accel.install(module)            # float32 tanh/sigmoid compiled, when numba is there
     return CompiledModel(model, program, source, module, dtype, backend)

@@ -110,6 +110,7 @@ def test_gradcheck_passes_on_a_spec(capsys):
     assert "parameters within 1e-06" in out and "FAIL" not in out
 
 
-def test_bench_reports_times(capsys):
+def test_bench_reports_times_and_the_backend_that_ran(capsys):
     assert main(["bench", str(ROOT / "specs/elman.yaml"), "--steps", "5", "--batch", "2", "--repeat", "2"]) == 0
-    assert "fwd+bwd ms" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "fwd+bwd ms" in out and "T=5 B=2 float32, numpy backend" in out      # conftest pins numpy

@@ -116,18 +116,20 @@ def test_shares_are_even_and_never_empty():
     assert parallel._shares(7, 1) == [(0, 7)]
 
 
-def test_training_with_workers_gives_the_same_run(tmp_path, capsys):
+@pytest.mark.parametrize("dtype, tol", [("float32", 1e-5), ("float64", 1e-9)])
+def test_training_with_workers_gives_the_same_run(tmp_path, capsys, dtype, tol):
+    """The same run up to rounding: float32 (train's default) sums a batch's shares in another order."""
     reviews = write_reviews(tmp_path / "reviews.npz")
     sets = ["--set", "V=6", "--set", "E=4", "--set", "H=5", "--set", "K=2", "--set", "batch=4",
-            "--set", "epochs=2"]
+            "--set", "epochs=2", "--dtype", dtype]
     for name, workers in (("one", "1"), ("two", "2")):
         code, out, err = cli(capsys, "train", ROOT / "specs/sentiment.yaml", "--data", reviews, "--out",
                              tmp_path / name, "--quiet", "--workers", workers, *sets)
         assert code == 0, err
     one, two = params_of(tmp_path / "one"), params_of(tmp_path / "two")
-    assert sorted(one) == sorted(two)
+    assert sorted(one) == sorted(two) and {p.dtype for p in two.values()} == {np.dtype(dtype)}
     for k in one:
-        np.testing.assert_allclose(two[k], one[k], rtol=1e-9, atol=1e-12, err_msg=k)
+        np.testing.assert_allclose(two[k], one[k], rtol=tol, atol=tol * 1e-3, err_msg=k)
 
 
 def test_workers_must_be_a_positive_count(capsys):
@@ -154,6 +156,27 @@ def test_ctrl_c_while_workers_compute_resumes_to_the_same_parameters(tmp_path, m
     code, out, err = cli(capsys, "train", "--resume", tmp_path / "B", "--quiet", "--workers", "2")
     assert code == 0, err
     assert_same_params(params_of(tmp_path / "A"), params_of(tmp_path / "B"))
+
+
+@pytest.mark.parametrize("dtype, tol", [("float32", 1e-5), ("float64", 1e-12)])
+def test_workers_run_a_numba_backend_module(dtype, tol):
+    """A worker executes the source it is sent, here with its kernels compiled by numba in the
+    worker (no patching: what runs is what the source says): one process's results."""
+    pytest.importorskip("numba")
+    path = str(ROOT / "specs" / "lstm.yaml")
+    here = rnndsl.compile(path, backend="numba", dtype=dtype)
+    pool = rnndsl.compile(path, backend="numba", dtype=dtype).use_workers(2)
+    try:
+        params = here.init_params(1)
+        batch = random_batch(here.spec, 6, 4, seed=2)
+        whole, parts = here.step(params, batch), pool.step(params, batch)
+        assert len(pool.workers.procs) == 1
+    finally:
+        pool.close()
+    assert "numba.njit(" in pool.source and parts.loss == pytest.approx(whole.loss, rel=tol)
+    for k in whole.grads:
+        scale = max(float(np.abs(whole.grads[k]).max()), 1e-3)
+        np.testing.assert_allclose(parts.grads[k], whole.grads[k], rtol=0, atol=10 * tol * scale, err_msg=k)
 
 
 @pytest.mark.parametrize("shared", [True, False], ids=["shared memory", "pipes"])

@@ -1,7 +1,8 @@
 """Run records as an attacker or a careless user meets them (issue 8, items 9 and 11 and the
 run tracebacks): corrupt metrics keep their valid records, non-finite parameters are never
 saved, run.json is checked field by field, any spec name draws a plot, a run path may hold a
-line break, an unwritable --out is a message."""
+line break, an unwritable --out is a message. And the dtype a run records (issue 10 item 5):
+float32 unless asked, kept by resume, sample and eval; a run from before it reads as float64."""
 import json
 import os
 import shutil
@@ -16,6 +17,7 @@ from rnndsl.training import checkpoint, rundir, train
 from rnndsl.core.errors import DataError, SpecError
 
 from test_run_safety import CHAR_RNN, cli, readers, run, trained   # noqa: F401 (run, trained: fixtures)
+from test_train import assert_same_params, interrupt_at, params_of
 
 
 # ---- item 9: a corrupt metrics line loses nothing else -----------------------------------------
@@ -102,6 +104,8 @@ RUN_JSON = [
     (lambda i: {**i, "vocab": json.dumps({"symbols": [1, 2, 3, 4]})}, "every symbol must be text"),
     (lambda i: {**i, "loader": {"level": "byte"}}, "level must be one of char, word"),
     (lambda i: {**i, "backend": "cupy"}, "backend: expected one of numba, numpy"),
+    (lambda i: {**i, "dtype": "float16"}, "dtype: expected one of float32, float64, got 'float16'"),
+    (lambda i: {**i, "dtype": ["float32"]}, "dtype: expected one of float32, float64"),
     (lambda i: {**i, "dims": {**i["dims"], "H": -1}}, "H must be a whole number from 1"),
     (lambda i: {**i, "data": 5}, "data: expected text"),
 ]
@@ -201,3 +205,55 @@ def test_a_read_only_out(tmp_path, capsys):
     (tmp_path / "ro").mkdir(mode=0o555)
     code, _, err = cli(capsys, "train", CHAR_RNN, "--out", tmp_path / "ro", "--quiet")
     assert code == 1 and "Permission denied" in err
+
+
+# ---- issue 10 item 5: float32 by default, recorded, kept ---------------------------------------
+
+def info_of(run: Path) -> dict:
+    return json.loads((run / rundir.INFO).read_text())
+
+
+def test_a_new_run_trains_in_float32_and_records_it(run, capsys):
+    assert info_of(run)["dtype"] == "float32"
+    assert {p.dtype for p in params_of(run).values()} == {np.dtype(np.float32)}
+    model, params, info = train.load_run(run)
+    assert model.dtype == np.float32 and {p.dtype for p in params.values()} == {np.dtype(np.float32)}
+    for argv in readers(run):
+        code, out, err = cli(capsys, *argv)
+        assert code == 0, err
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_resume_keeps_the_recorded_dtype(tmp_path, monkeypatch, capsys, dtype):
+    argv = [CHAR_RNN, "--quiet", "--set", "H=4", "--set", "steps=6", "--dtype", dtype]
+    assert cli(capsys, "train", *argv, "--out", tmp_path / "A")[0] == 0
+    with monkeypatch.context() as m:
+        interrupt_at(m, 3)
+        assert cli(capsys, "train", *argv, "--out", tmp_path / "B")[0] == 130
+    code, out, err = cli(capsys, "train", "--resume", tmp_path / "B", "--quiet")
+    assert code == 0, err
+    assert info_of(tmp_path / "B")["dtype"] == dtype
+    assert {p.dtype for p in params_of(tmp_path / "B").values()} == {np.dtype(dtype)}
+    assert_same_params(params_of(tmp_path / "A"), params_of(tmp_path / "B"))
+    assert train.load_run(tmp_path / "B")[0].dtype == dtype
+
+
+def test_resume_refuses_another_dtype(run, capsys):
+    code, out, err = cli(capsys, "train", "--resume", run, "--dtype", "float64")
+    assert code == 1 and "does not take --dtype" in err
+
+
+def test_a_run_without_a_recorded_dtype_is_float64(run, capsys):
+    """run.json of an rnndsl from before the field: it trained in float64; a checkpoint's
+    parameters are cast to the run's dtype when loaded."""
+    info = info_of(run)
+    del info["dtype"]
+    (run / rundir.INFO).write_text(json.dumps(info))
+    model, params, info = train.load_run(run)
+    assert model.dtype == np.float64 and info["dtype"] == "float64"
+    assert {p.dtype for p in params.values()} == {np.dtype(np.float64)}
+    for argv in readers(run):
+        code, out, err = cli(capsys, *argv)
+        assert code == 0, err
+    assert {p.dtype for p in params_of(run).values()} == {np.dtype(np.float64)}     # resumed in float64
+    assert "dtype" not in info_of(run)

@@ -15,6 +15,8 @@ from rnndsl.core import scalar_numpy as N
 from rnndsl.core.scalar import Arg, Attr, Const, Call, clip, exp, log, logaddexp, maximum, minimum
 from rnndsl.core.scalar import sigmoid, sign, tanh, template, where
 
+from conftest import ROOT
+
 INF, NAN = np.inf, np.nan
 LO, HI, C = -1.0, 2.0, 0.5                   # attributes, also among the values: kinks are hit
 SPECIAL = [0.0, -0.0, 1.0, -1.0, 0.5, 2.0, -2.0, 3.0, 1e-300, -1e-300, 20.0, -20.0, 88.5, -88.5,
@@ -258,15 +260,15 @@ def test_python_rendering_matches_numpy(name, dtype):
     close(py_eval(t, args, attrs_of(t, dtype), dtype), want, dtype, 1e-6 if approximated(t, dtype) else None)
 
 
-def numba_loop(templates: list, dtype):
+def numba_loop(templates: list, dtype, **options):
     """run(a0, a1, a2, k0, k1, out): out[j, i] = templates[j] at element i, compiled by numba
-    (all the templates in one loop: one compilation)."""
+    (all the templates in one loop: one compilation) with njit `options`."""
     numba = pytest.importorskip("numba")
     lines = ["def run(a0, a1, a2, k0, k1, out):", "    for i in range(a0.shape[0]):"]
     lines += [f"        out[{j}, i] = {S.py_expr(t, c_names(t), dtype)}" for j, t in enumerate(templates)]
-    space = {"np": np, **{k: numba.njit(f) for k, f in S.PY_HELPERS.items()}}
+    space = {"np": np, **{k: numba.njit(f, **options) for k, f in S.PY_HELPERS.items()}}
     exec("\n".join(lines), space)
-    return numba.njit(error_model="numpy")(space["run"])
+    return numba.njit(error_model="numpy", **options)(space["run"])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -282,6 +284,34 @@ def test_numba_rendering_matches_numpy(dtype):
         with np.errstate(all="ignore"):
             want = ref(*args[:len(t.args)], *ks)
         close(out[j], want, dtype, 1e-6 if approximated(t, dtype) else None)
+
+
+def test_float32_tanh_and_sigmoid_are_within_float32_resolution():
+    """numba's float32 tanh is the rational tanh, sigmoid goes through it: within 3e-7 and 2e-7
+    of the exact values over a dense grid (float32 resolves 6e-8 near 1), odd and relatively
+    accurate near 0, NaN kept, infinities at the limits; compiled as the numba backend's
+    kernels are (only FMA contraction allowed)."""
+    run = numba_loop([OPS["tanh"][0], OPS["sigmoid"][0]], np.float32, fastmath={"contract"})
+    tails = [-1e30, -100, -20, -9, -1e-3, -1e-20, 0.0, 1e-20, 1e-3, 9, 20, 100, 1e30, INF, -INF, NAN]
+    x = np.concatenate([np.linspace(-12, 12, 200001), tails]).astype(np.float32)
+    out = np.empty((2, x.size), np.float32)
+    run(x, x, x, np.float32(0), np.float32(0), out)
+    exact = np.tanh(x.astype(np.float64))
+    with np.errstate(over="ignore"):
+        sigmoid = 1 / (1 + np.exp(-x.astype(np.float64)))
+    finite = np.isfinite(x)
+    assert np.abs(out[0] - exact)[finite].max() < 3e-7 and np.abs(out[1] - sigmoid)[finite].max() < 2e-7
+    small = np.abs(x) < 1e-3
+    np.testing.assert_allclose(out[0][small], exact[small], rtol=1e-6)
+    np.testing.assert_array_equal(out[0][~finite], [1, -1, NAN])
+    np.testing.assert_allclose(out[1][~finite], [1, 0, NAN], atol=1e-7)
+
+
+def test_the_rational_tanh_is_written_once():
+    """Its coefficients appear in one file of the package and the backends: scalar.py."""
+    files = [p for folder in ("rnndsl", "backends") for p in (ROOT / folder).rglob("*.py")
+             if "2.76076847742355e-16" in p.read_text()]
+    assert [p.name for p in files] == ["scalar.py"]
 
 
 def test_float32_python_stays_float32():

@@ -291,9 +291,17 @@ def test_an_exploding_loss_stops_naming_the_step(tmp_path, capsys):
         assert all(np.isfinite(p).all() for p in params_of(tmp_path / "run").values())
 
 
-def test_data_with_a_huge_value_stops_at_the_first_step(tmp_path, capsys):
+def test_data_beyond_float32_is_refused_before_training(tmp_path, capsys):
     series = write_series(tmp_path / "series.npz", scale=1e200)
     code, out, err = cli(capsys, "train", AUTOREGRESSION, "--data", series, "--out", tmp_path / "run", "--quiet")
+    assert code == 1 and "x holds 9.97e+199, beyond float32's range" in err and "--dtype float64" in err, err
+    assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
+
+
+def test_data_with_a_huge_value_stops_at_the_first_step(tmp_path, capsys):
+    series = write_series(tmp_path / "series.npz", scale=1e200)
+    code, out, err = cli(capsys, "train", AUTOREGRESSION, "--data", series, "--out", tmp_path / "run", "--quiet",
+                         "--dtype", "float64")
     assert code == 1 and "the loss became inf at step 1 (epoch 0)" in err
     assert not (tmp_path / "run" / rundir.CHECKPOINT).exists()            # no good step to keep
     for argv in (["eval", tmp_path / "run"], ["train", "--resume", tmp_path / "run"]):

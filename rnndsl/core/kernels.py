@@ -9,7 +9,7 @@ ones a program uses into the module it writes, so these are the only copies.
 The elementwise ops are not written here as array code: each is a scalar template
 (rnndsl/core/templates.py), and its NumPy function is rendered from it (DERIVED, at the end), as
 its C and numba forms are (rnndsl/core/scalar.py). This folder's modules import only NumPy and
-each other, so a worker process can load them by path (rnndsl/runtime/accel.py).
+each other.
 """
 import numpy as np
 

@@ -6,7 +6,7 @@ constant attributes. Output: a C99/CUDA expression (`c_expr`) and a Python-scala
 for numba (`py_expr`, `py_source`); rnndsl/core/scalar_numpy.py renders the NumPy function
 over arrays that writes into `out=`. Each primitive is written once per target in `PRIMS`; a
 target may also lower a primitive to a composition of others (sigmoid in NumPy). Imports only
-NumPy and the standard library, so a worker process can load this file by path.
+NumPy and the standard library.
 """
 from __future__ import annotations
 

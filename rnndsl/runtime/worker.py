@@ -126,15 +126,6 @@ def run(module: dict, header: dict, arrays: dict, shared: dict | None = None,
     return {"loss": float(tape["_total_loss"])}, out
 
 
-def _accel():
-    """rnndsl/runtime/accel.py, loaded by path (this process imports nothing of the rnndsl package)."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("rnndsl_accel", os.path.join(os.path.dirname(__file__), "accel.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
@@ -154,7 +145,6 @@ def serve(stdin, stdout) -> None:
             if header["op"] == "load":
                 module, buffers = {}, {}
                 exec(compile(header["source"], header.get("name", "<rnndsl model>"), "exec"), module)
-                _accel().install(module)
                 shared = {k: Region.attach(v) for k, v in (header.get("shared") or {}).items()}
                 send(stdout, {"ok": True})
             else:

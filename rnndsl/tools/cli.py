@@ -101,6 +101,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--workers", type=cliargs.workers, default=1, metavar="N",
                    help="processes that share each batch, one core each (default 1: this one, "
                         "with multithreaded BLAS); 2 on a 2-core machine trains an LSTM about 1.2x faster")
+    t.add_argument("--dtype", choices=("float32", "float64"), default=None,
+                   help="default float32; the run records it, and --resume, sample and eval use it")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_set(t, "override a dim or a training setting, e.g. --set H=128 --set lr=0.01")
     t.set_defaults(run=cmd_train)
@@ -288,7 +290,7 @@ def cmd_train(args) -> int:
     try:
         run = train.resume(args.resume, args.quiet, args.workers) if args.resume else train.train(
             args.spec, args.data, args.out, parse_settings(args.set), args.backend, args.quiet, args.overwrite,
-            loader={"level": args.level, "features": args.features}, workers=args.workers)
+            loader={"level": args.level, "features": args.features}, workers=args.workers, dtype=args.dtype)
     except train.Interrupted as stop:
         print(f"rnndsl: interrupted; the checkpoint holds every finished step: continue with --resume {stop.run}",
               file=sys.stderr)
@@ -302,7 +304,8 @@ def cmd_train(args) -> int:
 def _only_resume(args) -> None:
     """--resume takes its spec, data and settings from the run: refuse any it would ignore."""
     given = [flag for flag, value in (("SPEC", args.spec), ("--data", args.data), ("--out", args.out),
-                                      ("--set", args.set), ("--overwrite", args.overwrite)) if value]
+                                      ("--set", args.set), ("--overwrite", args.overwrite),
+                                      ("--dtype", args.dtype)) if value]
     if given:
         raise SpecError.at(None, f"--resume continues a run as it was; it does not take {', '.join(given)}",
                            "to train with other settings or data, start a new run with another --out")
@@ -395,10 +398,9 @@ def cmd_bench(args) -> int:
     from . import bench
     result = bench.bench(args.spec, args.steps, args.batch, parse_settings(args.set) or None,
                          args.dtype, args.repeat, threads=args.threads, workers=args.workers)
-    from ..runtime import accel
-    notes = (f" {args.workers} workers" if args.workers > 1 else "") + (
-        " (numba float32 kernels)" if args.dtype == "float32" and accel.enabled() else "")
-    print(_lines(bench.report([result], f"{args.spec}: T={args.steps} B={args.batch} {args.dtype}{notes}")))
+    notes = f", {args.workers} workers" if args.workers > 1 else ""
+    title = f"{args.spec}: T={args.steps} B={args.batch} {args.dtype}, {backends.default()} backend{notes}"
+    print(_lines(bench.report([result], title)))
     print("for a same-run comparison with PyTorch at the standard shapes: python benchmarks/run.py")
     return 0
 

@@ -3,6 +3,10 @@
     prepare   the spec (read once: a path, YAML text, or a run's checked spec.yaml as a Source),
               the data, the dims from the data (vocabulary size), the compiled model, the bound
               training and validation data, the settings, and what run.json records
+
+A new run trains in float32 (DTYPE), as PyTorch and the other frameworks do; float64 is for
+gradcheck and for whoever asks (train --dtype float64). A run's recorded dtype is what resume,
+sample and eval compile with.
 """
 from __future__ import annotations
 
@@ -10,13 +14,18 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import data, optim
+import numpy as np
+
+from . import data, optim, runinfo
 from .. import backends
 from ..frontend.settings import TRAIN_KEYS
 from ..core.errors import DataError, Source, SpecError, did_you_mean
 from ..pipeline import compile as compile_spec
 from ..pipeline import loads_spec
 from ..frontend.spec import read_text
+
+
+DTYPE = "float32"          # a new run's precision unless told otherwise
 
 
 @dataclass
@@ -53,10 +62,11 @@ def spec_source(spec) -> Source:
 
 def prepare(spec_path, data_path=None, sets: dict | None = None, backend: str | None = None,
             info: dict | None = None, settings: optim.Settings | None = None, hold_out: bool = True,
-            loader: dict | None = None) -> Job:
+            loader: dict | None = None, dtype: str | None = None) -> Job:
     """Load the data, size the spec's class dims from its vocabulary, compile, bind. With
-    `info` (a run's run.json) the run's vocabulary and feature statistics are reused. Without
-    `hold_out` all the data is in `train` (eval on a test set)."""
+    `info` (a run's run.json) the run's vocabulary, feature statistics and dtype are reused.
+    Without `hold_out` all the data is in `train` (eval on a test set)."""
+    dtype = _dtype(dtype, info)
     source = spec_source(spec_path)
     sets = dict(sets or {})
     probe = loads_spec(source.text, source.path)     # as written: is it the embedded hello's spec?
@@ -64,9 +74,10 @@ def prepare(spec_path, data_path=None, sets: dict | None = None, backend: str | 
     spec = loads_spec(source.text, source.path, dims=dims)
     loader = dict(loader or (info or {}).get("loader") or {})
     dataset = _dataset(spec, data_path, info, _is_hello(probe), loader)
+    check_range(dataset, dtype)
     dims = {**_dims_from_data(spec, dataset, info), **dims}
     backend = backend or backends.default()
-    model = compile_spec(loads_spec(source.text, source.path, dims=dims or None), backend=backend)
+    model = compile_spec(loads_spec(source.text, source.path, dims=dims or None), backend=backend, dtype=dtype)
     settings = settings or optim.settings_from(model.spec.train, train_sets)
     bptt = settings.bptt or data.DEFAULT_BPTT
     data.check_class_indices(model.spec, dataset)       # the whole file, before the split reorders it
@@ -77,9 +88,31 @@ def prepare(spec_path, data_path=None, sets: dict | None = None, backend: str | 
               "dims": {k: d.value for k, d in model.spec.dims}, "settings": settings.as_dict(),
               "vocab": dataset.vocab.to_json() if dataset.vocab else None,
               "stats": dataset.stats.to_json() if dataset.stats else None, "backend": backend,
-              "loader": loader}
+              "dtype": dtype, "loader": loader}
     return Job(model, settings, data.bind(model.spec, train_part, bptt),
                data.bind(model.spec, valid_part, bptt) if valid_part else None, record, source.text)
+
+
+def _dtype(dtype: str | None, info: dict | None) -> str:
+    """The one asked for, else the run's (info), else DTYPE; ValueError naming the choices."""
+    dtype = dtype or (info["dtype"] if info else DTYPE)
+    if dtype not in runinfo.DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; a run trains in {' or '.join(runinfo.DTYPES)}")
+    return dtype
+
+
+def check_range(dataset: data.Dataset, dtype: str) -> None:
+    """Float data must fit the run's dtype: 1e200 is inf in float32, and training would only
+    say that the loss became nan."""
+    top = np.finfo(dtype).max
+    for example in dataset.examples:
+        for name, a in example.items():
+            if isinstance(a, np.ndarray) and a.dtype.kind == "f" and np.finfo(a.dtype).max > top:
+                big = np.abs(a[np.isfinite(a)])
+                if big.size and big.max() > top:
+                    raise DataError(f"{dataset.source or 'the data'}: {name} holds {big.max():.3g}, beyond "
+                                    f"{dtype}'s range (largest {top:.3g})",
+                                    "scale the data down, or train with --dtype float64")
 
 
 def _dataset(spec, data_path, info: dict | None, hello: bool, loader: dict) -> data.Dataset:

@@ -1,13 +1,14 @@
 """run.json: what a run records besides its spec and checkpoint, checked field by field.
 
     {"rnndsl_run": 1,                      the marker: rnndsl wrote this folder, in this format
-     "spec": PATH, "data": PATH | "<embedded hello>", "backend": "numpy",
+     "spec": PATH, "data": PATH | "<embedded hello>", "backend": "numpy", "dtype": "float32",
      "dims": {NAME: SIZE}, "settings": {every training setting},
      "vocab": JSON text | null, "stats": JSON text | null, "loader": {"level": .., "features": ..}}
 
 `read` returns the record only when every field has the type and range rnndsl writes, so the
 code that uses it (resume, sample, eval) meets no surprise; otherwise a DataError names the
-file, the key, what was expected and what is there.
+file, the key, what was expected and what is there. A field added after format 1 was first
+written (dtype) has the value an older rnndsl implied when it is missing (IMPLIED).
 """
 from __future__ import annotations
 
@@ -26,6 +27,9 @@ MARKER, FORMAT = "rnndsl_run", 1
 MAX_BYTES = 64 << 20                # a vocabulary of 200,000 words is a few MB
 MAX_DIM = 1 << 31
 HINT = "rnndsl train writes run.json; restore it as it was, or train again"
+DTYPES = ("float32", "float64")
+# what a run written before a field existed did: rnndsl trained in float64 until runs recorded it
+IMPLIED = {"dtype": "float64"}
 
 
 def read(path: Path) -> dict:
@@ -38,6 +42,7 @@ def read(path: Path) -> dict:
     if info[MARKER] != FORMAT:
         raise DataError(f"{path}: run format {info[MARKER]!r:.20}; this rnndsl reads format {FORMAT}",
                         "use the rnndsl version that wrote it")
+    info = {**IMPLIED, **info}
     _check_keys(path, info)
     for key, check in FIELDS.items():
         problem = check(info[key])
@@ -152,6 +157,10 @@ def _stats(value) -> str:
     return "" if numbers and counts else "means and stds must be numbers, n_features and rate whole numbers"
 
 
+def _dtype(value) -> str:
+    return "" if value in DTYPES else f"expected one of {', '.join(DTYPES)}, got {_short(value)}"
+
+
 def _backend(value) -> str:
     return "" if value in BACKENDS else f"expected one of {', '.join(BACKENDS)}, got {_short(value)}"
 
@@ -176,4 +185,4 @@ def _short(value) -> str:
 
 
 FIELDS = {"spec": _text, "data": _text, "dims": _dims, "settings": _settings, "vocab": _vocab, "stats": _stats,
-          "backend": _backend, "loader": _loader}
+          "backend": _backend, "dtype": _dtype, "loader": _loader}

@@ -299,12 +299,14 @@ def _progress_bar(total: int, done: int, quiet: bool, name: str):
 # ---- entry points --------------------------------------------------------------------------------
 
 def train(spec_path, data_path=None, out=None, sets: dict | None = None, backend: str | None = None,
-          quiet: bool = False, overwrite: bool = False, loader: dict | None = None, workers: int = 1) -> Path:
+          quiet: bool = False, overwrite: bool = False, loader: dict | None = None, workers: int = 1,
+          dtype: str | None = None) -> Path:
     """A new run; returns its directory. `overwrite` replaces a run already in `out` (after this
     run's first checkpoint: until then the old run stays whole); `loader` picks how data is read:
     {"level": "char"|"word", "features": "mfcc"|"logspec"}; `workers` processes share each batch
-    (rnndsl.runtime.parallel; the result is the same up to rounding)."""
-    job = prepare(spec_path, data_path, sets, backend, loader=loader)      # all that can fail, first
+    (rnndsl.runtime.parallel; the result is the same up to rounding); `dtype`: "float32" (None:
+    job.DTYPE) or "float64", recorded in run.json."""
+    job = prepare(spec_path, data_path, sets, backend, loader=loader, dtype=dtype)   # all that can fail, first
     run = Path(out) if out else default_folder(job.model.spec.name)
     source = _resolved_spec(job)
     with rundir.new_run(run, overwrite) as place:
@@ -336,7 +338,8 @@ def resume(run, quiet: bool = False, workers: int = 1) -> Path:
         rundir.remove_leftovers(run)
         source = rundir.read_spec(run)
         ckpt, _ = _checked_checkpoint(run, source, info)
-        job = prepare(source, _data_path(info), info["dims"], backends.runnable(info["backend"]), info, optim.Settings(**info["settings"]))
+        job = prepare(source, _data_path(info), info["dims"], backends.runnable(info["backend"]), info,
+                      optim.Settings(**info["settings"]), dtype=info["dtype"])
         trainer = Trainer(job, run, quiet, source.text)
         trainer.restore(ckpt)
         _fit(trainer, workers)
@@ -355,7 +358,8 @@ def _resolved_spec(job: Job) -> str:
 
 def load_run(run) -> tuple:
     """(compiled model, parameters, run.json) of a finished or interrupted run; its spec.yaml
-    is compiled only once it is the text the checkpoint was trained from."""
+    is compiled only once it is the text the checkpoint was trained from, in the run's dtype
+    (the parameters cast to it: a checkpoint holds them as they were trained)."""
     return load_checked_run(run)[:3]
 
 
@@ -366,7 +370,9 @@ def load_checked_run(run) -> tuple:
     info = rundir.read_info(run)
     source = rundir.read_spec(run)
     ckpt, spec = _checked_checkpoint(run, source, info)
-    return compile_spec(spec, backend=backends.runnable(info["backend"])), ckpt.params, info, source
+    model = compile_spec(spec, backend=backends.runnable(info["backend"]), dtype=info["dtype"])
+    params = {k: np.asarray(v, model.dtype) for k, v in ckpt.params.items()}
+    return model, params, info, source
 
 
 def _checked_checkpoint(run: Path, source, info: dict) -> tuple:
