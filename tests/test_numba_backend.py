@@ -48,10 +48,13 @@ def test_generated_specs_agree_with_numpy_and_the_interpreter(text):
 
 
 def test_an_lstm_step_calls_one_compiled_kernel():
+    """float32: one GEMM and one kernel a step (float64 runs its NumPy calls: numba's float64
+    tanh and exp are libm calls, NumPy's are vectorised)."""
     source = rnndsl.compile(SPECS[0].parent / "lstm.yaml", backend="numba").source
-    loop = source.split("for _t in _range(_T_t):", 1)[1].split("\n    _", 1)[0]
+    loop = source.split("for _t in _range(_T_t):", 1)[1].split("\n        else:", 1)[0]
     calls = [line.strip() for line in loop.splitlines() if line.strip() and not line.strip().startswith("#")]
-    assert len(calls) == 2 and calls[0].startswith("_xp.matmul(") and "_k1_f64)(" in calls[1]
+    assert calls[0].startswith("_xp.matmul(") and calls[1] == "if _single:" and calls[2].startswith("_k1_f32(")
+    assert len(calls) == 3
 
 
 def test_the_module_needs_only_numpy_and_numba(tmp_path):

@@ -59,12 +59,21 @@ class KernelPasses(Passes):
         self.last_line = None
         if kernel.mode is not Mode.STEP:
             self._allocate(kernel)
-        for dtype in (np.float32, np.float64):
-            self.kernels.append(_render(kernel, operands, dtype))
         axis = kernel.body[0].out.axis
         rows = f"_T_{axis} * _B" if kernel.mode is Mode.SEQ else "_B"
         args = ", ".join([rows] + _codes(operands))
-        self.put(f"({kernel.name}_f32 if _single else {kernel.name}_f64)({args})")
+        dtypes = [np.float32] if _transcendental(kernel) else [np.float32, np.float64]
+        for dtype in dtypes:
+            self.kernels.append(_render(kernel, operands, dtype))
+        if len(dtypes) == 2:
+            self.put(f"({kernel.name}_f32 if _single else {kernel.name}_f64)({args})")
+        else:               # float64 tanh and exp: NumPy's are vectorised, numba's libm calls not
+            self.put("if _single:")
+            self.put(f"{INDENT}{kernel.name}_f32({args})")
+            self.put("else:")
+            self.depth += 1
+            super()._kernel(kernel, loop, backward)
+            self.depth -= 1
         if not backward and loop is None:
             for instr in kernel.body:
                 self._views_of(instr.out.name)
@@ -129,6 +138,16 @@ class KernelPasses(Passes):
             if mode is Mode.SEQ:
                 code = f"_xp.reshape({code}, (-1,{' ' + str(base.dims[0]) if base.rank else ''}))"
         return Operand(code, kind, start)
+
+
+def _transcendental(kernel: Kernel) -> bool:
+    """Whether a member calls exp, log or tanh (sigmoid, softplus): in float64 numba calls libm
+    once per element (no SVML here), several times slower than NumPy's vectorised loops."""
+    slow = {"exp", "log", "log1p", "tanh", "sigmoid", "logaddexp"}
+
+    def calls(e) -> set:
+        return ({e.prim} | set().union(*map(calls, e.args))) if isinstance(e, scalar.Call) else set()
+    return any(calls(TABLE[i.op].scalar.body) & slow for i in kernel.body)
 
 
 def _key(ref: Ref) -> tuple:

@@ -75,7 +75,7 @@ class Passes:
             self.put(f"_T_{a} = _inputs[{seq.name!r}].shape[0]")
             self.put(f"_valid_{a} = _xp.arange(_T_{a})[:, None] < _len_{a}[None, :]")
             self.put(f"_full_{a} = _bool(_valid_{a}.all())          # no padding: reads past t need no mask")
-        self.put("# inputs, with padded steps zeroed: what a pad holds never matters")
+        self.put("# inputs, with padded steps zeroed (when there are any): what a pad holds never matters")
         for b in p.inputs:
             self.put(self._input(b))
         for b in p.params:
@@ -98,7 +98,8 @@ class Passes:
         mask = f"_valid_{b.axis}" + "[..., None]" * (b.rank if b.kind is Kind.FLOAT else 0)
         zero = "0.0" if b.kind is Kind.FLOAT else "-1"     # -1: no class (an absent target)
         cast = ".astype(_dtype)" if b.kind is Kind.FLOAT else ""
-        return f"{b.name} = _xp.where({mask}, {raw}, {zero}){cast}"
+        whole = f"_xp.asarray(_inputs[{b.name!r}]{', dtype=_dtype' if b.kind is Kind.FLOAT else ''})"
+        return f"{b.name} = {whole} if _full_{b.axis} else _xp.where({mask}, {raw}, {zero}){cast}"
 
     def _allocate_steps(self, items) -> None:
         """Preallocate every buffer written step by step, and the views into them."""

@@ -199,9 +199,9 @@ def forward(_params, _inputs, _lengths=None, _dtype=np.float64, _carry=None):
     _T_t = _inputs['x'].shape[0]
     _valid_t = _xp.arange(_T_t)[:, None] < _len_t[None, :]
     _full_t = _bool(_valid_t.all())          # no padding: reads past t need no mask
-    # inputs, with padded steps zeroed: what a pad holds never matters
-    x = _xp.where(_valid_t, _xp.asarray(_inputs['x']), -1)
-    tag = _xp.where(_valid_t, _xp.asarray(_inputs['tag']), -1)
+    # inputs, with padded steps zeroed (when there are any): what a pad holds never matters
+    x = _xp.asarray(_inputs['x']) if _full_t else _xp.where(_valid_t, _xp.asarray(_inputs['x']), -1)
+    tag = _xp.asarray(_inputs['tag']) if _full_t else _xp.where(_valid_t, _xp.asarray(_inputs['tag']), -1)
     W_f = _xp.asarray(_params['W_f'], dtype=_dtype)
     U_f = _xp.asarray(_params['U_f'], dtype=_dtype)
     b_f = _xp.asarray(_params['b_f'], dtype=_dtype)
@@ -293,7 +293,7 @@ def backward(_params, _tape, _truncate=None, _buffers=None):
     d_hb = _scratch(_xp, _buffers, 'd_hb', (_T_t, _B) + (8,), _dtype, True)
     d_hf = _scratch(_xp, _buffers, 'd_hf', (_T_t, _B) + (8,), _dtype, True)
     d__t8 = _scratch(_xp, _buffers, 'd__t8', (_T_t, _B) + (8,), _dtype, False)
-    d__e2 = _scratch(_xp, _buffers, 'd__e2', (_T_t, _B) + (16,), _dtype, True)
+    d__e2 = _scratch(_xp, _buffers, 'd__e2', (_T_t, _B) + (16,), _dtype, False)
     d__t4 = _scratch(_xp, _buffers, 'd__t4', (_T_t, _B) + (8,), _dtype, False)
     d__p2_1 = _scratch(_xp, _buffers, 'd__p2_1', (16,), _dtype, False)
     d__w1 = _scratch(_xp, _buffers, 'd__w1', (16, 10), _dtype, False)

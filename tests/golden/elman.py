@@ -184,9 +184,9 @@ def forward(_params, _inputs, _lengths=None, _dtype=np.float64, _carry=None):
     _T_t = _inputs['x'].shape[0]
     _valid_t = _xp.arange(_T_t)[:, None] < _len_t[None, :]
     _full_t = _bool(_valid_t.all())          # no padding: reads past t need no mask
-    # inputs, with padded steps zeroed: what a pad holds never matters
-    x = _xp.where(_valid_t, _xp.asarray(_inputs['x']), -1)
-    target = _xp.where(_valid_t, _xp.asarray(_inputs['target']), -1)
+    # inputs, with padded steps zeroed (when there are any): what a pad holds never matters
+    x = _xp.asarray(_inputs['x']) if _full_t else _xp.where(_valid_t, _xp.asarray(_inputs['x']), -1)
+    target = _xp.asarray(_inputs['target']) if _full_t else _xp.where(_valid_t, _xp.asarray(_inputs['target']), -1)
     W_xh = _xp.asarray(_params['W_xh'], dtype=_dtype)
     W_hh = _xp.asarray(_params['W_hh'], dtype=_dtype)
     b_h = _xp.asarray(_params['b_h'], dtype=_dtype)

@@ -221,9 +221,9 @@ def forward(_params, _inputs, _lengths=None, _dtype=np.float64, _carry=None):
     _T_t = _inputs['x'].shape[0]
     _valid_t = _xp.arange(_T_t)[:, None] < _len_t[None, :]
     _full_t = _bool(_valid_t.all())          # no padding: reads past t need no mask
-    # inputs, with padded steps zeroed: what a pad holds never matters
-    x = _xp.where(_valid_t, _xp.asarray(_inputs['x']), -1)
-    target = _xp.where(_valid_t, _xp.asarray(_inputs['target']), -1)
+    # inputs, with padded steps zeroed (when there are any): what a pad holds never matters
+    x = _xp.asarray(_inputs['x']) if _full_t else _xp.where(_valid_t, _xp.asarray(_inputs['x']), -1)
+    target = _xp.asarray(_inputs['target']) if _full_t else _xp.where(_valid_t, _xp.asarray(_inputs['target']), -1)
     W_i = _xp.asarray(_params['W_i'], dtype=_dtype)
     U_i = _xp.asarray(_params['U_i'], dtype=_dtype)
     b_i = _xp.asarray(_params['b_i'], dtype=_dtype)
@@ -360,11 +360,11 @@ def backward(_params, _tape, _truncate=None, _buffers=None):
     d__t21 = _scratch(_xp, _buffers, 'd__t21', (_T_t, _B) + (), _dtype, False)
     d_y = _scratch(_xp, _buffers, 'd_y', (_T_t, _B) + (65,), _dtype, False)
     d_h = _scratch(_xp, _buffers, 'd_h', (_T_t, _B) + (32,), _dtype, True)
-    d__e5 = _scratch(_xp, _buffers, 'd__e5', (_T_t, _B) + (96,), _dtype, True)
+    d__e5 = _scratch(_xp, _buffers, 'd__e5', (_T_t, _B) + (96,), _dtype, False)
     d__t19 = _scratch(_xp, _buffers, 'd__t19', (_T_t, _B) + (32,), _dtype, False)
     d_c = _scratch(_xp, _buffers, 'd_c', (_T_t, _B) + (32,), _dtype, True)
     d_g = _scratch(_xp, _buffers, 'd_g', (_T_t, _B) + (32,), _dtype, False)
-    d__e4 = _scratch(_xp, _buffers, 'd__e4', (_T_t, _B) + (128,), _dtype, True)
+    d__e4 = _scratch(_xp, _buffers, 'd__e4', (_T_t, _B) + (128,), _dtype, False)
     d__w2 = _scratch(_xp, _buffers, 'd__w2', (128, 32), _dtype, False)
     d__p3_1 = _scratch(_xp, _buffers, 'd__p3_1', (128,), _dtype, False)
     d__w1 = _scratch(_xp, _buffers, 'd__w1', (128, 65), _dtype, False)
