@@ -232,16 +232,18 @@ def forward(_params, _inputs, _lengths=None, _dtype=np.float64, _carry=None):
     _e2 = _xp.add(_z1, _p2_1)
     _t2 = _e2[..., 0:8]
     _t6 = _e2[..., 8:16]
+    _wT_U_f = _xp.ascontiguousarray(U_f.T)
     # recurrence hf, running forward over t
     for _t in _range(_T_t):
         # hf[t] = tanh(W_f @ x[t] + U_f @ hf[t-1] + b_f)  (birnn.yaml:24)
-        _xp.matmul((hf[_t-1] if _t-1 >= 0 else _fill_hf), U_f.T, out=_t3)
+        _xp.matmul((hf[_t-1] if _t-1 >= 0 else _fill_hf), _wT_U_f, out=_t3)
         _xp.add(_t2[_t], _t3, out=_t4)
         _xp.tanh(_t4, out=hf[_t])
+    _wT_U_b = _xp.ascontiguousarray(U_b.T)
     # recurrence hb, running backward over t
     for _t in _range(_T_t - 1, -1, -1):
         # hb[t] = tanh(W_b @ x[t] + U_b @ hb[t+1] + b_b)  (birnn.yaml:25)
-        _xp.matmul(((hb[_t+1] if _full_t else _xp.where(_valid_t[_t+1][:, None], hb[_t+1], _zero_hb)) if _t+1 < _T_t else _zero_hb), U_b.T, out=_t7)
+        _xp.matmul(((hb[_t+1] if _full_t else _xp.where(_valid_t[_t+1][:, None], hb[_t+1], _zero_hb)) if _t+1 < _T_t else _zero_hb), _wT_U_b, out=_t7)
         _xp.add(_t6[_t], _t7, out=_t8)
         _xp.tanh(_t8, out=hb[_t])
     # y[t] = V_f @ hf[t] + V_b @ hb[t] + c  (birnn.yaml:26)
@@ -309,21 +311,23 @@ def backward(_params, _tape, _truncate=None, _buffers=None):
     d_hb += _gemm(_xp, d_y, V_b)
     d_V_f[...] = _matmul_vjp(_xp, d_y, hf, ra=2, rb=1, side=0, summed=1)
     d_hf += _gemm(_xp, d_y, V_f)
+    _wT_U_b = _xp.ascontiguousarray(U_b.T)
     # adjoint of the recurrence hb, running forward over t
     for _t in _range(_T_t):
         # hb[t] = tanh(W_b @ x[t] + U_b @ hb[t+1] + b_b)  (birnn.yaml:25)
         _tanh_vjp(_xp, hb[_t], d_hb[_t], out=d__t8[_t])
-        _v = _xp.matmul(d__t8[_t], U_b)
+        _v = _xp.matmul(_wT_U_b, d__t8[_t].T).T
         if _t+1 < _T_t and (_truncate is None or (_t+1) // _truncate == _t // _truncate):
             d_hb[_t+1] += (_v if _full_t else _xp.where(_valid_t[_t+1][:, None], _v, 0.0))
     # hb[t] = tanh(W_b @ x[t] + U_b @ hb[t+1] + b_b)  (birnn.yaml:25)
     d__t6[...] = d__t8
     d_U_b[...] = _matmul_vjp(_xp, d__t8, _shift(_xp, hb, 1, None, _valid_t), ra=2, rb=1, side=0, summed=1)
+    _wT_U_f = _xp.ascontiguousarray(U_f.T)
     # adjoint of the recurrence hf, running backward over t
     for _t in _range(_T_t - 1, -1, -1):
         # hf[t] = tanh(W_f @ x[t] + U_f @ hf[t-1] + b_f)  (birnn.yaml:24)
         _tanh_vjp(_xp, hf[_t], d_hf[_t], out=d__t4[_t])
-        _v = _xp.matmul(d__t4[_t], U_f)
+        _v = _xp.matmul(_wT_U_f, d__t4[_t].T).T
         if _t-1 >= 0 and (_truncate is None or (_t-1) // _truncate == _t // _truncate):
             d_hf[_t-1] += _v
     # hf[t] = tanh(W_f @ x[t] + U_f @ hf[t-1] + b_f)  (birnn.yaml:24)

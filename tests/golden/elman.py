@@ -200,10 +200,11 @@ def forward(_params, _inputs, _lengths=None, _dtype=np.float64, _carry=None):
     # h[t] = tanh(W_xh @ x[t] + W_hh @ h[t-1] + b_h)  (elman.yaml:16)
     _t1 = _embed(_xp, W_xh, x)
     _t2 = _xp.add(_t1, b_h)
+    _wT_W_hh = _xp.ascontiguousarray(W_hh.T)
     # recurrence h, running forward over t
     for _t in _range(_T_t):
         # h[t] = tanh(W_xh @ x[t] + W_hh @ h[t-1] + b_h)  (elman.yaml:16)
-        _xp.matmul((h[_t-1] if _t-1 >= 0 else _fill_h), W_hh.T, out=_t3)
+        _xp.matmul((h[_t-1] if _t-1 >= 0 else _fill_h), _wT_W_hh, out=_t3)
         _xp.add(_t2[_t], _t3, out=_t4)
         _xp.tanh(_t4, out=h[_t])
     # y[t] = W_hy @ h[t] + b_y  (elman.yaml:17)
@@ -253,11 +254,12 @@ def backward(_params, _tape, _truncate=None, _buffers=None):
     d_b_y[...] = _sum_to_param(_xp, d_y, 1)
     d_W_hy[...] = _matmul_vjp(_xp, d_y, h, ra=2, rb=1, side=0, summed=1)
     d_h += _gemm(_xp, d_y, W_hy)
+    _wT_W_hh = _xp.ascontiguousarray(W_hh.T)
     # adjoint of the recurrence h, running backward over t
     for _t in _range(_T_t - 1, -1, -1):
         # h[t] = tanh(W_xh @ x[t] + W_hh @ h[t-1] + b_h)  (elman.yaml:16)
         _tanh_vjp(_xp, h[_t], d_h[_t], out=d__t4[_t])
-        _v = _xp.matmul(d__t4[_t], W_hh)
+        _v = _xp.matmul(_wT_W_hh, d__t4[_t].T).T
         if _t-1 >= 0 and (_truncate is None or (_t-1) // _truncate == _t // _truncate):
             d_h[_t-1] += _v
     # h[t] = tanh(W_xh @ x[t] + W_hh @ h[t-1] + b_h)  (elman.yaml:16)

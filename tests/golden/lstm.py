@@ -283,13 +283,14 @@ def forward(_params, _inputs, _lengths=None, _dtype=np.float64, _carry=None):
     _t6 = _e3[..., 32:64]
     _t10 = _e3[..., 64:96]
     _t14 = _e3[..., 96:128]
+    _wT__w2 = _xp.ascontiguousarray(_w2.T)
     # recurrence i, f, o, g, c, h, running forward over t
     for _t in _range(_T_t):
         # i[t] = sigmoid(W_i @ x[t] + U_i @ h[t-1] + b_i)  (lstm.yaml:30)
         # f[t] = sigmoid(W_f @ x[t] + U_f @ h[t-1] + b_f)  (lstm.yaml:31)
         # o[t] = sigmoid(W_o @ x[t] + U_o @ h[t-1] + b_o)  (lstm.yaml:32)
         # g[t] = tanh(W_g @ x[t] + U_g @ h[t-1] + b_g)  (lstm.yaml:33)
-        _xp.matmul((h[_t-1] if _t-1 >= 0 else _fill_h), _w2.T, out=_z2)
+        _xp.matmul((h[_t-1] if _t-1 >= 0 else _fill_h), _wT__w2, out=_z2)
         _xp.add(_e3[_t], _z2, out=_e4)
         # i[t] = sigmoid(W_i @ x[t] + U_i @ h[t-1] + b_i)  (lstm.yaml:30)
         # f[t] = sigmoid(W_f @ x[t] + U_f @ h[t-1] + b_f)  (lstm.yaml:31)
@@ -381,6 +382,7 @@ def backward(_params, _tape, _truncate=None, _buffers=None):
     d_b_y[...] = _sum_to_param(_xp, d_y, 1)
     d_W_y[...] = _matmul_vjp(_xp, d_y, h, ra=2, rb=1, side=0, summed=1)
     d_h += _gemm(_xp, d_y, W_y)
+    _wT__w2 = _xp.ascontiguousarray(_w2.T)
     # adjoint of the recurrence i, f, o, g, c, h, running backward over t
     for _t in _range(_T_t - 1, -1, -1):
         # h[t] = o[t] * tanh(c[t])  (lstm.yaml:35)
@@ -404,7 +406,7 @@ def backward(_params, _tape, _truncate=None, _buffers=None):
         # f[t] = sigmoid(W_f @ x[t] + U_f @ h[t-1] + b_f)  (lstm.yaml:31)
         # o[t] = sigmoid(W_o @ x[t] + U_o @ h[t-1] + b_o)  (lstm.yaml:32)
         # g[t] = tanh(W_g @ x[t] + U_g @ h[t-1] + b_g)  (lstm.yaml:33)
-        _v = _xp.matmul(d__e4[_t], _w2)
+        _v = _xp.matmul(_wT__w2, d__e4[_t].T).T
         if _t-1 >= 0 and (_truncate is None or (_t-1) // _truncate == _t // _truncate):
             d_h[_t-1] += _v
     # i[t] = sigmoid(W_i @ x[t] + U_i @ h[t-1] + b_i)  (lstm.yaml:30)
