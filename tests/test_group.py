@@ -5,17 +5,10 @@ from hypothesis import given
 
 import rnndsl
 from rnndsl.compiler.group import fusable
-from rnndsl.compiler.program import Kernel, Loop, instructions
+from rnndsl.compiler.program import Loop, instructions, kernels
 
 from conftest import ROOT, SPECS
 from test_backend import random_specs
-
-
-def kernels(items) -> list:
-    found = []
-    for item in items:
-        found += [item] if isinstance(item, Kernel) else kernels(item.body) if isinstance(item, Loop) else []
-    return found
 
 
 def test_an_lstm_step_is_a_gemm_and_one_kernel():

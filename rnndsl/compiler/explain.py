@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..core.ops import Op
 from .plan import nbytes
-from .program import GroupNote, Kernel, Loop, LoopNote, Mode, Program, Role, StackNote, instructions
+from .program import GroupNote, Loop, LoopNote, Mode, Program, Role, StackNote, instructions, kernels
 
 
 def explain(model, steps: int = 100, batch: int = 32) -> str:
@@ -34,7 +34,7 @@ def explain(model, steps: int = 100, batch: int = 32) -> str:
 
 def _kernels(prog: Program, name) -> list:
     found = [(part, k) for part, items in (("forward", prog.forward), ("backward", prog.backward))
-             for k in _all_kernels(items)]
+             for k in kernels(items)]
     if not found:
         return []
     out = ["", "kernels (elementwise chains, each one loop over the batch in a kernel backend; "
@@ -44,16 +44,6 @@ def _kernels(prog: Program, name) -> list:
         out.append(f"  {k.name} ({part}, {where}): {len(k.body)} ops, writes {', '.join(k.outputs)}")
         out += [f"    {line}" for line in k.line.split("\n") if line]
     return out
-
-
-def _all_kernels(items) -> list:
-    found = []
-    for item in items:
-        if isinstance(item, Kernel):
-            found.append(item)
-        elif isinstance(item, Loop):
-            found += _all_kernels(item.body)
-    return found
 
 
 def _recurrences(prog: Program) -> list:

@@ -164,6 +164,17 @@ def instructions(items) -> list:
     return out
 
 
+def kernels(items) -> list:
+    """Every Kernel of a program part, inside loops too."""
+    found = []
+    for item in items:
+        if isinstance(item, Kernel):
+            found.append(item)
+        elif isinstance(item, Loop):
+            found += kernels(item.body)
+    return found
+
+
 def show(items, indent: str = "") -> str:
     """The program as text: `rnndsl compile --dump program`."""
     lines = []

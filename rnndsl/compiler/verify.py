@@ -22,7 +22,7 @@ only there, at the current step, never by the backward pass or after the forward
 from __future__ import annotations
 
 from ..core.ops import result_rank
-from .program import Buf, Instr, Kernel, Loop, Ref, instructions
+from .program import Buf, Instr, Loop, Ref, instructions, kernels
 
 
 class ProgramError(AssertionError):
@@ -125,7 +125,7 @@ def verify_kernels(items, known, stage: str) -> None:
     """Every kernel's members are instructions a kernel may hold, in one mode, and each result
     read outside its kernel (by a later item, or after the passes) is among its outputs."""
     from .group import fusable
-    for kernel in _kernels(items):
+    for kernel in kernels(items):
         for instr in kernel.body:
             if not isinstance(instr, Instr) or not fusable(instr) or instr.mode is not kernel.mode:
                 raise _error(stage, instr, f"is in kernel {kernel.name} but cannot be fused there")
@@ -133,20 +133,10 @@ def verify_kernels(items, known, stage: str) -> None:
     for instr in instructions(items):
         for ref in instr.refs:
             readers.setdefault(ref.buf.view[0] if ref.buf.view else ref.buf.name, set()).add(id(instr))
-    reads = [(k, r) for k in _kernels(items) for r in _outside_reads(readers, k)]
+    reads = [(k, r) for k in kernels(items) for r in _outside_reads(readers, k)]
     for kernel, name in reads:
         raise ProgramError(f"after {stage}: {name} is read outside kernel {kernel.name} but is not "
                            "among its outputs (a bug in rnndsl: please report it with the spec)")
-
-
-def _kernels(items) -> list:
-    found = []
-    for item in items:
-        if isinstance(item, Kernel):
-            found.append(item)
-        elif isinstance(item, Loop):
-            found += _kernels(item.body)
-    return found
 
 
 def _outside_reads(readers: dict, kernel) -> list:
