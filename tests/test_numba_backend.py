@@ -87,3 +87,18 @@ def test_default_is_the_fastest_installed(monkeypatch):
     with pytest.raises(ValueError, match="the numba backend needs numba"):
         backends.get("numba")
     assert backends.runnable("numba") == "numpy"
+
+
+def test_the_cache_never_replaces_a_file_it_did_not_write(tmp_path, monkeypatch):
+    from rnndsl.backends.numba import runtime
+    monkeypatch.setenv("RNNDSL_CACHE", str(tmp_path))
+    monkeypatch.setattr(runtime, "_CACHE", {})
+    model = rnndsl.compile(SPECS[0].parent / "elman.yaml", backend="numba")
+    written = list((tmp_path / "numba").glob("rnndsl_*.py"))
+    assert len(written) == 1 and written[0].read_text() == model.source
+    written[0].write_text("# someone else's\n")              # same name, other text
+    monkeypatch.setattr(runtime, "_CACHE", {})
+    again = rnndsl.compile(SPECS[0].parent / "elman.yaml", backend="numba")
+    assert written[0].read_text() == "# someone else's\n"     # left alone; the model still runs
+    params, inputs = again.init_params(0), random_batch(again.spec, 4, 2, 0)
+    assert np.isfinite(again.loss_and_grad(params, inputs)[0])

@@ -2,8 +2,9 @@
 (`cache=True`, kept beside the file) makes a second process pay no compile time.
 
 The folder is $RNNDSL_CACHE/numba, else ~/.cache/rnndsl/numba; a file there is written once,
-atomically, and never deleted or replaced by rnndsl (its name is its content's hash). Where the
-folder cannot be written the module runs from memory, without numba's disk cache.
+atomically, and never deleted or replaced by rnndsl (its name is its content's hash): a file of
+that name with other content, or a link, is left alone. Where the folder cannot be written,
+or holds such a file, the module runs from memory, without numba's disk cache.
 """
 from __future__ import annotations
 
@@ -44,9 +45,11 @@ def _from_file(source: str, name: str, key: str) -> types.ModuleType | None:
         folder = cache_dir()
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"rnndsl_{stem}.py"
-        if not (path.is_file() and not path.is_symlink() and path.read_text() == source):
+        if path.is_symlink() or path.exists() and not (path.is_file() and path.read_text() == source):
+            return None                   # not the file rnndsl would write: leave it, run from memory
+        if not path.exists():
             _write_once(folder, path, source)
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         return None
     numpy_runtime.keep_freed_memory()
     spec = importlib.util.spec_from_file_location(f"rnndsl_numba_{stem}", path)
