@@ -158,13 +158,17 @@ def ctc(xp, y, labels, blank=0, lengths=None):
     y_len = np.full(B, T) if y_len is None else np.asarray(y_len)
     label_len = np.full(B, labels.shape[0]) if label_len is None else np.asarray(label_len)
     _, ext, lp, skip = _ctc_lattice(xp, y, labels, blank, y_len, label_len)
-    alpha = _ctc_alpha(lp, skip)
+    return -_ctc_log_z(_ctc_alpha(lp, skip), y_len, label_len)
+
+
+def _ctc_log_z(alpha, y_len, label_len):
+    """log p(labels | y) per sequence: the paths ending in the last label or the blank after it."""
     t_end, s_end = np.asarray(y_len) - 1, 2 * np.asarray(label_len)
-    b = np.arange(B)
+    b = np.arange(alpha.shape[1])
     final = alpha[t_end, b]
     last = final[b, s_end]
     before = np.where(s_end >= 1, final[b, np.maximum(s_end - 1, 0)], -np.inf)
-    return -np.logaddexp(last, before)
+    return np.logaddexp(last, before)
 
 
 def ctc_vjp(xp, y, labels, dout, blank=0, lengths=None):
@@ -192,7 +196,7 @@ def ctc_vjp(xp, y, labels, dout, blank=0, lengths=None):
         init[b, np.maximum(s_end - 1, 0)] = np.where(s_end >= 1, lp[t, b, np.maximum(s_end - 1, 0)],
                                                      init[b, np.maximum(s_end - 1, 0)])
         beta[t] = np.where(ending[:, None], init, np.where((t > t_end)[:, None], -np.inf, beta[t]))
-    log_z = -ctc(xp, y, labels, blank, (y_len, label_len))
+    log_z = _ctc_log_z(alpha, y_len, label_len)          # from this alpha: no second pass
     occupancy_s = np.exp(alpha + beta - lp - log_z[None, :, None])
     occupancy_s = np.where(np.isfinite(occupancy_s), occupancy_s, 0.0)
     onehot = (ext[:, :, None] == np.arange(K)).astype(y.dtype)
