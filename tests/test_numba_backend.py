@@ -53,7 +53,7 @@ def test_an_lstm_step_calls_one_compiled_kernel():
     source = rnndsl.compile(SPECS[0].parent / "lstm.yaml", backend="numba").source
     loop = source.split("for _t in _range(_T_t):", 1)[1].split("\n        else:", 1)[0]
     calls = [line.strip() for line in loop.splitlines() if line.strip() and not line.strip().startswith("#")]
-    assert calls[0].startswith("_xp.matmul(") and calls[1] == "if _single:" and calls[2].startswith("_k1_f32(")
+    assert calls[0].startswith("_xp.matmul(") and calls[1] == "if _single:" and calls[2].startswith("_k2_f32(")
     assert len(calls) == 3
 
 

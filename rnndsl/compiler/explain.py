@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..core.ops import Op
 from .plan import nbytes
-from .program import GroupNote, Loop, LoopNote, Mode, Program, Role, StackNote, instructions, kernels
+from .program import GroupNote, Kernel, Loop, LoopNote, Mode, Program, Role, StackNote, instructions, kernels
 
 
 def explain(model, steps: int = 100, batch: int = 32) -> str:
@@ -41,7 +41,7 @@ def _kernels(prog: Program, name) -> list:
                "NumPy runs their ops one by one)"]
     for part, k in found:
         where = "per step" if k.mode is Mode.STEP else "all steps at once" if k.mode is Mode.SEQ else "per sequence"
-        out.append(f"  {k.name} ({part}, {where}): {len(k.body)} ops, writes {', '.join(k.outputs)}")
+        out.append(f"  {k.name} ({part}, {where}): {len(k.body)} op{'s' * (len(k.body) != 1)}, writes {', '.join(k.outputs)}")
         out += [f"    {line}" for line in k.line.split("\n") if line]
     return out
 
@@ -51,15 +51,24 @@ def _recurrences(prog: Program) -> list:
     if not loops:
         return ["no recurrences: every equation is computed for all steps at once"]
     out = ["recurrences"]
-    fused = {tuple(item.members): len(item.body) for item in prog.forward if isinstance(item, Loop)}
+    fused = {tuple(item.members): item for item in prog.forward if isinstance(item, Loop)}
     for n in loops:
-        after = fused.get(tuple(n.members), n.ops)
+        loop = fused.get(tuple(n.members))
+        after = len(instructions(loop.body)) if loop else n.ops
         counts = f"{n.ops} ops per step" if after == n.ops else f"{n.ops} ops per step as written, {after} after fusion"
+        if loop and any(isinstance(i, Kernel) for i in loop.body):
+            counts += f" ({_calls(loop.body)})"
         out.append(f"  {', '.join(n.members)}: {n.direction} over {n.axis}, {counts}")
         if n.hoisted:
             out.append("    hoisted out of the loop (computed for all steps at once):")
             out += [f"      {h}" for h in n.hoisted]
     return out
+
+
+def _calls(body) -> str:
+    ks = sum(isinstance(i, Kernel) for i in body)
+    rest = len(body) - ks
+    return f"{rest} op{'s' * (rest != 1)} and {ks} kernel{'s' * (ks != 1)}"
 
 
 def _weight_gemms(prog: Program) -> list:

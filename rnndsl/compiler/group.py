@@ -13,6 +13,7 @@ rest may live in registers.
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 from ..core.ops import Kind, Op, elementwise, result_rank
 from .program import Instr, Kernel, Loop, Mode, Ref, Role, instructions
@@ -27,7 +28,19 @@ def group(forward: list, backward: list, keep: set) -> tuple:
     reads = _reads_by_instr(forward + backward)
     forward = _group_items(forward, reads, keep, counter)
     backward = _group_items(backward, reads, keep, counter)
-    return forward, backward
+    names = itertools.count(1)                # numbered in program order, loops in place
+    return _renamed(forward, names), _renamed(backward, names)
+
+
+def _renamed(items: list, names) -> list:
+    out = []
+    for item in items:
+        if isinstance(item, Kernel):
+            item = replace(item, name=f"_k{next(names)}")
+        elif isinstance(item, Loop):
+            item = replace(item, body=tuple(_renamed(list(item.body), names)))
+        out.append(item)
+    return out
 
 
 def fusable(instr: Instr) -> bool:
