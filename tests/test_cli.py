@@ -1,4 +1,5 @@
 """The command line: check and graph, their output formats and exit codes."""
+import re
 import json
 import subprocess
 import sys
@@ -114,3 +115,4 @@ def test_bench_reports_times_and_the_backend_that_ran(capsys):
     assert main(["bench", str(ROOT / "specs/elman.yaml"), "--steps", "5", "--batch", "2", "--repeat", "2"]) == 0
     out = capsys.readouterr().out
     assert "fwd+bwd ms" in out and "T=5 B=2 float32, numpy backend" in out      # conftest pins numpy
+    assert re.search(r"compile \d+\.\d\d s; the first forward\+backward \d+\.\d\d s", out)

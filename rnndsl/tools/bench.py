@@ -300,6 +300,8 @@ class Result:
     forward: Timing
     train: Timing                      # forward + backward
     extra: dict = field(default_factory=dict)   # torch timings, GEMM bound, notes
+    compile_s: float = 0.0             # rnndsl.compile: spec to loaded module
+    first_s: float = 0.0               # the first forward+backward: with numba, its JIT (or disk cache)
 
     @property
     def forward_gflops(self) -> float:
@@ -326,7 +328,9 @@ def prepare(spec_path, T: int, B: int, dims: dict | None = None, dtype="float32"
     `workers` > 1, through the worker pool (rnndsl.runtime.parallel), which shares out each batch."""
     from ..semantics.inputs import prepare as check_inputs
     from ..pipeline import compile as compile_spec
+    start = time.perf_counter()
     model = compile_spec(spec_path, dtype=dtype, dims=dims)
+    compile_s = time.perf_counter() - start
     params = model.init_params(seed)
     arrays, lengths = random_inputs(model.spec, T, B, seed, dtype)
     batch = check_inputs(model.spec, {**arrays, "lengths": lengths})        # checks the inputs once
@@ -338,7 +342,7 @@ def prepare(spec_path, T: int, B: int, dims: dict | None = None, dtype="float32"
         fwd = lambda: pool.step(params, batch, None, None, False)
         train = lambda: pool.step(params, batch, None, None, True)
     return {"model": model, "params": params, "arrays": arrays, "lengths": lengths,
-            "forward": fwd, "train": train}
+            "forward": fwd, "train": train, "compile_s": compile_s}
 
 
 def bench(spec_path, T: int, B: int, dims: dict | None = None, dtype="float32", repeat: int = 10,
@@ -351,11 +355,14 @@ def bench(spec_path, T: int, B: int, dims: dict | None = None, dtype="float32", 
     model = run["model"]
     try:
         with thread_cap(threads):
+            start = time.perf_counter()
+            run["train"]()                     # the first call: numba compiles (or loads) its kernels
+            first_s = time.perf_counter() - start
             t = interleave({"forward": run["forward"], "train": run["train"]}, repeat, warmup)
     finally:
         model.close()
     return Result(model.spec.name, T, B, {k: d.value for k, d in model.spec.dims}, str(np.dtype(dtype)),
-                  flops(model, T, B), t["forward"], t["train"])
+                  flops(model, T, B), t["forward"], t["train"], compile_s=run["compile_s"], first_s=first_s)
 
 
 # ---- the PyTorch reference ---------------------------------------------------------------------

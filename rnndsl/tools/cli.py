@@ -401,6 +401,8 @@ def cmd_bench(args) -> int:
     notes = f", {args.workers} workers" if args.workers > 1 else ""
     title = f"{args.spec}: T={args.steps} B={args.batch} {args.dtype}, {backends.default()} backend{notes}"
     print(_lines(bench.report([result], title)))
+    print(f"compile {result.compile_s:.2f} s; the first forward+backward {result.first_s:.2f} s"
+          + (" (numba compiling its kernels, or loading them from its disk cache)" if backends.default() == "numba" else ""))
     print("for a same-run comparison with PyTorch at the standard shapes: python benchmarks/run.py")
     return 0
 
