@@ -20,12 +20,13 @@ class Backend:
     doc: str
     needs: str = ""       # a module it runs on besides NumPy (an optional extra)
     extra: str = ""       # the pip extra that installs it
+    kernels: bool = False  # runs each Kernel item as one loop (the scheduler then sinks work into them)
 
 
 # fastest first: the default is the first one installed
 REGISTRY = {b.name: b for b in [
     Backend("numba", "numba", "each elementwise kernel one loop compiled by numba; GEMMs in NumPy",
-            needs="numba", extra="fast"),
+            needs="numba", extra="fast", kernels=True),
     Backend("numpy", "numpy", "NumPy calls, one per op, in a Python loop per recurrence"),
 ]}
 
@@ -58,6 +59,10 @@ def runnable(name: str | None) -> str:
     """The backend a recorded run reopens with: its own where installed, else the default (the
     backends agree to rounding; a run trained with numba samples on a machine without it)."""
     return name if name in REGISTRY and available(name) else default()
+
+
+def runs_kernels(name: str) -> bool:
+    return REGISTRY[name].kernels
 
 
 def get(name: str):

@@ -48,7 +48,7 @@ def compile(spec_or_path, backend: str | None = None, dtype: str = "float64",
     emitter = backends.get(backend)              # before the work: an unknown or missing one
     model = load_spec(spec_or_path, dims=dims)
     analysis = timegraph.analyse(model)
-    program = schedule.schedule(model, lower.lower(model, analysis))
+    program = schedule.schedule(model, lower.lower(model, analysis), backends.runs_kernels(backend))
     source = emitter.emit_module(program, model.name, Path(model.path).name, dtype)
     module = emitter.load(source, model.name)
     return CompiledModel(model, program, source, module, dtype, backend)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..core.ops import Op
 from .plan import nbytes
-from .program import GroupNote, Kernel, Loop, LoopNote, Mode, Program, Role, StackNote, instructions, kernels
+from .program import GroupNote, Kernel, Loop, LoopNote, Mode, Program, Role, SinkNote, StackNote, instructions, kernels
 
 
 def explain(model, steps: int = 100, batch: int = 32) -> str:
@@ -47,6 +47,7 @@ def _kernels(prog: Program, name) -> list:
 
 
 def _recurrences(prog: Program) -> list:
+    labels = dict(prog.labels)
     loops = [n for n in prog.notes if isinstance(n, LoopNote)]
     if not loops:
         return ["no recurrences: every equation is computed for all steps at once"]
@@ -62,7 +63,20 @@ def _recurrences(prog: Program) -> list:
         if n.hoisted:
             out.append("    hoisted out of the loop (computed for all steps at once):")
             out += [f"      {h}" for h in n.hoisted]
+        moved = [v for s in prog.notes if isinstance(s, SinkNote) and tuple(s.loop) == tuple(n.members)
+                 for v in s.values]
+        if moved:
+            out.append("    moved back into it (only the loop reads them: its kernel computes them per step):")
+            out += [f"      {_label(prog, labels, v)}" for v in moved]
     return out
+
+
+def _label(prog: Program, labels: dict, name: str) -> str:
+    """A buffer in the spec's terms: its expression, or those of the views a fusion made it of."""
+    if name in labels:
+        return labels[name]
+    parts = [labels[b.name] for b in prog.values if b.view and b.view[0] == name and b.name in labels]
+    return "; ".join(parts) or name
 
 
 def _calls(body) -> str:

@@ -131,6 +131,13 @@ class StackNote:
 
 
 @dataclass(frozen=True)
+class SinkNote:
+    """sink: values hoisted out of a loop that only the loop reads went back into it."""
+    values: tuple                 # their names
+    loop: tuple                   # the loop's members
+
+
+@dataclass(frozen=True)
 class GroupNote:
     """fuse: one elementwise op over adjacent slices became one call."""
     op: str
@@ -150,7 +157,7 @@ class Program:
     loss: Buf                     # per-sequence loss, (B,)
     outputs: tuple                # names of equation buffers returned to the user
     zeroed: tuple = ()            # adjoints that start at zero (the rest are written once)
-    notes: tuple = ()             # LoopNote | StackNote | GroupNote: what the passes did (--explain)
+    notes: tuple = ()             # LoopNote | StackNote | GroupNote | SinkNote: what the passes did (--explain)
     labels: tuple = ()            # (buffer name, the spec expression it holds)
     tape: tuple = ()              # names of the forward buffers the backward pass reads (plan.py)
     scratch: tuple = ()           # step buffers kept one step at a time: (B, ...), not (T, B, ...)

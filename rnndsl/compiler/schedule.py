@@ -13,11 +13,14 @@ from ..frontend import ir
 from .lower import Lowered
 from .group import group
 from .plan import plan
-from .program import Buf, Instr, Loop, Program, Ref, Role, instructions
+from .sink import sink
+from .program import Buf, Instr, Loop, Program, Ref, Role, SinkNote, instructions
 from .verify import verify, verify_kernels, verify_plan
 
 
-def schedule(model: ir.Model, low: Lowered) -> Program:
+def schedule(model: ir.Model, low: Lowered, kernels: bool = True) -> Program:
+    """`kernels`: the backend runs a kernel as one loop, so work sunk into a loop's kernel is
+    free (not so for NumPy, where it is one more call per step)."""
     known = {b.name for b in low.bufs.values() if b.role in (Role.INPUT, Role.PARAM)}
     verify(low.items, known, "lower")
     forward, fusions, views = fuse.fuse(list(low.items))
@@ -32,6 +35,9 @@ def schedule(model: ir.Model, low: Lowered) -> Program:
     params = tuple(b for b in low.bufs.values() if b.role is Role.PARAM and b.name in declared)
     grads = _grads(backward, params, {b.name: b for b in values})
     outputs = tuple(e.name for e in model.equations)
+    forward, sunk = sink(forward, backward, set(outputs)) if kernels else (forward, {})
+    sinks = tuple(SinkNote(tuple(n for n in sunk if sunk[n] == loop), loop) for loop in dict.fromkeys(sunk.values()))
+    verify(forward, known, "sink")
     planned = plan(forward, backward, values, set(outputs))
     verify_plan(forward, backward, planned.scratch, set(planned.tape) | set(outputs))
     forward, backward = group(forward, backward, set(planned.tape) | set(outputs) | {low.loss.name})
@@ -40,7 +46,7 @@ def schedule(model: ir.Model, low: Lowered) -> Program:
                    inputs=tuple(b for b in low.bufs.values() if b.role is Role.INPUT),
                    values=values, grads=grads, loss=low.loss,
                    zeroed=tuple(g.name for g in grads if g.name not in written),
-                   outputs=outputs, notes=tuple(low.notes) + tuple(fusions),
+                   outputs=outputs, notes=tuple(low.notes) + tuple(fusions) + sinks,
                    labels=tuple(low.labels.items()), tape=planned.tape, scratch=planned.scratch)
 
 
