@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+from ...core import kernels
 from ...core.ops import TABLE, Kind, Op, elementwise, result_rank
 from ...compiler.program import Buf, Instr, Kernel, Loop, Mode, Program, Ref, Role, instructions
 
@@ -456,14 +457,16 @@ def _gemm(instr: Instr) -> tuple | None:
     out=): (left argument, right argument, whether the right is transposed). W @ x[t] is
     x[t] @ W.T; its adjoint for x is dy @ W. Per step it is matmul; for all steps at once
     _gemm, which makes the (T, B) rows one GEMM."""
-    a = instr.args
-    param = lambda r: isinstance(r, Ref) and r.buf.role is Role.PARAM and r.buf.rank == 2
-    if instr.op is Op.MATMUL and tuple(_rank(r) for r in a) == (2, 1) and param(a[0]):
-        return 1, 0, True
-    attr = instr.attr
-    if (instr.op is Op.MATMUL_VJP and (attr.get("ra"), attr.get("rb"), attr.get("side")) == (2, 1, 1)
-            and param(a[1])):
-        return 0, 1, False
+    if instr.op is Op.MATMUL:
+        key = (*(_rank(r) for r in instr.args), None)
+    elif instr.op is Op.MATMUL_VJP:
+        key = (instr.attr.get("ra"), instr.attr.get("rb"), instr.attr.get("side"))
+    else:
+        return None
+    form = kernels.PARAM_GEMM.get(key)          # the op table's kernels use the same forms
+    matrix = instr.args[form[1]] if form else None
+    if isinstance(matrix, Ref) and matrix.buf.role is Role.PARAM and matrix.buf.rank == 2:
+        return form
     return None
 
 

@@ -36,6 +36,7 @@ _MATMUL = {(2, 1): "...mn,...n->...m", (1, 2): "...n,...nm->...m",
 # forward, else the argument of the adjoint) -> (the rows, the matrix, whether to transpose it),
 # positions in the kernel's own arguments; emitters read it to write the same GEMM themselves.
 _PARAM_GEMM = {(2, 1, None): (1, 0, True), (2, 1, 1): (0, 1, False)}
+PARAM_GEMM = _PARAM_GEMM      # the emitters' name for it (emitted modules copy the private one)
 
 
 def param_gemm(form, args):
