@@ -2,6 +2,20 @@
 reads of a whole sequence at an offset, and their adjoints."""
 
 
+def outer_sum_shifted(xp, dy, x, k, fill=None):
+    """The sum over steps and rows of dy[t] x[t + k]^T for k < 0, x before the start being
+    `fill` (B, n) or (n,), or zeros: a recurrent weight's gradient as one GEMM over the rows
+    that have an x, plus the fill's share, without copying x shifted."""
+    T, m, n = dy.shape[0], dy.shape[-1], x.shape[-1]
+    g = xp.zeros((m, n), dtype=dy.dtype)
+    if -k < T:
+        g += dy[-k:].reshape(-1, m).T @ x[:T + k].reshape(-1, n)
+    if fill is not None:
+        head = dy[:min(-k, T)].sum(axis=0)                    # (B, m): the steps that read the fill
+        g += head.T @ xp.broadcast_to(fill, head.shape[:-1] + (n,))
+    return g
+
+
 def shift(xp, a, k, fill=None, valid=None):
     """a[t + k] for every step t at once; outside the sequence, `fill` (a state init) or
     zeros. With `valid` (T, B), steps past each sequence's own end count as outside."""

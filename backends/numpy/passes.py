@@ -239,6 +239,9 @@ class Passes:
         if d.ufunc:
             consts = [_number(instr.attr[k]) for k, _ in d.attrs]
             return f"_xp.{d.ufunc}({', '.join(args + consts + into)})"
+        outer = self._outer_sum(instr)
+        if outer:
+            return outer
         gemm = _gemm(instr)
         if gemm:
             a, b = args[gemm[0]], args[gemm[1]] + (".T" if gemm[2] else "")
@@ -307,8 +310,27 @@ class Passes:
         if r.offset == 0:
             return b.name
         valid = f"_valid_{b.axis}" if masked else "None"
-        seq_fill = fill if (r.fill is not None or fill.startswith("_fill_")) else "None"
-        return f"_shift(_xp, {b.name}, {r.offset}, {seq_fill}, {valid})"
+        return f"_shift(_xp, {b.name}, {r.offset}, {self._seq_fill(r)}, {valid})"
+
+    def _seq_fill(self, r: Ref) -> str:
+        """What a read of a whole sequence at an offset gives before its start: the state init
+        (or a carried state), or None for zeros."""
+        if r.fill is not None:
+            return r.fill.name
+        return f"_fill_{r.buf.name}" if r.offset < 0 and r.buf.name in self.carried else "None"
+
+    def _outer_sum(self, instr: Instr) -> str:
+        """A recurrent weight's gradient, sum over t of dy[t] x[t-k]^T, without the shifted copy
+        of x that a read at an offset makes (x at t-k before the start is the state's fill)."""
+        if instr.op is not Op.MATMUL_VJP:
+            return ""
+        a, x = instr.attr, instr.args[1]
+        if not (instr.mode is Mode.SEQ and a.get("summed") == 1
+                and (a.get("ra"), a.get("rb"), a.get("side")) == (2, 1, 0)
+                and isinstance(x, Ref) and x.offset < 0 and x.buf.axis is not None):
+            return ""
+        dy = self._arg(instr.args[0], Mode.SEQ, None)
+        return f"_outer_sum_shifted(_xp, {dy}, {x.buf.name}, {x.offset}, {self._seq_fill(x)})"
 
     # -- accumulation into adjoints --------------------------------------------------------------
     def _accumulate(self, instr: Instr, loop: Loop | None) -> str:

@@ -118,6 +118,19 @@ def tanh_vjp(xp, y, dy, out=None):
     xp.multiply(dy, out, out=out)
     return out
 
+def outer_sum_shifted(xp, dy, x, k, fill=None):
+    """The sum over steps and rows of dy[t] x[t + k]^T for k < 0, x before the start being
+    `fill` (B, n) or (n,), or zeros: a recurrent weight's gradient as one GEMM over the rows
+    that have an x, plus the fill's share, without copying x shifted."""
+    T, m, n = dy.shape[0], dy.shape[-1], x.shape[-1]
+    g = xp.zeros((m, n), dtype=dy.dtype)
+    if -k < T:
+        g += dy[-k:].reshape(-1, m).T @ x[:T + k].reshape(-1, n)
+    if fill is not None:
+        head = dy[:min(-k, T)].sum(axis=0)                    # (B, m): the steps that read the fill
+        g += head.T @ xp.broadcast_to(fill, head.shape[:-1] + (n,))
+    return g
+
 def shift(xp, a, k, fill=None, valid=None):
     """a[t + k] for every step t at once; outside the sequence, `fill` (a state init) or
     zeros. With `valid` (T, B), steps past each sequence's own end count as outside."""
@@ -182,6 +195,7 @@ _slice_last = slice_last
 _reduce_mean = reduce_mean
 _reduce_mean_vjp = reduce_mean_vjp
 _tanh_vjp = tanh_vjp
+_outer_sum_shifted = outer_sum_shifted
 _shift = shift
 _sum_to_param = sum_to_param
 _gemm = gemm
@@ -332,7 +346,7 @@ def backward(_params, _tape, _truncate=None, _buffers=None):
             d_hf[_t-1] += _v
     # hf[t] = tanh(W_f @ x[t] + U_f @ hf[t-1] + b_f)  (birnn.yaml:24)
     d__t2[...] = d__t4
-    d_U_f[...] = _matmul_vjp(_xp, d__t4, _shift(_xp, hf, -1, _fill_hf, None), ra=2, rb=1, side=0, summed=1)
+    d_U_f[...] = _outer_sum_shifted(_xp, d__t4, hf, -1, _fill_hf)
     # hf[t] = tanh(W_f @ x[t] + U_f @ hf[t-1] + b_f)  (birnn.yaml:24)
     # hb[t] = tanh(W_b @ x[t] + U_b @ hb[t+1] + b_b)  (birnn.yaml:25)
     d__p2_1[...] = _sum_to_param(_xp, d__e2, 1)

@@ -105,25 +105,18 @@ def tanh_vjp(xp, y, dy, out=None):
     xp.multiply(dy, out, out=out)
     return out
 
-def shift(xp, a, k, fill=None, valid=None):
-    """a[t + k] for every step t at once; outside the sequence, `fill` (a state init) or
-    zeros. With `valid` (T, B), steps past each sequence's own end count as outside."""
-    T = a.shape[0]
-    out = xp.empty_like(a)
-    empty = -1 if a.dtype.kind in "iu" else 0.0          # an absent class, or zeros
-    out[...] = empty if fill is None else fill
-    if abs(k) < T:
-        if k >= 0:
-            out[:T - k] = a[k:]
-        else:
-            out[-k:] = a[:T + k]
-    if valid is not None and k > 0:
-        inside = xp.zeros_like(valid)
-        if k < T:
-            inside[:T - k] = valid[k:]
-        inside = inside.reshape(inside.shape + (1,) * (a.ndim - 2))
-        out = xp.where(inside, out, empty if fill is None else fill)
-    return out
+def outer_sum_shifted(xp, dy, x, k, fill=None):
+    """The sum over steps and rows of dy[t] x[t + k]^T for k < 0, x before the start being
+    `fill` (B, n) or (n,), or zeros: a recurrent weight's gradient as one GEMM over the rows
+    that have an x, plus the fill's share, without copying x shifted."""
+    T, m, n = dy.shape[0], dy.shape[-1], x.shape[-1]
+    g = xp.zeros((m, n), dtype=dy.dtype)
+    if -k < T:
+        g += dy[-k:].reshape(-1, m).T @ x[:T + k].reshape(-1, n)
+    if fill is not None:
+        head = dy[:min(-k, T)].sum(axis=0)                    # (B, m): the steps that read the fill
+        g += head.T @ xp.broadcast_to(fill, head.shape[:-1] + (n,))
+    return g
 
 def sum_to_param(xp, value, rank):
     """A parameter's share of a batched value: summed over every leading axis."""
@@ -167,7 +160,7 @@ _embed_vjp = embed_vjp
 _reduce_mean = reduce_mean
 _reduce_mean_vjp = reduce_mean_vjp
 _tanh_vjp = tanh_vjp
-_shift = shift
+_outer_sum_shifted = outer_sum_shifted
 _sum_to_param = sum_to_param
 _gemm = gemm
 _scratch = scratch
@@ -263,7 +256,7 @@ def backward(_params, _tape, _truncate=None, _buffers=None):
         if _t-1 >= 0 and (_truncate is None or (_t-1) // _truncate == _t // _truncate):
             d_h[_t-1] += _v
     # h[t] = tanh(W_xh @ x[t] + W_hh @ h[t-1] + b_h)  (elman.yaml:16)
-    d_W_hh[...] = _matmul_vjp(_xp, d__t4, _shift(_xp, h, -1, _fill_h, None), ra=2, rb=1, side=0, summed=1)
+    d_W_hh[...] = _outer_sum_shifted(_xp, d__t4, h, -1, _fill_h)
     d_b_h[...] = _sum_to_param(_xp, d__t4, 1)
     d_W_xh[...] = _embed_vjp(_xp, d__t4, x, classes=4)
     return {'W_xh': d_W_xh, 'W_hh': d_W_hh, 'b_h': d_b_h, 'W_hy': d_W_hy, 'b_y': d_b_y}

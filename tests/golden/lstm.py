@@ -138,25 +138,18 @@ def sigmoid_vjp(xp, y, dy, out=None):
     xp.multiply(dy, out, out=out)
     return out
 
-def shift(xp, a, k, fill=None, valid=None):
-    """a[t + k] for every step t at once; outside the sequence, `fill` (a state init) or
-    zeros. With `valid` (T, B), steps past each sequence's own end count as outside."""
-    T = a.shape[0]
-    out = xp.empty_like(a)
-    empty = -1 if a.dtype.kind in "iu" else 0.0          # an absent class, or zeros
-    out[...] = empty if fill is None else fill
-    if abs(k) < T:
-        if k >= 0:
-            out[:T - k] = a[k:]
-        else:
-            out[-k:] = a[:T + k]
-    if valid is not None and k > 0:
-        inside = xp.zeros_like(valid)
-        if k < T:
-            inside[:T - k] = valid[k:]
-        inside = inside.reshape(inside.shape + (1,) * (a.ndim - 2))
-        out = xp.where(inside, out, empty if fill is None else fill)
-    return out
+def outer_sum_shifted(xp, dy, x, k, fill=None):
+    """The sum over steps and rows of dy[t] x[t + k]^T for k < 0, x before the start being
+    `fill` (B, n) or (n,), or zeros: a recurrent weight's gradient as one GEMM over the rows
+    that have an x, plus the fill's share, without copying x shifted."""
+    T, m, n = dy.shape[0], dy.shape[-1], x.shape[-1]
+    g = xp.zeros((m, n), dtype=dy.dtype)
+    if -k < T:
+        g += dy[-k:].reshape(-1, m).T @ x[:T + k].reshape(-1, n)
+    if fill is not None:
+        head = dy[:min(-k, T)].sum(axis=0)                    # (B, m): the steps that read the fill
+        g += head.T @ xp.broadcast_to(fill, head.shape[:-1] + (n,))
+    return g
 
 def sum_to_param(xp, value, rank):
     """A parameter's share of a batched value: summed over every leading axis."""
@@ -204,7 +197,7 @@ _reduce_mean_vjp = reduce_mean_vjp
 _sigmoid = sigmoid
 _tanh_vjp = tanh_vjp
 _sigmoid_vjp = sigmoid_vjp
-_shift = shift
+_outer_sum_shifted = outer_sum_shifted
 _sum_to_param = sum_to_param
 _gemm = gemm
 _scratch = scratch
@@ -413,7 +406,7 @@ def backward(_params, _tape, _truncate=None, _buffers=None):
     # f[t] = sigmoid(W_f @ x[t] + U_f @ h[t-1] + b_f)  (lstm.yaml:31)
     # o[t] = sigmoid(W_o @ x[t] + U_o @ h[t-1] + b_o)  (lstm.yaml:32)
     # g[t] = tanh(W_g @ x[t] + U_g @ h[t-1] + b_g)  (lstm.yaml:33)
-    d__w2[...] = _matmul_vjp(_xp, d__e4, _shift(_xp, h, -1, _fill_h, None), ra=2, rb=1, side=0, summed=1)
+    d__w2[...] = _outer_sum_shifted(_xp, d__e4, h, -1, _fill_h)
     d__p3_1[...] = _sum_to_param(_xp, d__e4, 1)
     d__w1[...] = _embed_vjp(_xp, d__e4, x, classes=65)
     # stacked weights: U_i, U_f, U_o, U_g
