@@ -29,13 +29,17 @@ def plan(forward: list, backward: list, values: tuple, keep: set) -> Plan:
 
 
 def _live_in(backward: list, bufs: dict) -> set:
-    """Forward buffers the backward pass reads: arguments and the fills of reads."""
+    """Forward buffers the backward pass reads: arguments and the fills of reads, and the base
+    of each view among them (it is kept alive anyway; a kernel backend reads a view through
+    its base, whose rows are contiguous)."""
     names = set()
     for instr in instructions(backward):
         for ref in instr.refs:
             for buf in (ref.buf, ref.fill):
                 if buf is not None and buf.role is not Role.GRAD and not buf.of and buf.name in bufs:
                     names.add(buf.name)
+                    if buf.view and buf.view[0] in bufs:
+                        names.add(buf.view[0])
     return names
 
 
