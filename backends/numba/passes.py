@@ -118,19 +118,24 @@ class KernelPasses(Passes):
             buf, start = self.every[buf.view[0]], target.buf.view[1]
         return Operand(f"{buf.name}[_t{target.offset:+d}]", "rows" if buf.rank else "row", start)
 
+    def _batchless(self, buf: Buf) -> bool:
+        whole = self.every.get(buf.view[0], buf) if buf.view else buf
+        return any(b.role is Role.PARAM or b.of in self.batchless or b.name in self.batchless for b in (buf, whole))
+
     def _operand(self, ref: Ref, mode: Mode) -> Operand | None:
         buf = ref.buf
-        if buf.role is Role.PARAM or buf.of in self.batchless or buf.name in self.batchless:
+        if self._batchless(buf):                            # a parameter, or made of parameters only
             return Operand(buf.name if buf.rank else f"_xp.reshape({buf.name}, (1,))",
                            "cols" if buf.rank else "one", 0)
         kind = "rows" if buf.rank else "row"
         if mode is Mode.SEQ and buf.axis is None:
             return None                                     # (B, ...) under (T, B, ...) rows
         base, start = buf, 0
-        if buf.view and ref.offset == 0 and ref.fill is None and buf.axis:
+        if buf.view and ref.offset == 0 and ref.fill is None:
             base, start = self.every[buf.view[0]], buf.view[1]         # the base: C-contiguous rows
         if mode is Mode.STEP:
-            code = self._step(base) if base is not buf else self._read(ref, Mode.STEP)
+            whole = self._step(base) if base.axis else base.name       # a static base: all steps
+            code = whole if base is not buf else self._read(ref, Mode.STEP)
             if ref.offset and self._batchless_fill(ref):        # one row for all: (B, ...) here
                 code = f"_xp.broadcast_to({code}, (_B,) + {tuple(buf.dims)!r})"
         else:
