@@ -24,7 +24,7 @@ def explain(model, steps: int = 100, batch: int = 32) -> str:
         for n in groups:
             where = f"per step ({', '.join(n.loop)})" if n.loop else "all steps at once"
             out.append(f"  {n.op}: {'; '.join(name(o) for o in n.outputs)}  [{where}]")
-    out += _kernels(prog, name)
+    out += _kernels(prog)
     out += ["", "weight gradients (one GEMM over all T*B rows, after the reverse loop)"]
     stacked = {n.stacked: "[" + ", ".join(n.weights) + "]" for n in stacks}
     out += ["  " + (", ".join(stacked.get(w, w) for w in _weight_gemms(prog)) or "none")]
@@ -32,7 +32,7 @@ def explain(model, steps: int = 100, batch: int = 32) -> str:
     return "\n".join(out)
 
 
-def _kernels(prog: Program, name) -> list:
+def _kernels(prog: Program) -> list:
     found = [(part, k) for part, items in (("forward", prog.forward), ("backward", prog.backward))
              for k in kernels(items)]
     if not found:

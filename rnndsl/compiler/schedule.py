@@ -14,7 +14,7 @@ from .lower import Lowered
 from .group import group
 from .plan import plan
 from .sink import sink
-from .program import Buf, Instr, Loop, Program, Ref, Role, SinkNote, instructions
+from .program import Program, Role, SinkNote, instructions
 from .verify import verify, verify_kernels, verify_plan
 
 

@@ -111,7 +111,7 @@ def verify_plan(forward, backward, scratch, kept) -> None:
                     raise _error("plan", instr, f"reads {ref}, which holds one step only")
             if not isinstance(item, Loop) and base(instr.out) in scratch:
                 raise _error("plan", instr, "writes a one-step buffer outside a loop")
-    for instr in _flat(backward):
+    for instr in instructions(backward):
         for ref in instr.refs:
             if base(ref.buf) in scratch:
                 raise _error("plan", instr, f"reads {ref} in the backward pass, but it holds one step only")
@@ -148,10 +148,6 @@ def _outside_reads(readers: dict, kernel) -> list:
             and base(i.out) not in outputs}
     inside = {id(i) for i in kernel.body}
     return sorted(name for name in mine if readers.get(name, set()) - inside)
-
-
-def _flat(items) -> list:
-    return [i for item in items for i in (item.body if isinstance(item, Loop) else (item,))]
 
 
 def _outputs(items) -> list:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from ..core.errors import SourcePos
-from ..core.ops import TABLE, Dim, Kind, Op, ShapeError, Type
+from ..core.ops import TABLE, Op, ShapeError, Type
 
 _POS = dict(default=None, compare=False, repr=False, kw_only=True)
 
