@@ -2,7 +2,7 @@
 (`cache=True`, kept beside the file) makes a second process pay no compile time.
 
 The folder is $RNNDSL_CACHE/numba, else ~/.cache/rnndsl/numba; a file there is written once,
-atomically, and never deleted or replaced by rnndsl (its name is its content's hash): a file of
+atomically (a hard link from a temporary file), and never deleted or replaced by rnndsl (its name is its content's hash): a file of
 that name with other content, or a link, is left alone. Where the folder cannot be written,
 or holds such a file, the module runs from memory, without numba's disk cache.
 """
@@ -47,8 +47,8 @@ def _from_file(source: str, name: str, key: str) -> types.ModuleType | None:
         path = folder / f"rnndsl_{stem}.py"
         if path.is_symlink() or path.exists() and not (path.is_file() and path.read_text() == source):
             return None                   # not the file rnndsl would write: leave it, run from memory
-        if not path.exists():
-            _write_once(folder, path, source)
+        if not path.exists() and not _write_once(folder, path, source):
+            return None                   # someone else's file appeared meanwhile: leave it
     except (OSError, UnicodeDecodeError):
         return None
     numpy_runtime.keep_freed_memory()
@@ -59,13 +59,17 @@ def _from_file(source: str, name: str, key: str) -> types.ModuleType | None:
     return module
 
 
-def _write_once(folder: Path, path: Path, source: str) -> None:
-    """Write `path` through a temporary file of ours in the same folder and a rename."""
+def _write_once(folder: Path, path: Path, source: str) -> bool:
+    """Create `path` whole through a temporary file of ours and a hard link, which (unlike a
+    rename) never replaces a file that appeared in the meantime. False if one did (and it is
+    not this very text)."""
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".rnndsl-", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
             f.write(source)
-        os.replace(tmp, path)
-    except BaseException:
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return path.is_file() and not path.is_symlink() and path.read_text() == source
+    finally:
         os.unlink(tmp)
-        raise
