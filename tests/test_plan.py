@@ -45,6 +45,19 @@ def test_the_lstm_tape_shrinks():
     assert planned < 0.5 * nbytes(bufs, forward, 100, 32, 4)
 
 
+def test_the_lstm_gate_adjoints_hold_one_step():
+    """d_i, d_f, d_o and d_g live within one backward step (only the gates' adjoint, read by
+    the weight-gradient GEMMs after the loop, holds every step)."""
+    model = rnndsl.compile(ROOT / "specs" / "lstm.yaml")
+    prog = model.program
+    grads = {g.name: g for g in prog.grads}
+    one_step = {n for n in prog.scratch if n in grads}
+    labels = {g.of for n in one_step for g in prog.grads if (g.view[0] if g.view else g.name) == n}
+    assert {"g", "i", "f", "o"} <= labels
+    assert "d_h" not in one_step and "d_c" not in one_step
+    assert "(_B,) + (" in model.source.split("def backward")[1].split("d_g = ")[1].split("\n")[0]
+
+
 def test_explain_reports_the_tape():
     out = rnndsl.compile(ROOT / "specs" / "lstm.yaml")
     from rnndsl.compiler.explain import explain

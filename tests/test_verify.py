@@ -90,3 +90,18 @@ def test_a_kernel_result_read_outside_but_not_an_output():
     odd = Kernel("_k2", (Instr(a, Op.MATMUL, (Ref(W), Ref(X)), Mode.SEQ),), ("a",))
     with pytest.raises(ProgramError, match="cannot be fused"):
         verify_kernels([odd], {"x"}, "group")
+
+
+def test_a_one_step_adjoint_read_after_its_loop_or_written_at_another_step():
+    from rnndsl.compiler.verify import verify_plan
+    d_a = Buf("d_a", (3,), "t", Role.GRAD, of="a")
+    d_h = Buf("d_h", (3,), "t", Role.GRAD, of="h")
+    write = Instr(d_a, Op.TANH, (Ref(X),), Mode.STEP)
+    loop = Loop("t", True, (write, Instr(d_h, Op.TANH, (Ref(d_a),), Mode.STEP)))
+    verify_plan([], [loop], {"d_a"}, set())
+    after = Instr(Buf("d_W", (3,), None, Role.GRAD, of="W"), Op.TANH, (Ref(d_a),), Mode.SEQ)
+    with pytest.raises(ProgramError, match=r"reads d_a\[t\], which holds one step only"):
+        verify_plan([], [loop, after], {"d_a"}, set())
+    shifted = Instr(d_a, Op.TANH, (Ref(X),), Mode.STEP, accumulate=True, target=Ref(d_a, -1))
+    with pytest.raises(ProgramError, match=r"d_a\[t-1\], which holds one step only"):
+        verify_plan([], [Loop("t", True, (write, shifted))], {"d_a"}, set())

@@ -135,7 +135,7 @@ class Passes:
         """An adjoint's shape, from the program (the primal may not be on the tape)."""
         if g.of in self.batchless:
             return repr(tuple(g.dims))
-        lead = f"(_T_{g.axis}, _B)" if g.axis else "(_B,)"
+        lead = f"(_T_{g.axis}, _B)" if g.axis and g.name not in self.scratch else "(_B,)"
         return f"{lead} + {tuple(g.dims)!r}"
 
     def _adjoint_of(self, name: str) -> str:
@@ -368,7 +368,8 @@ class Passes:
         reduced = _sum_trailing(value, vrank - len(b.dims))
         if b.axis is None:
             reduced = self._to_target(reduced, b, instr.mode, instr.summed)
-        dest = f"{b.name}[_t]" if instr.mode is Mode.STEP and b.axis else f"{b.name}[...]"
+        dest = self._step(b) if instr.mode is Mode.STEP and b.axis else f"{b.name}[...]"
+        dest = dest if dest.endswith("]") else dest + "[...]"
         if reduced == value and _writes_out(instr):
             return self._call(instr, out=dest)
         return f"{dest} = {reduced}"
@@ -388,7 +389,7 @@ class Passes:
         target, b = instr.target, instr.target.buf
         k = target.offset
         if k == 0:
-            return f"{b.name}[_t] += {value}"
+            return f"{self._step(b)} += {value}"
         s = f"_t{k:+d}"
         inside = f"{s} >= 0" if k < 0 else f"{s} < _T_{b.axis}"
         keep = self._keeps(instr.target, loop)

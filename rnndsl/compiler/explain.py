@@ -99,8 +99,11 @@ def _buffers(prog: Program, steps: int, batch: int, itemsize: int) -> list:
     inputs = [b.name for b in prog.inputs]
     kept = sorted(set(prog.tape) | set(prog.outputs))
     grads = [g.name for g in prog.grads if g.view is None]
-    one_step = ", ".join(labels.get(n, n) for n in prog.scratch) or "none"
-    return [f"forward: {len(forward)} arrays, {mib(forward)} ({len(prog.scratch)} hold one step only: {one_step})",
+    one_step = [n for n in prog.scratch if n in forward]
+    adjoint_steps = [n for n in prog.scratch if n in grads]
+    return [f"forward: {len(forward)} arrays, {mib(forward)} ({len(one_step)} hold one step only: "
+            f"{', '.join(labels.get(n, n) for n in one_step) or 'none'})",
             f"tape (what backward() and the caller read): {len(kept)} arrays and the inputs, {mib(kept + inputs)}; "
             f"keeping every array for all steps would take {mib(forward + inputs, ())}",
-            f"backward: {len(grads)} adjoint arrays, {mib(grads)} ({len(prog.grads) - len(grads)} more are views)"]
+            f"backward: {len(grads)} adjoint arrays, {mib(grads)} ({len(prog.grads) - len(grads)} more are views; "
+            f"{len(adjoint_steps)} hold one step only: {', '.join(adjoint_steps) or 'none'})"]

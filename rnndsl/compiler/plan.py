@@ -5,13 +5,16 @@
               and nothing else, so the rest is freed when it returns.
     scratch   a buffer written step by step that nothing reads at another step, after the
               loop, or in the backward pass (an LSTM's gate pre-activations): it holds one step,
-              (B, ...), instead of all of them, (T, B, ...).
+              (B, ...), instead of all of them, (T, B, ...). So does an adjoint written whole
+              at each step of one backward loop and read only there, at that step (an LSTM's
+              d_i, d_f, d_o, d_g before they make the gates' adjoint): at T=100 that is most
+              of the backward pass's memory traffic.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .program import Buf, Loop, Mode, Role, instructions
+from .program import Buf, Loop, Mode, Ref, Role, instructions
 
 
 @dataclass(frozen=True)
@@ -20,12 +23,14 @@ class Plan:
     scratch: tuple       # names of base buffers (their views follow them)
 
 
-def plan(forward: list, backward: list, values: tuple, keep: set) -> Plan:
+def plan(forward: list, backward: list, values: tuple, keep: set, written: set = frozenset()) -> Plan:
     """`keep`: names the caller needs after forward() whatever the backward pass reads (the
-    equations' values, returned to the user)."""
+    equations' values, returned to the user); `written`: adjoints written, not accumulated
+    (they need no zeros, so one step of them can be reused step after step)."""
     bufs = {b.name: b for b in values}
     tape = _live_in(backward, bufs)
-    return Plan(tuple(sorted(tape)), tuple(sorted(_scratch(forward, bufs, tape | set(keep)))))
+    scratch = _scratch(forward, bufs, tape | set(keep)) | _step_adjoints(backward, written)
+    return Plan(tuple(sorted(tape)), tuple(sorted(scratch)))
 
 
 def _live_in(backward: list, bufs: dict) -> set:
@@ -62,6 +67,33 @@ def _scratch(forward: list, bufs: dict, needed: set) -> set:
                         candidates.discard(base(buf))
     blocked = {base(bufs[n]) for n in needed if n in bufs} | needed
     return {b for b in candidates if b not in blocked}
+
+
+def _step_adjoints(backward: list, written: set) -> set:
+    """Adjoint bases written (never accumulated) only in one backward loop, at the step
+    itself, and read only inside that loop at that step."""
+    base = lambda b: b.view[0] if b.view else b.name
+    loops: dict = {}            # base -> ids of the items writing it (a loop, or top level)
+    spoiled = set()
+    for item in backward:
+        for instr in instructions([item]):
+            target = instr.target or Ref(instr.out)
+            b = base(target.buf)
+            if target.buf.role is not Role.GRAD or not target.buf.of:
+                continue
+            loops.setdefault(b, set()).add(id(item) if isinstance(item, Loop) and instr.mode is Mode.STEP else None)
+            if target.offset or (target.buf.name not in written and b not in written):
+                spoiled.add(b)
+    candidates = {b for b, ids in loops.items() if len(ids) == 1 and None not in ids} - spoiled
+    for item in backward:
+        inside = id(item) if isinstance(item, Loop) else None
+        for instr in instructions([item]):
+            for ref in instr.refs:
+                if base(ref.buf) in candidates and (ref.offset or inside not in loops[base(ref.buf)]):
+                    candidates.discard(base(ref.buf))
+                if ref.fill is not None:
+                    candidates.discard(base(ref.fill))
+    return candidates
 
 
 def nbytes(bufs: dict, names, steps: int, batch: int, itemsize: int, scratch=()) -> int:

@@ -38,7 +38,7 @@ def schedule(model: ir.Model, low: Lowered, kernels: bool = True) -> Program:
     forward, sunk = sink(forward, backward, set(outputs)) if kernels else (forward, {})
     sinks = tuple(SinkNote(tuple(n for n in sunk if sunk[n] == loop), loop) for loop in dict.fromkeys(sunk.values()))
     verify(forward, known, "sink")
-    planned = plan(forward, backward, values, set(outputs))
+    planned = plan(forward, backward, values, set(outputs), written)
     verify_plan(forward, backward, planned.scratch, set(planned.tape) | set(outputs))
     forward, backward = group(forward, backward, set(planned.tape) | set(outputs) | {low.loss.name})
     verify_kernels(forward + backward, known | set(planned.tape), "group")

@@ -98,27 +98,35 @@ def _define(instr: Instr, defined: set, written: set, stage: str, single_writer:
 
 
 def verify_plan(forward, backward, scratch, kept) -> None:
-    """A buffer holding one step (`scratch`, base names) is read only inside the loop writing
-    it, at that step; `kept`: what outlives the forward pass (the tape and the user's values)."""
+    """A buffer holding one step (`scratch`, base names) is written and read only inside one
+    loop, at that step: a forward buffer in the forward pass, an adjoint in the backward pass;
+    `kept`: what outlives the forward pass (the tape and the user's values)."""
     base = lambda b: b.view[0] if b.view else b.name
     scratch = set(scratch)
-    for item in forward:
-        body = item.body if isinstance(item, Loop) else (item,)
-        writes = {base(i.out) for i in body} if isinstance(item, Loop) else set()
-        for instr in body:
-            for ref in instr.refs:
-                if base(ref.buf) in scratch and (ref.offset or base(ref.buf) not in writes):
-                    raise _error("plan", instr, f"reads {ref}, which holds one step only")
-            if not isinstance(item, Loop) and base(instr.out) in scratch:
-                raise _error("plan", instr, "writes a one-step buffer outside a loop")
+    adjoints = {base((i.target or Ref(i.out)).buf) for i in instructions(backward)} & scratch
+    _verify_steps(forward, scratch - adjoints)
+    _verify_steps(backward, adjoints)
     for instr in instructions(backward):
         for ref in instr.refs:
-            if base(ref.buf) in scratch:
+            if base(ref.buf) in scratch - adjoints:
                 raise _error("plan", instr, f"reads {ref} in the backward pass, but it holds one step only")
     kept_bases = {n for n in kept} & scratch
     if kept_bases:
         raise ProgramError(f"after plan: {', '.join(sorted(kept_bases))} outlive the forward pass but hold "
                            "one step only (a bug in rnndsl: please report it with the spec)")
+
+
+def _verify_steps(items, scratch: set) -> None:
+    base = lambda b: b.view[0] if b.view else b.name
+    for item in items:
+        body = instructions([item])
+        writes = {base((i.target or Ref(i.out)).buf) for i in body} if isinstance(item, Loop) else set()
+        for instr in body:
+            for ref in instr.refs + ([ref for ref in [instr.target] if ref is not None and ref.offset]):
+                if base(ref.buf) in scratch and (ref.offset or base(ref.buf) not in writes):
+                    raise _error("plan", instr, f"reads {ref}, which holds one step only")
+            if not isinstance(item, Loop) and base((instr.target or Ref(instr.out)).buf) in scratch:
+                raise _error("plan", instr, "writes a one-step buffer outside a loop")
 
 
 def verify_kernels(items, known, stage: str) -> None:
