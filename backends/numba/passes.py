@@ -97,6 +97,8 @@ class KernelPasses(Passes):
             if target.offset:                  # d[t-1] += ...: taken or not for the whole step
                 found[("keep",) + _key(target)] = Operand(self._keeps(target, loop), "flag", 0)
                 found[_key(target)] = self._shifted(target)
+            if target.offset > 0:              # d[t+1] += ...: by the rows whose t+1 is inside
+                found[("mask",) + _key(target)] = Operand(f"_valid_{target.buf.axis}[{self._later(target)}]", "row", 0)
             for ref in ([] if target.offset else [target]) + instr.refs:
                 operand = found.get(_key(ref)) or self._operand(ref, kernel.mode)
                 if operand is None:
@@ -116,7 +118,12 @@ class KernelPasses(Passes):
         buf, start = target.buf, 0
         if buf.view:
             buf, start = self.every[buf.view[0]], target.buf.view[1]
-        return Operand(f"{buf.name}[_t{target.offset:+d}]", "rows" if buf.rank else "row", start)
+        step = f"_t{target.offset:+d}" if target.offset < 0 else self._later(target)
+        return Operand(f"{buf.name}[{step}]", "rows" if buf.rank else "row", start)
+
+    def _later(self, target: Ref) -> str:
+        """Row t+k (k > 0) where it exists, else the last one (the kernel then does not touch it)."""
+        return f"min(_t{target.offset:+d}, _T_{target.buf.axis} - 1)"
 
     def _batchless(self, buf: Buf) -> bool:
         whole = self.every.get(buf.view[0], buf) if buf.view else buf
@@ -244,6 +251,8 @@ def _member(instr: Instr, operands: dict, names: dict, registers: dict, single: 
     value = scalar.py_expr(template, bound, np.float32 if single else np.float64)
     where = instr.target if instr.target is not None else Ref(instr.out)
     write = f"{index(where)} {'+=' if instr.accumulate else '='} {value}"
+    if where.offset > 0:
+        return [f"if {names[('keep',) + _key(where)]} and {names[('mask',) + _key(where)]}[_b]:", INDENT + write]
     return [f"if {names[('keep',) + _key(where)]}:", INDENT + write] if where.offset else [write]
 
 

@@ -327,10 +327,12 @@ class Passes:
         a, x = instr.attr, instr.args[1]
         if not (instr.mode is Mode.SEQ and a.get("summed") == 1
                 and (a.get("ra"), a.get("rb"), a.get("side")) == (2, 1, 0)
-                and isinstance(x, Ref) and x.offset < 0 and x.buf.axis is not None):
+                and isinstance(x, Ref) and x.offset and x.buf.axis is not None
+                and (x.offset < 0 or self._seq_fill(x) == "None")):
             return ""
         dy = self._arg(instr.args[0], Mode.SEQ, None)
-        return f"_outer_sum_shifted(_xp, {dy}, {x.buf.name}, {x.offset}, {self._seq_fill(x)})"
+        valid = f", _valid_{x.buf.axis}" if x.offset > 0 and x.buf.role is not Role.INPUT else ""
+        return f"_outer_sum_shifted(_xp, {dy}, {x.buf.name}, {x.offset}, {self._seq_fill(x)}{valid})"
 
     # -- accumulation into adjoints --------------------------------------------------------------
     def _accumulate(self, instr: Instr, loop: Loop | None) -> str:

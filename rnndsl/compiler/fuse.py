@@ -18,7 +18,7 @@ import operator
 from dataclasses import replace
 
 from ..core.ops import Op, elementwise
-from .program import Buf, GroupNote, Instr, Loop, Mode, Ref, Role, StackNote
+from .program import Buf, GroupNote, Instr, Loop, Mode, Ref, Role, StackNote, instructions
 
 def fuse(items: list) -> tuple:
     """The fused program, a note per fusion (for --explain) and the results made views."""
@@ -172,11 +172,12 @@ class _Fusion:
     def fuse_elementwise(self, phase: list, renames: dict, prologue: list, notes: list, loop) -> list:
         phase = [self.rename(i, renames) for i in phase]
         made = self.produced(phase)
+        readers = _loop_readers(phase) if loop is None else {}
         groups: dict = {}
         for k, instr in enumerate(phase):
             sig = self.cached_signature(instr) if isinstance(instr, Instr) else None
-            if sig is not None:
-                groups.setdefault(sig, []).append((k, instr))
+            if sig is not None:         # values for different loops stay apart: each can sink into its own
+                groups.setdefault((sig, readers.get(instr.out.name)), []).append((k, instr))
         for sig, members in groups.items():
             for run in _adjacent_runs(members):
                 first = min(k for k, _ in run)
@@ -241,6 +242,17 @@ class _Fusion:
         notes.append(GroupNote(instrs[0].op.value, tuple(i.out.name for i in instrs), instrs[0].mode.value,
                                loop.members if loop else ()))
         return [fused if k == first else i for k, i in enumerate(phase) if k == first or k not in drop]
+
+
+def _loop_readers(phase: list) -> dict:
+    """name -> the positions of the top-level loops reading it (a bidirectional layer's two
+    directions read their halves of the stacked input product)."""
+    found: dict = {}
+    for k, item in enumerate(phase):
+        if isinstance(item, Loop):
+            for ref in (r for i in instructions([item]) for r in i.refs):
+                found.setdefault(ref.buf.name, set()).add(k)
+    return {name: frozenset(ks) for name, ks in found.items()}
 
 
 def _adjacent_runs(members: list) -> list:

@@ -2,8 +2,9 @@
 
 A run is a maximal sequence of consecutive instructions of one phase (a loop body, or the
 part between loops) that are all elementwise, in one mode, over float vectors or scalars,
-and that write their whole result or add into an adjoint (in a loop also at an earlier
-step, d_c[t-1] += ..., where the whole step takes it or not). A single such
+and that write their whole result or add into an adjoint (in a loop also at another step,
+d_c[t-1] += ..., where the whole step takes it or not; at a later step, each row whose
+sequence has not ended). A single such
 instruction is a kernel too (a kernel backend's loop beats NumPy's float32 tanh). Program order
 is kept, so a kernel needs no scheduling: each batch row goes through the members in turn.
 A backend renders a kernel as one compiled loop (numba, CUDA) or runs its members one by
@@ -54,8 +55,9 @@ def fusable(instr: Instr) -> bool:
     if t is None:
         return not instr.accumulate and rank == instr.out.rank
     same_shape = t.buf.rank == rank and (t.buf.axis is None) == (instr.mode is Mode.STATIC)
-    # an adjoint at an earlier step of a loop (d_c[t-1] += ...): taken or not for the whole step
-    shift_ok = t.offset == 0 or (t.offset < 0 and instr.mode is Mode.STEP)
+    # an adjoint at another step of a loop (d_c[t-1] += ...): taken or not for the whole step
+    # (at a later step, d_c[t+1] += ..., also row by row: rows whose sequence ended are not)
+    shift_ok = t.offset == 0 or instr.mode is Mode.STEP
     return (shift_ok and t.fill is None and not instr.summed and same_shape and t.buf.role is not Role.PARAM)
 
 

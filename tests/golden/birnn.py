@@ -118,38 +118,23 @@ def tanh_vjp(xp, y, dy, out=None):
     xp.multiply(dy, out, out=out)
     return out
 
-def outer_sum_shifted(xp, dy, x, k, fill=None):
-    """The sum over steps and rows of dy[t] x[t + k]^T for k < 0, x before the start being
-    `fill` (B, n) or (n,), or zeros: a recurrent weight's gradient as one GEMM over the rows
-    that have an x, plus the fill's share, without copying x shifted."""
+def outer_sum_shifted(xp, dy, x, k, fill=None, valid=None):
+    """The sum over steps and rows of dy[t] x[t + k]^T, x outside the sequence being `fill`
+    (B, n) or (n,) before its start (k < 0), zeros after its end (k > 0; with `valid` (T, B),
+    also past each sequence's own end): a recurrent weight's gradient as one GEMM over the
+    rows that have an x, plus the fill's share, without copying x shifted."""
     T, m, n = dy.shape[0], dy.shape[-1], x.shape[-1]
     g = xp.zeros((m, n), dtype=dy.dtype)
-    if -k < T:
-        g += dy[-k:].reshape(-1, m).T @ x[:T + k].reshape(-1, n)
-    if fill is not None:
+    lo, hi = max(-k, 0), min(T, T - k)                   # the steps whose t + k is inside
+    if lo < hi:
+        rows, inside = dy[lo:hi], None if valid is None or k < 0 else valid[lo + k:hi + k]
+        if inside is not None and not inside.all():
+            rows = rows * inside.reshape(inside.shape + (1,))
+        g += rows.reshape(-1, m).T @ x[lo + k:hi + k].reshape(-1, n)
+    if fill is not None and k < 0:
         head = dy[:min(-k, T)].sum(axis=0)                    # (B, m): the steps that read the fill
         g += head.T @ xp.broadcast_to(fill, head.shape[:-1] + (n,))
     return g
-
-def shift(xp, a, k, fill=None, valid=None):
-    """a[t + k] for every step t at once; outside the sequence, `fill` (a state init) or
-    zeros. With `valid` (T, B), steps past each sequence's own end count as outside."""
-    T = a.shape[0]
-    out = xp.empty_like(a)
-    empty = -1 if a.dtype.kind in "iu" else 0.0          # an absent class, or zeros
-    out[...] = empty if fill is None else fill
-    if abs(k) < T:
-        if k >= 0:
-            out[:T - k] = a[k:]
-        else:
-            out[-k:] = a[:T + k]
-    if valid is not None and k > 0:
-        inside = xp.zeros_like(valid)
-        if k < T:
-            inside[:T - k] = valid[k:]
-        inside = inside.reshape(inside.shape + (1,) * (a.ndim - 2))
-        out = xp.where(inside, out, empty if fill is None else fill)
-    return out
 
 def sum_to_param(xp, value, rank):
     """A parameter's share of a batched value: summed over every leading axis."""
@@ -196,7 +181,6 @@ _reduce_mean = reduce_mean
 _reduce_mean_vjp = reduce_mean_vjp
 _tanh_vjp = tanh_vjp
 _outer_sum_shifted = outer_sum_shifted
-_shift = shift
 _sum_to_param = sum_to_param
 _gemm = gemm
 _scratch = scratch
@@ -234,8 +218,6 @@ def forward(_params, _inputs, _lengths=None, _dtype=np.float64, _carry=None):
     _zero_hb = _xp.zeros((_B,) + (8,), dtype=_dtype)
     _carried_hf = _carry is not None and 'hf' in _carry
     _fill_hf = _xp.asarray(_carry['hf'], dtype=_dtype) if _carried_hf else _xp.zeros((_B,) + (8,), dtype=_dtype)
-    # stacked: b_f, b_b
-    _p2_1 = _concat(_xp, b_f, b_b, ranks=(1, 1))
     # stacked weights: W_f, W_b
     _w1 = _concat(_xp, W_f, W_b, ranks=(2, 2))
     # hf[t] = tanh(W_f @ x[t] + U_f @ hf[t-1] + b_f)  (birnn.yaml:24)
@@ -243,9 +225,8 @@ def forward(_params, _inputs, _lengths=None, _dtype=np.float64, _carry=None):
     _z1 = _embed(_xp, _w1, x)
     _t1 = _z1[..., 0:8]
     _t5 = _z1[..., 8:16]
-    _e2 = _xp.add(_z1, _p2_1)
-    _t2 = _e2[..., 0:8]
-    _t6 = _e2[..., 8:16]
+    # hf[t] = tanh(W_f @ x[t] + U_f @ hf[t-1] + b_f)  (birnn.yaml:24)
+    _t2 = _xp.add(_t1, b_f)
     _wT_U_f = _xp.ascontiguousarray(U_f.T)
     # recurrence hf, running forward over t
     for _t in _range(_T_t):
@@ -253,6 +234,8 @@ def forward(_params, _inputs, _lengths=None, _dtype=np.float64, _carry=None):
         _xp.matmul((hf[_t-1] if _t-1 >= 0 else _fill_hf), _wT_U_f, out=_t3)
         _xp.add(_t2[_t], _t3, out=_t4)
         _xp.tanh(_t4, out=hf[_t])
+    # hb[t] = tanh(W_b @ x[t] + U_b @ hb[t+1] + b_b)  (birnn.yaml:25)
+    _t6 = _xp.add(_t5, b_b)
     _wT_U_b = _xp.ascontiguousarray(U_b.T)
     # recurrence hb, running backward over t
     for _t in _range(_T_t - 1, -1, -1):
@@ -309,12 +292,11 @@ def backward(_params, _tape, _truncate=None, _buffers=None):
     d_hb = _scratch(_xp, _buffers, 'd_hb', (_T_t, _B) + (8,), _dtype, True)
     d_hf = _scratch(_xp, _buffers, 'd_hf', (_T_t, _B) + (8,), _dtype, True)
     d__t8 = _scratch(_xp, _buffers, 'd__t8', (_T_t, _B) + (8,), _dtype, False)
-    d__e2 = _scratch(_xp, _buffers, 'd__e2', (_T_t, _B) + (16,), _dtype, False)
+    d__z1 = _scratch(_xp, _buffers, 'd__z1', (_T_t, _B) + (16,), _dtype, False)
     d__t4 = _scratch(_xp, _buffers, 'd__t4', (_T_t, _B) + (8,), _dtype, False)
-    d__p2_1 = _scratch(_xp, _buffers, 'd__p2_1', (16,), _dtype, False)
     d__w1 = _scratch(_xp, _buffers, 'd__w1', (16, 10), _dtype, False)
-    d__t6 = d__e2[..., 8:16]
-    d__t2 = d__e2[..., 0:8]
+    d__t5 = d__z1[..., 8:16]
+    d__t1 = d__z1[..., 0:8]
     d__loss[...] = 1.0 / _B
     # loss: mean_t cross_entropy(y[t], tag[t])
     d__t12[...] = _reduce_mean_vjp(_xp, d__loss, _t12, valid=_valid_t)
@@ -334,8 +316,9 @@ def backward(_params, _tape, _truncate=None, _buffers=None):
         if _t+1 < _T_t and (_truncate is None or (_t+1) // _truncate == _t // _truncate):
             d_hb[_t+1] += (_v if _full_t else _xp.where(_valid_t[_t+1][:, None], _v, 0.0))
     # hb[t] = tanh(W_b @ x[t] + U_b @ hb[t+1] + b_b)  (birnn.yaml:25)
-    d__t6[...] = d__t8
-    d_U_b[...] = _matmul_vjp(_xp, d__t8, _shift(_xp, hb, 1, None, _valid_t), ra=2, rb=1, side=0, summed=1)
+    d_U_b[...] = _outer_sum_shifted(_xp, d__t8, hb, 1, None, _valid_t)
+    d__t5[...] = d__t8
+    d_b_b[...] = _sum_to_param(_xp, d__t8, 1)
     _wT_U_f = _xp.ascontiguousarray(U_f.T)
     # adjoint of the recurrence hf, running backward over t
     for _t in _range(_T_t - 1, -1, -1):
@@ -345,18 +328,15 @@ def backward(_params, _tape, _truncate=None, _buffers=None):
         if _t-1 >= 0 and (_truncate is None or (_t-1) // _truncate == _t // _truncate):
             d_hf[_t-1] += _v
     # hf[t] = tanh(W_f @ x[t] + U_f @ hf[t-1] + b_f)  (birnn.yaml:24)
-    d__t2[...] = d__t4
     d_U_f[...] = _outer_sum_shifted(_xp, d__t4, hf, -1, _fill_hf)
+    d__t1[...] = d__t4
+    d_b_f[...] = _sum_to_param(_xp, d__t4, 1)
     # hf[t] = tanh(W_f @ x[t] + U_f @ hf[t-1] + b_f)  (birnn.yaml:24)
     # hb[t] = tanh(W_b @ x[t] + U_b @ hb[t+1] + b_b)  (birnn.yaml:25)
-    d__p2_1[...] = _sum_to_param(_xp, d__e2, 1)
-    d__w1[...] = _embed_vjp(_xp, d__e2, x, classes=10)
+    d__w1[...] = _embed_vjp(_xp, d__z1, x, classes=10)
     # stacked weights: W_f, W_b
     d_W_f[...] = _slice_last(_xp, d__w1, start=0, stop=8, ranks=(2,))
     d_W_b[...] = _slice_last(_xp, d__w1, start=8, stop=16, ranks=(2,))
-    # stacked: b_f, b_b
-    d_b_f[...] = _slice_last(_xp, d__p2_1, start=0, stop=8, ranks=(1,))
-    d_b_b[...] = _slice_last(_xp, d__p2_1, start=8, stop=16, ranks=(1,))
     return {'W_f': d_W_f, 'U_f': d_U_f, 'b_f': d_b_f, 'W_b': d_W_b, 'U_b': d_U_b, 'b_b': d_b_b, 'V_f': d_V_f, 'V_b': d_V_b, 'c': d_c}
 
 
