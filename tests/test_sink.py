@@ -29,6 +29,15 @@ def test_the_lstm_bias_add_moves_into_its_step(sinking):
     assert moved <= set(prog.scratch)                           # one step of it is kept
 
 
+def test_each_direction_of_a_bidirectional_layer_takes_its_own_bias_add(sinking):
+    """The two directions' bias adds are not grouped into one call over both halves (which
+    two loops would read): each sinks into its own loop."""
+    prog = rnndsl.compile(ROOT / "specs" / "birnn.yaml").program
+    loops = [i.members for i in prog.forward if isinstance(i, Loop)]
+    notes = [n for n in prog.notes if isinstance(n, SinkNote)]
+    assert len(loops) == 2 and sorted(n.loop for n in notes) == sorted(loops)
+
+
 def test_not_for_numpy():
     prog = rnndsl.compile(ROOT / "specs" / "lstm.yaml", backend="numpy").program
     assert not [n for n in prog.notes if isinstance(n, SinkNote)]
