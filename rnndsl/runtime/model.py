@@ -10,6 +10,7 @@ from ..frontend import ir
 from ..core.errors import DataError
 from ..semantics.inputs import prepare
 from .params import init_params
+from . import device
 from ..compiler.program import Program
 
 
@@ -32,6 +33,7 @@ class CompiledModel:
         self.spec, self.program, self.source, self.module = spec, program, source, module
         self.backend = backend
         self.dtype = np.dtype(dtype)
+        self.xp = device.array_module(module)     # numpy, or the device's array module (cupy)
         self.workers = None
         self._local = threading.local()
 
@@ -48,6 +50,9 @@ class CompiledModel:
         """Run loss_and_grad and step on `count` processes, this one included, each with its
         share of the batch and one BLAS thread (rnndsl.runtime.parallel); 1 runs everything here."""
         self.close()
+        if count > 1 and self.xp is not np:
+            raise DataError(f"--workers {count} shares each batch among CPU processes, and the {self.backend} "
+                            "backend runs on a device", "leave --workers at 1: the device takes the whole batch")
         if count > 1:
             from .parallel import Workers
             self.workers = Workers(self, count)
@@ -64,7 +69,7 @@ class CompiledModel:
 
     def forward(self, params: dict, inputs: dict) -> dict:
         """Every variable (time-major, padded steps zero) and the loss: {"loss": float,
-        "losses": (B,), name: array}."""
+        "losses": (B,), name: array}; arrays in the module's array module (self.xp)."""
         batch = prepare(self.spec, inputs)
         tape = self.module.forward(self._params(params), batch.arrays, batch.lengths, self.dtype)
         out = {"loss": tape["_total_loss"], "losses": tape["_loss"]}
@@ -73,7 +78,7 @@ class CompiledModel:
             if eq.axis:
                 valid = tape[f"_valid_{eq.axis}"]
                 valid = valid.reshape(valid.shape + (1,) * len(eq.type.dims))
-                value = np.where(valid, value, 0)
+                value = self.xp.where(valid, value, 0)
             out[eq.name] = value
         return out
 
@@ -86,7 +91,8 @@ class CompiledModel:
     def step(self, params: dict, inputs: dict, carry: dict | None = None, truncate: int | None = None,
              grad: bool = True) -> Step:
         """Forward (and backward) on one batch, starting recurrences from `carry` (the last
-        window's `final`): truncated BPTT over a stream cut into windows."""
+        window's `final`): truncated BPTT over a stream cut into windows. Losses, gradients and
+        final states are in the module's array module (on the device for a GPU backend)."""
         batch = prepare(self.spec, inputs)
         params = self._params(params)
         if self.workers is not None:
@@ -95,7 +101,7 @@ class CompiledModel:
             tape = self.module.forward(params, batch.arrays, batch.lengths, self.dtype, carry)
             grads = self.module.backward(params, tape, truncate, self.buffers()) if grad else {}
             loss, losses, final = tape["_total_loss"], tape["_loss"], tape["_final"]
-        return Step(loss, losses, {k: np.asarray(v, self.dtype) for k, v in grads.items()}, final)
+        return Step(loss, losses, {k: self.xp.asarray(v, self.dtype) for k, v in grads.items()}, final)
 
     def _params(self, params: dict) -> dict:
         want = {p.name: p.type.dims for p in self.spec.params}
@@ -106,7 +112,13 @@ class CompiledModel:
                                                       f"unknown {', '.join(sorted(extra))}" if extra else ""])),
                             "make them with model.init_params()")
         for name, dims in want.items():
-            if tuple(np.shape(params[name])) != dims:
-                raise DataError(f"parameter {name} has shape {np.shape(params[name])}; {self.spec.name} "
-                                f"declares {dims}")
+            shape = _shape(params[name])
+            if shape != dims:
+                raise DataError(f"parameter {name} has shape {shape}; {self.spec.name} declares {dims}")
         return params
+
+
+def _shape(value) -> tuple:
+    """A host or device array's shape (NumPy refuses to look into a device array), or a list's."""
+    shape = getattr(value, "shape", None)
+    return tuple(np.shape(value) if shape is None else shape)

@@ -1,6 +1,7 @@
 """The command line: check, graph, compile, gradcheck, bench.
 
-A mistake in a spec or in data prints a compiler error and exits 1, never a traceback.
+A mistake in a spec or in data prints a compiler error and exits 1, never a traceback; a
+backend this machine cannot run (no cupy, no usable GPU) says what is missing and exits 2.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from ..core.errors import DataError, SpecError
 from .graphviz import graph_dot, graph_json, graph_text
 from ..core.ops import Kind
 from ..runtime.params import check_memory as check_param_memory
+from ..runtime.device import BackendUnavailable
 from ..pipeline import load_spec
 from ..frontend.scalars import resolve_plain
 from ..core.textsafe import printable
@@ -32,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.run(args)
+    except BackendUnavailable as exc:        # this machine lacks what the backend runs on
+        print(exc.format(), file=sys.stderr)
+        return 2
     except SpecError as exc:
         print(exc.format(), file=sys.stderr)
         return 1
@@ -97,7 +102,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--features", choices=("mfcc", "logspec"), default="mfcc",
                    help="speech: MFCCs or a log spectrogram, as many per frame as the spec's frame input")
     t.add_argument("--backend", choices=backends.names(), default=None,
-                   help="default: the fastest installed (numba, else numpy)")
+                   help="default: the fastest installed (numba, else numpy); with --resume, the run's own "
+                        "where it can run here")
     t.add_argument("--workers", type=cliargs.workers, default=1, metavar="N",
                    help="processes that share each batch, one core each (default 1: this one, "
                         "with multithreaded BLAS); 2 on a 2-core machine trains an LSTM about 1.2x faster")
@@ -121,11 +127,13 @@ def _parser() -> argparse.ArgumentParser:
                         "source sentence, whatever the spec reads off the generated axis")
     s.add_argument("--index", type=cliargs.whole(0, limits.MAX_EXAMPLES), default=0, metavar="N",
                    help="which example of --from (from 0)")
+    _add_run_backend(s)
     s.set_defaults(run=cmd_sample)
 
     e = sub.add_parser("eval", help="loss and the metrics that fit the spec on a data set")
     e.add_argument("run_dir", metavar="RUN")
     e.add_argument("--data", metavar="PATH", help="default: the data the run trained on")
+    _add_run_backend(e)
     e.set_defaults(run=cmd_eval)
 
     b = sub.add_parser("bench", help="time forward and forward+backward; report GFLOP/s")
@@ -141,6 +149,11 @@ def _parser() -> argparse.ArgumentParser:
     _add_set(b)
     b.set_defaults(run=cmd_bench)
     return p
+
+
+def _add_run_backend(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=backends.names(), default=None,
+                   help="default: the one the run trained with where it can run here, else the fastest installed")
 
 
 def _add_set(p: argparse.ArgumentParser, text: str = "override a dim, e.g. --set H=128 (repeatable)") -> None:
@@ -288,7 +301,7 @@ def cmd_train(args) -> int:
     elif args.spec is None:
         raise SpecError.at(None, "train needs a SPEC (or --resume RUN)", "for example: rnndsl train specs/char_rnn.yaml")
     try:
-        run = train.resume(args.resume, args.quiet, args.workers) if args.resume else train.train(
+        run = train.resume(args.resume, args.quiet, args.workers, args.backend) if args.resume else train.train(
             args.spec, args.data, args.out, parse_settings(args.set), args.backend, args.quiet, args.overwrite,
             loader={"level": args.level, "features": args.features}, workers=args.workers, dtype=args.dtype)
     except train.Interrupted as stop:
@@ -319,7 +332,7 @@ def _last_loss(run):
 
 def cmd_sample(args) -> int:
     from ..training import data, generate, train
-    model, params, info, source = train.load_checked_run(args.run_dir)
+    model, params, info, source = train.load_checked_run(args.run_dir, args.backend)
     gen = model.spec.generate
     vocab = data.Vocab.from_json(info["vocab"]) if info.get("vocab") else None
     if vocab is None:
@@ -330,7 +343,7 @@ def cmd_sample(args) -> int:
     temperature = args.temperature if args.temperature is not None else (gen.temperature if gen else 1.0)
     context = {}
     if args.source is not None and gen is not None and gen.feed:
-        context, reference = _example(source, args.source, args.index, model.spec, info)
+        context, reference = _example(source, args.source, args.index, model.spec, info, model.backend)
         if reference is not None:
             print(f"example {args.index} of {printable(args.source)}; its own: "
                   f"{printable(vocab.decode(list(reference)))}", file=sys.stderr)
@@ -351,12 +364,12 @@ def _print_stream(vocab, prime, ids) -> None:
     out.write("\n")
 
 
-def _example(source, path, index: int, spec: ir.Model, info: dict) -> tuple:
+def _example(source, path, index: int, spec: ir.Model, info: dict, backend: str) -> tuple:
     """(context, reference) of example `index` of a data file read as the run reads data: the
     inputs off the generated axis (an image, a source sentence) condition the generation; the
     index input on that axis other than the fed one (the target) is shown for comparison."""
     from ..training import optim, train
-    job = train.prepare(source, path, info["dims"], backends.runnable(info.get("backend")), info,
+    job = train.prepare(source, path, info["dims"], backend, info,
                         optim.Settings(**info["settings"]), hold_out=False)
     examples = job.train.examples
     if not 0 <= index < len(examples):
@@ -374,9 +387,9 @@ def cmd_eval(args) -> int:
     from ..training import data, evaluate, optim, train
     info = _run_info(args.run_dir)
     path = args.data or (None if info["data"] == "<embedded hello>" else info["data"])
-    model, params, _, source = train.load_checked_run(args.run_dir)
+    model, params, _, source = train.load_checked_run(args.run_dir, args.backend)
     # other data is evaluated whole; the run's own data on the part training held out
-    job_data = train.prepare(source, path, info["dims"], backends.runnable(info.get("backend")),
+    job_data = train.prepare(source, path, info["dims"], model.backend,
                              info, optim.Settings(**info["settings"]), hold_out=not args.data)
     held_out = job_data.valid is not None
     bound = job_data.valid if held_out else job_data.train

@@ -3,6 +3,9 @@
     language models (cross_entropy of a sequence against the next input)  perplexity, bits per symbol
     classifiers (cross_entropy against a class)                           accuracy
     CTC models                                                            CER, WER (greedy decoding)
+
+The forward passes run in the model's array module (on the GPU for the cupy backend); only the
+per-sequence losses and the argmax of the scored outputs come back to the host.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import numpy as np
 
 from . import data
 from ..frontend import ir
+from ..runtime import device
 from ..semantics.inputs import prepare
 from ..core.ops import Op
 
@@ -20,11 +24,11 @@ def metrics(model, params: dict, bound: data.Bound, settings, vocab: data.Vocab 
     out = {"sequences": len(bound.examples) if bound.stream is None else None, "tokens": None}
     losses, hits, seen, edits = [], 0, 0, {"chars": [0, 0], "words": [0, 0]}
     ce, ctc = _targets(model.spec)
-    carry = None
+    carry, params = None, device.to_device(model.xp, params)
     for batch in _eval_batches(bound, settings):
         result, final = _forward(model, params, batch, carry)
         carry = final if bound.stream is not None else None      # a stream's windows continue
-        losses.append(result["losses"])
+        losses.append(device.to_host(result["losses"]))
         lengths = batch["lengths"] if isinstance(batch["lengths"], dict) else {model.spec.axes[0]: batch["lengths"]}
         if bound.stream is not None:                   # a stream: count the symbols predicted
             out["tokens"] = (out["tokens"] or 0) + int(np.sum(next(iter(lengths.values()))))
@@ -83,7 +87,7 @@ def _targets(spec: ir.Model) -> tuple:
 
 
 def _accuracy(result: dict, batch: dict, lengths: dict, output: str, target: str, per_step: bool) -> tuple:
-    guess = result[output].argmax(axis=-1)
+    guess = device.to_host(result[output].argmax(axis=-1))
     truth = np.asarray(batch[target])
     if guess.ndim == 2:                                # per step: only the real steps count
         axis = next(iter(lengths))
@@ -93,11 +97,11 @@ def _accuracy(result: dict, batch: dict, lengths: dict, output: str, target: str
 
 
 def _ctc_edits(result, batch, lengths, scores: str, labels: str, blank: int, vocab, edits: dict) -> None:
-    y = result[scores]
+    greedy = device.to_host(result[scores].argmax(axis=-1))     # (T, B): the best class at each step
     axes = list(lengths)
     frames, label_len = np.asarray(lengths[axes[0]]), np.asarray(lengths[axes[-1]])
-    for b in range(y.shape[1]):
-        best = y[:frames[b], b].argmax(axis=-1)
+    for b in range(greedy.shape[1]):
+        best = greedy[:frames[b], b]
         decoded = [int(k) for i, k in enumerate(best) if k != blank and (i == 0 or k != best[i - 1])]
         truth = [int(k) for k in np.asarray(batch[labels])[:label_len[b], b]]
         hyp, ref = vocab.decode(decoded), vocab.decode(truth)

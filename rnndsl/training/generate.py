@@ -7,6 +7,9 @@ prime once and then one step at a time from the carried state: linear in the len
 spec (a lookahead or a window over past inputs, a backward chain, a reduction over the axis, a
 state started from a computed value) re-runs the forward pass on the whole sequence so far for
 each new symbol, which is right for every spec and quadratic in the length.
+
+The parameters go to the model's device once; each step brings back only the scores of the
+last step, which the host samples from (one seeded NumPy generator, whichever the backend).
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from ..core import kernels, limits
 from ..core.errors import DataError
 from ..semantics.inputs import prepare
 from ..core.ops import Kind
+from ..runtime import device
 
 
 def generate(model, params: dict, prime: list, length: int, temperature: float = 1.0, seed: int = 0,
@@ -40,7 +44,7 @@ def stream(model, params: dict, prime: list, length: int, temperature: float = 1
                         "give a non-empty --prime, or a start token in the spec's generate: section")
     limits.check_sampling(length, temperature)
     limits.check_seed(seed)
-    params = model._params(params)                     # checked once, not at every step
+    params = device.to_device(model.xp, model._params(params))     # checked and moved once
     return _sample(model, params, gen.feed[0], prime, length, temperature, seed, context, stop)
 
 
@@ -69,7 +73,7 @@ def _scores(model, params: dict, feed_input: str, output: str, seq: list, contex
     to carry (all of them present in the module's final states), the carry for the next step."""
     batch = prepare(model.spec, _batch_of_one(model.spec, feed_input, seq, context))
     tape = model.module.forward(params, batch.arrays, batch.lengths, model.dtype, carry)
-    scores = np.asarray(tape[output][len(seq) - 1, 0], np.float64)
+    scores = np.asarray(device.to_host(tape[output][len(seq) - 1, 0]), np.float64)
     if carried is None or not carried <= set(tape["_final"]):
         return scores, None
     return scores, {name: tape["_final"][name] for name in carried}

@@ -21,6 +21,7 @@ from .. import backends
 from ..frontend.settings import TRAIN_KEYS
 from ..core.errors import DataError, Source, SpecError, did_you_mean
 from ..pipeline import compile as compile_spec
+from ..runtime import device
 from ..pipeline import loads_spec
 from ..frontend.spec import read_text
 
@@ -65,7 +66,10 @@ def prepare(spec_path, data_path=None, sets: dict | None = None, backend: str | 
             loader: dict | None = None, dtype: str | None = None) -> Job:
     """Load the data, size the spec's class dims from its vocabulary, compile, bind. With
     `info` (a run's run.json) the run's vocabulary, feature statistics and dtype are reused.
-    Without `hold_out` all the data is in `train` (eval on a test set)."""
+    Without `hold_out` all the data is in `train` (eval on a test set). A backend that cannot
+    run here (no cupy, no GPU) is refused first: device.BackendUnavailable."""
+    backend = backend or backends.default()
+    device.require(backend)
     dtype = _dtype(dtype, info)
     source = spec_source(spec_path)
     sets = dict(sets or {})
@@ -76,7 +80,6 @@ def prepare(spec_path, data_path=None, sets: dict | None = None, backend: str | 
     dataset = _dataset(spec, data_path, info, _is_hello(probe), loader)
     check_range(dataset, dtype)
     dims = {**_dims_from_data(spec, dataset, info), **dims}
-    backend = backend or backends.default()
     model = compile_spec(loads_spec(source.text, source.path, dims=dims or None), backend=backend, dtype=dtype)
     settings = settings or optim.settings_from(model.spec.train, train_sets)
     bptt = settings.bptt or data.DEFAULT_BPTT

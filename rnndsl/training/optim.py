@@ -4,8 +4,8 @@
     Settings x params          --make_optimizer--> Optimizer (sgd | adagrad | rmsprop | adam)
     Settings                   --Schedule-------->  lr(step, epoch), observe(val_loss)
 
-Parameters and gradients are dicts name -> ndarray. Optimizers update the parameter arrays in
-place and keep their dtype. Every piece of state (optimizer slots, step count, schedule) is a
+Parameters and gradients are dicts name -> array of one array module (NumPy, or CuPy's on a
+GPU: the optimizer's `xp`). Optimizers update the parameter arrays in place and keep their dtype. Every piece of state (optimizer slots, step count, schedule) is a
 flat dict name -> ndarray, so a checkpoint stores it without pickle and `load_state` restores
 it bit for bit.
 
@@ -21,6 +21,7 @@ import math
 import numpy as np
 
 from ..core.errors import DataError, SpecError, did_you_mean
+from ..runtime import device
 from ..frontend.settings import (OPTIMIZER_DEFAULTS, OPTIMIZER_KEYS, OPTIMIZERS, SCHEDULE_KEYS, SCHEDULES, TRAIN_KEYS,
                        Settings, problem)
 
@@ -112,40 +113,43 @@ def _check_combination(given: dict) -> None:
 
 # ---- gradient clipping ---------------------------------------------------------------------------
 
-def global_norm(grads: dict) -> float:
-    """The L2 norm of all gradients together, summed in float64 (no float32 overflow)."""
-    return math.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads.values()))
+def global_norm(grads: dict, xp=np) -> float:
+    """The L2 norm of all gradients together, summed in float64 (no float32 overflow) in the
+    gradients' array module `xp`: one number reaches the host, not the gradients."""
+    total = sum(xp.sum(xp.square(g, dtype=xp.float64)) for g in grads.values())
+    return math.sqrt(float(total))
 
 
-def clip_global_norm(grads: dict, max_norm: float) -> tuple:
+def clip_global_norm(grads: dict, max_norm: float, xp=np) -> tuple:
     """(grads scaled so their global norm is at most `max_norm`, the norm before clipping).
     max_norm 0 only measures. A NaN or infinite norm returns the gradients untouched: the
     caller must check `math.isfinite(norm)` and skip the step."""
-    norm = global_norm(grads)
+    norm = global_norm(grads, xp)
     if max_norm <= 0 or not math.isfinite(norm) or norm <= max_norm:
         return grads, norm
     scale = max_norm / norm
-    return {name: g * np.asarray(scale, g.dtype) for name, g in grads.items()}, norm
+    return {name: g * g.dtype.type(scale) for name, g in grads.items()}, norm
 
 
 # ---- optimizers ----------------------------------------------------------------------------------
 
 class Optimizer:
     """Updates parameters in place. `slots` name the per-parameter state arrays; the state is
-    {"step": int64 scalar, "<slot>/<param>": array of the parameter's shape and dtype}."""
+    {"step": int64 scalar, "<slot>/<param>": array of the parameter's shape and dtype}, kept in
+    the parameters' array module `xp`; state_dict() gives host copies."""
     slots: tuple = ()
 
-    def __init__(self, settings: Settings, params: dict):
-        self.settings = settings
+    def __init__(self, settings: Settings, params: dict, xp=np):
+        self.settings, self.xp = settings, xp
         self.t = 0
-        self.state = {slot: {n: np.zeros_like(p) for n, p in params.items()} for slot in self.slots}
+        self.state = {slot: {n: xp.zeros_like(p) for n, p in params.items()} for slot in self.slots}
 
     def step(self, params: dict, grads: dict, lr: float) -> None:
         """One update of every parameter with learning rate `lr`."""
         self.t += 1
         shrink = 1.0 - lr * self.settings.weight_decay
         for name, p in params.items():
-            g = np.asarray(grads[name], dtype=p.dtype)
+            g = self.xp.asarray(grads[name], dtype=p.dtype)
             if shrink != 1.0:
                 p *= shrink
             self.update(p, g, lr, {slot: self.state[slot][name] for slot in self.slots})
@@ -154,10 +158,10 @@ class Optimizer:
         raise NotImplementedError
 
     def state_dict(self) -> dict:
-        """Copies of the state, flat: what a checkpoint stores under opt/."""
+        """Host copies of the state, flat: what a checkpoint stores under opt/."""
         out = {"step": np.asarray(self.t, dtype=np.int64)}
         for slot, arrays in self.state.items():
-            out.update({f"{slot}/{name}": a.copy() for name, a in arrays.items()})
+            out.update({f"{slot}/{name}": np.array(device.to_host(a)) for name, a in arrays.items()})
         return out
 
     def load_state(self, state: dict) -> None:
@@ -170,15 +174,15 @@ class Optimizer:
         self.t = int(state["step"])
         for slot, arrays in self.state.items():
             for name, a in arrays.items():
-                np.copyto(a, state[f"{slot}/{name}"], casting="same_kind")
+                device.put(self.xp, a, state[f"{slot}/{name}"])
 
 
 class SGD(Optimizer):
     """p -= lr * g; with momentum mu: v = mu v + g, p -= lr * v (Nesterov: p -= lr * (g + mu v))."""
 
-    def __init__(self, settings: Settings, params: dict):
+    def __init__(self, settings: Settings, params: dict, xp=np):
         self.slots = ("velocity",) if settings.momentum else ()
-        super().__init__(settings, params)
+        super().__init__(settings, params, xp)
 
     def update(self, p, g, lr, s):
         mu = self.settings.momentum
@@ -197,7 +201,7 @@ class Adagrad(Optimizer):
 
     def update(self, p, g, lr, s):
         s["sum_sq"] += g * g
-        p -= lr * g / (np.sqrt(s["sum_sq"]) + self.settings.eps)
+        p -= lr * g / (self.xp.sqrt(s["sum_sq"]) + self.settings.eps)
 
 
 class RMSProp(Optimizer):
@@ -208,7 +212,7 @@ class RMSProp(Optimizer):
         rho = self.settings.beta2
         s["mean_sq"] *= rho
         s["mean_sq"] += (1 - rho) * g * g
-        p -= lr * g / (np.sqrt(s["mean_sq"]) + self.settings.eps)
+        p -= lr * g / (self.xp.sqrt(s["mean_sq"]) + self.settings.eps)
 
 
 class Adam(Optimizer):
@@ -224,15 +228,16 @@ class Adam(Optimizer):
         s["v"] += (1 - b2) * g * g
         m_hat = s["m"] / (1 - b1 ** t)
         v_hat = s["v"] / (1 - b2 ** t)
-        p -= lr * m_hat / (np.sqrt(v_hat) + self.settings.eps)
+        p -= lr * m_hat / (self.xp.sqrt(v_hat) + self.settings.eps)
 
 
 OPTIMIZER_CLASSES = {"sgd": SGD, "adagrad": Adagrad, "rmsprop": RMSProp, "adam": Adam}
 
 
-def make_optimizer(settings: Settings, params: dict) -> Optimizer:
-    """The optimizer `settings.optimizer` names, with zeroed state shaped like `params`."""
-    return OPTIMIZER_CLASSES[settings.optimizer](settings, params)
+def make_optimizer(settings: Settings, params: dict, xp=np) -> Optimizer:
+    """The optimizer `settings.optimizer` names, with zeroed state shaped like `params`, in
+    their array module `xp`."""
+    return OPTIMIZER_CLASSES[settings.optimizer](settings, params, xp)
 
 
 def _same_keys(what: str, want: dict, got: dict) -> None:

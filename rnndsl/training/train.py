@@ -14,6 +14,10 @@ a resumed run ends where an uninterrupted one would.
 A run's folder is locked for the whole of `train` and `resume` (rundir.new_run, runfiles.lock);
 its spec.yaml is compared with the text the checkpoint recorded before anything of it is
 compiled (`load_run`, `resume`), so an edited run is refused, never run.
+
+Parameters, optimizer state and carried states live in the compiled module's array module
+(`model.xp`: on the GPU for the cupy backend); checkpoints are written from host copies in one
+format, so a run trained on a GPU resumes, samples and evaluates on a CPU and the other way round.
 """
 from __future__ import annotations
 
@@ -28,8 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint, data, optim, rundir, runfiles
-from .. import backends
 from ..core.errors import DataError, SpecError, printable
+from ..runtime import device
 from .job import MIN_TO_HOLD_OUT, Job, prepare, split_settings   # noqa: F401 (train.prepare is the API)
 from ..pipeline import compile as compile_spec
 from ..pipeline import loads_spec
@@ -70,8 +74,9 @@ class Trainer:
         self.source = job.spec_text if source is None else source
         self.publish = publish
         self.model, self.s = job.model, job.settings
-        self.params = self.model.init_params(self.s.seed)
-        self.opt = optim.make_optimizer(self.s, self.params)
+        self.xp = self.model.xp
+        self.params = device.to_device(self.xp, self.model.init_params(self.s.seed))
+        self.opt = optim.make_optimizer(self.s, self.params, self.xp)
         self.schedule = optim.Schedule(self.s)
         self.progress = Progress()
         self.last_save, self.saved_step = time.monotonic(), None
@@ -94,7 +99,7 @@ class Trainer:
         carry = p.carry if self.streaming() and p.carry else None
         with np.errstate(over="ignore", invalid="ignore"):      # a non-finite loss is reported below
             result = self.model.step(self.params, batch, carry=carry, truncate=self.s.truncate or None)
-            grads, norm = optim.clip_global_norm(result.grads, self.s.clip)
+            grads, norm = optim.clip_global_norm(result.grads, self.s.clip, self.xp)
         if not (math.isfinite(result.loss) and math.isfinite(norm)):
             self._stop_on_nan(result.loss, norm)
         with np.errstate(all="ignore"):             # parameters that overflow are caught before a save
@@ -199,17 +204,19 @@ class Trainer:
     # -- checkpoints -----------------------------------------------------------------------------
     def save(self) -> None:
         """A checkpoint of the parameters (refused unless all are finite), the optimizer, the
-        schedule and the position; a staged run is then published over the one it replaces."""
+        schedule and the position, from host copies; a staged run is then published over the
+        one it replaces."""
         p = self.progress
-        bad = checkpoint.invalid_params(self.params)
+        params = device.to_host(self.params)
+        bad = checkpoint.invalid_params(params)
         if bad:
             self._stop_on_params(bad)
         state = optim.training_state(self.opt, self.schedule)
-        state.update({f"carry/{k}": np.asarray(v) for k, v in p.carry.items()})
+        state.update({f"carry/{k}": v for k, v in device.to_host(p.carry).items()})
         meta = {**checkpoint.spec_meta(self.model.spec), **checkpoint.source_meta(self.source),
                 "step": p.step, "epoch": p.epoch, "batch": p.batch,
                 "best": p.best if math.isfinite(p.best) else None, "settings": self.s.as_dict()}
-        checkpoint.save(self.run / rundir.CHECKPOINT, self.params, state, meta)
+        checkpoint.save(self.run / rundir.CHECKPOINT, params, state, meta)
         self.last_save, self.saved_step = time.monotonic(), p.step
         if self.publish is not None:
             self.run, self.publish = self.publish(), None
@@ -229,10 +236,11 @@ class Trainer:
         state = {k: v for k, v in ckpt.opt_state.items() if not k.startswith("carry/")}
         self._check_carry(ckpt.path, carry)
         for name, value in ckpt.params.items():
-            self.params[name][...] = value
+            device.put(self.xp, self.params[name], value)
         optim.restore(self.opt, self.schedule, state)
         m = ckpt.meta
-        self.progress = Progress(m["step"], m["epoch"], m["batch"], m.get("best") or math.inf, carry)
+        self.progress = Progress(m["step"], m["epoch"], m["batch"], m.get("best") or math.inf,
+                                 device.to_device(self.xp, carry))
         self.saved_step = m["step"]
         rundir.truncate_metrics(self.run, m["step"])
 
@@ -277,8 +285,10 @@ def _ctrl_c_between_steps():
 
 
 def evaluate_loss(model, params: dict, bound: data.Bound, settings: optim.Settings) -> float:
-    """The mean per-sequence loss over a bound dataset (streams carry their state)."""
-    losses, carry = [], None
+    """The mean per-sequence loss over a bound dataset (streams carry their state); the
+    parameters are moved to the model's device once, the losses brought back once."""
+    xp, losses, carry = model.xp, [], None
+    params = device.to_device(xp, params)
     if bound.stream is not None and (len(bound.stream) - 1) // settings.batch >= 1:
         for batch in bound.stream_batches(settings.batch, settings.bptt or data.DEFAULT_BPTT):
             result = model.step(params, batch, carry=carry, grad=False)
@@ -287,7 +297,7 @@ def evaluate_loss(model, params: dict, bound: data.Bound, settings: optim.Settin
     else:
         for batch in data.batches(bound, settings.batch, seed=0, bucket=False):
             losses.append(model.step(params, batch, grad=False).losses)
-    return float(np.mean(np.concatenate(losses)))
+    return float(np.mean(device.to_host(xp.concatenate(losses))))
 
 
 def _progress_bar(total: int, done: int, quiet: bool, name: str):
@@ -328,17 +338,18 @@ def _fit(trainer: "Trainer", workers: int) -> None:
         trainer.job.model.close()
 
 
-def resume(run, quiet: bool = False, workers: int = 1) -> Path:
-    """Continue a run exactly where its checkpoint stopped, holding the run's lock."""
+def resume(run, quiet: bool = False, workers: int = 1, backend: str | None = None) -> Path:
+    """Continue a run exactly where its checkpoint stopped, holding the run's lock; with
+    `backend` (None: the run's own where it can run here, else the default: device.runnable)."""
     run = Path(run)
-    rundir.read_info(run)                           # a run, before a lock file is made in it
-    with runfiles.lock(run):
+    backend = device.runnable(rundir.read_info(run)["backend"], backend)   # a run, and a backend that
+    with runfiles.lock(run):                                                # runs, before a lock file
         info = rundir.read_info(run)
         rundir.check_files(run)
         rundir.remove_leftovers(run)
         source = rundir.read_spec(run)
         ckpt, _ = _checked_checkpoint(run, source, info)
-        job = prepare(source, _data_path(info), info["dims"], backends.runnable(info["backend"]), info,
+        job = prepare(source, _data_path(info), info["dims"], backend, info,
                       optim.Settings(**info["settings"]), dtype=info["dtype"])
         trainer = Trainer(job, run, quiet, source.text)
         trainer.restore(ckpt)
@@ -356,21 +367,24 @@ def _resolved_spec(job: Job) -> str:
     return f"# trained with dims {dims}\n{job.spec_text}"
 
 
-def load_run(run) -> tuple:
+def load_run(run, backend: str | None = None) -> tuple:
     """(compiled model, parameters, run.json) of a finished or interrupted run; its spec.yaml
     is compiled only once it is the text the checkpoint was trained from, in the run's dtype
-    (the parameters cast to it: a checkpoint holds them as they were trained)."""
-    return load_checked_run(run)[:3]
+    (the parameters cast to it: a checkpoint holds them as they were trained), with `backend`
+    (None: the run's own where it can run here, else the default). The parameters are NumPy
+    arrays; sampling and evaluation move them to the model's device."""
+    return load_checked_run(run, backend)[:3]
 
 
-def load_checked_run(run) -> tuple:
+def load_checked_run(run, backend: str | None = None) -> tuple:
     """load_run's three and the spec's checked text (a Source): whatever reads the run's data
     again (eval, sample --from) prepares it from this text, not from spec.yaml read anew."""
     run = Path(run)
     info = rundir.read_info(run)
+    backend = device.runnable(info["backend"], backend)
     source = rundir.read_spec(run)
     ckpt, spec = _checked_checkpoint(run, source, info)
-    model = compile_spec(spec, backend=backends.runnable(info["backend"]), dtype=info["dtype"])
+    model = compile_spec(spec, backend=backend, dtype=info["dtype"])
     params = {k: np.asarray(v, model.dtype) for k, v in ckpt.params.items()}
     return model, params, info, source
 
