@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import rnndsl
 from rnndsl import backends
@@ -135,3 +136,27 @@ STATIC_VIEWS = 'name: random\ndims: {F: 3, H: 3, V: 2}\ninputs:\n  x: {float: [F
 def test_views_of_per_sequence_and_parameter_values_inside_a_step_kernel():
     assert_backends_agree(STATIC_VIEWS, "float64", seed=1)
     assert_backends_agree(STATIC_VIEWS, "float32", seed=2)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 7), st.integers(1, 4), st.integers(0, 4), st.integers(0, 2**31 - 1))
+def test_compiled_ctc_recursions_equal_the_numpy_forms(T, B, U, seed):
+    """backends/numba/ctc.py against rnndsl/core/kernels.py on random lattices: ragged frame and
+    label counts, repeated labels (no skip), sequences too short for their labels (-inf)."""
+    import inspect
+    import numba
+    from rnndsl.backends.numba import ctc
+    from rnndsl.core import kernels
+    compiled = {"np": np}                   # as a module holds them: the sources, then njit by name
+    for name, f in ctc.LOOPS.items():
+        exec(inspect.getsource(f), compiled)
+        compiled[name] = numba.njit(compiled[f.__name__])
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(1, 3, size=(U, B))                      # few classes: repeats happen
+    y_len, label_len = rng.integers(0, T + 1, size=B), rng.integers(0, U + 1, size=B)
+    y = rng.normal(size=(T, B, 3))
+    _, _, lp, skip = kernels._ctc_lattice(np, y, labels, 0, y_len, label_len)
+    np.testing.assert_allclose(compiled["_ctc_alpha"](lp, skip), kernels._ctc_alpha(lp, skip), rtol=1e-12)
+    t_end, s_end = y_len - 1, 2 * label_len
+    np.testing.assert_allclose(compiled["_ctc_beta"](lp, skip, t_end, s_end),
+                               kernels._ctc_beta(lp, skip, t_end, s_end), rtol=1e-12)

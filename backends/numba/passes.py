@@ -16,9 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...compiler.program import Buf, Instr, Kernel, Loop, Mode, Ref, Role
+from ...compiler.program import Buf, Instr, Kernel, Loop, Mode, Ref, Role, instructions
 from ...core import scalar
-from ...core.ops import TABLE
+from ...core.ops import TABLE, Op
+from . import ctc
 from ..numpy.passes import INDENT, Passes, _comments
 
 JIT = 'numba.njit(error_model="numpy", fastmath={"contract"}, cache=globals().get("__file__", "").endswith(".py"))'
@@ -40,12 +41,25 @@ class KernelPasses(Passes):
         self.every = {b.name: b for b in prog.values + prog.grads}
 
     def definitions(self) -> list:
+        return self._ctc_loops() + self._kernel_definitions()
+
+    def _kernel_definitions(self) -> list:
         if not self.kernels:
             return []
         helpers = [f"{name} = {JIT}(_{name}_python)" for name in scalar.PY_HELPERS]
         sources = [_helper_source(n, f) for n, f in scalar.PY_HELPERS.items()]
         return ["# ---- kernels: each a loop over the batch rows, compiled by numba ----",
                 *sources, "\n".join(helpers), *self.kernels]
+
+    def _ctc_loops(self) -> list:
+        """CTC's recursions compiled (backends/numba/ctc.py), replacing the NumPy ones above."""
+        if not any(i.op in (Op.CTC, Op.CTC_VJP) for i in instructions(self.prog.forward + self.prog.backward)):
+            return []
+        import inspect
+        sources = [inspect.getsource(f) for f in ctc.LOOPS.values()]
+        binds = [f"{name} = {JIT}({f.__name__})" for name, f in ctc.LOOPS.items()]
+        return ["# ---- CTC's alpha and beta recursions: compiled loops replace the NumPy forms above ----",
+                *sources, "\n".join(binds)]
 
     def _prologue(self) -> None:
         self.put("_single = _np.dtype(_dtype) == _np.float32")

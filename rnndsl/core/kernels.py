@@ -148,6 +148,28 @@ def _ctc_alpha(lp, skip):
     return alpha
 
 
+def _ctc_beta(lp, skip, t_end, s_end):
+    """beta[t, b, s]: log-probability of the paths from label s at frame t to the end of
+    sequence b (frame t_end[b], label s_end[b] or the blank before it); -inf past the end."""
+    T, B, S = lp.shape
+    b = np.arange(B)
+    skip_next = np.zeros_like(skip)
+    skip_next[:, :-2] = skip[:, 2:]
+    beta = np.full(lp.shape, -np.inf)
+    for t in range(T - 1, -1, -1):
+        if t < T - 1:
+            nxt = beta[t + 1]
+            two = np.where(skip_next, _shift_right(nxt[..., ::-1], 2)[..., ::-1], -np.inf)
+            beta[t] = _logsumexp3(nxt, _shift_right(nxt[..., ::-1], 1)[..., ::-1], two) + lp[t]
+        ending = t_end == t
+        init = np.full((B, S), -np.inf)
+        init[b, s_end] = lp[t, b, s_end]
+        init[b, np.maximum(s_end - 1, 0)] = np.where(s_end >= 1, lp[t, b, np.maximum(s_end - 1, 0)],
+                                                     init[b, np.maximum(s_end - 1, 0)])
+        beta[t] = np.where(ending[:, None], init, np.where((t > t_end)[:, None], -np.inf, beta[t]))
+    return beta
+
+
 def ctc(xp, y, labels, blank=0, lengths=None):
     """-log p(labels | y) per sequence. y (T, B, K) scores, labels (U, B) classes, with
     lengths = (frames (B,), labels (B,)); a single sequence y (T, K), labels (U,) gives a
@@ -181,22 +203,7 @@ def ctc_vjp(xp, y, labels, dout, blank=0, lengths=None):
     logp, ext, lp, skip = _ctc_lattice(xp, y, labels, blank, y_len, label_len)
     alpha = _ctc_alpha(lp, skip)
     t_end, s_end = y_len - 1, 2 * label_len
-    b = np.arange(B)
-    S = ext.shape[1]
-    skip_next = np.zeros_like(skip)
-    skip_next[:, :-2] = skip[:, 2:]
-    beta = np.full(lp.shape, -np.inf)
-    for t in range(T - 1, -1, -1):
-        if t < T - 1:
-            nxt = beta[t + 1]
-            two = np.where(skip_next, _shift_right(nxt[..., ::-1], 2)[..., ::-1], -np.inf)
-            beta[t] = _logsumexp3(nxt, _shift_right(nxt[..., ::-1], 1)[..., ::-1], two) + lp[t]
-        ending = t_end == t
-        init = np.full((B, S), -np.inf)
-        init[b, s_end] = lp[t, b, s_end]
-        init[b, np.maximum(s_end - 1, 0)] = np.where(s_end >= 1, lp[t, b, np.maximum(s_end - 1, 0)],
-                                                     init[b, np.maximum(s_end - 1, 0)])
-        beta[t] = np.where(ending[:, None], init, np.where((t > t_end)[:, None], -np.inf, beta[t]))
+    beta = _ctc_beta(lp, skip, t_end, s_end)
     log_z = _ctc_log_z(alpha, y_len, label_len)          # from this alpha: no second pass
     occupancy_s = np.exp(alpha + beta - lp - log_z[None, :, None])
     occupancy_s = np.where(np.isfinite(occupancy_s), occupancy_s, 0.0)
