@@ -23,16 +23,16 @@ COMPARED = {
 }
 
 
-def reference(shape, run: dict):
+def reference(shape, run: dict, device: str = "cpu"):
     """The PyTorch network of `shape.kind` with `run`'s parameters and data (bench.prepare's
-    dict), or None without torch."""
+    dict) on `device` ("cuda": cuDNN, for benchmarks/gpu_bench.py), or None without torch."""
     if bench._torch() is None:
         return None
     if shape.kind == "deepspeech":
-        ref = deepspeech(shape, run)
+        ref = deepspeech(shape, run, device)
     else:
         ref = bench.torch_reference(shape.kind, shape.T, shape.B, shape.I, shape.H, shape.bidirectional,
-                                    shape.K, str(run["model"].dtype))
+                                    shape.K, str(run["model"].dtype), device=device)
         _copy(ref["x"], run["arrays"]["x"])
         _copy(ref["target"], run["arrays"]["target"])
     for name, value in weights(shape, run["params"]).items():
@@ -90,7 +90,7 @@ def _deepspeech_weights(p: dict) -> dict:
 
 # ---- DeepSpeech in PyTorch ----------------------------------------------------------------------
 
-def deepspeech(shape, run: dict) -> dict:
+def deepspeech(shape, run: dict, device: str = "cpu") -> dict:
     """specs/deepspeech.yaml as torch modules (weights still to be copied in) over `run`'s data:
     x (T, B, F), labels (U, B) on axis u, full-length sequences (as bench.prepare makes them:
     torch's RNN would run its backward direction from the padding otherwise)."""
@@ -101,10 +101,10 @@ def deepspeech(shape, run: dict) -> dict:
     mods = {f"l{i}": torch.nn.Linear(n, H) for i, n in ((1, F * (2 * C + 1)), (2, H), (3, H), (5, H))}
     mods["rnn"] = torch.nn.RNN(H, H, nonlinearity="relu", bidirectional=True)
     mods["head"] = torch.nn.Linear(H, K)
-    mods = {k: m.to(getattr(torch, dtype)) for k, m in mods.items()}
+    mods = {k: m.to(device=device, dtype=getattr(torch, dtype)) for k, m in mods.items()}
     arrays, lengths = run["arrays"], run["lengths"]
-    x = torch.from_numpy(np.ascontiguousarray(arrays["x"], dtype=dtype))
-    labels = torch.from_numpy(np.ascontiguousarray(arrays["labels"][:int(lengths["u"].max())].T))
+    x = torch.from_numpy(np.ascontiguousarray(arrays["x"], dtype=dtype)).to(device)
+    labels = torch.from_numpy(np.ascontiguousarray(arrays["labels"][:int(lengths["u"].max())].T)).to(device)
     frames, n_labels = torch.from_numpy(lengths["t"]), torch.from_numpy(lengths["u"])
 
     def loss():

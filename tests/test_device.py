@@ -4,12 +4,17 @@ the NumPy backend's exactly), the refusal of a backend this machine cannot run (
 GPU: exit 2, nothing written), and, where a GPU and the cupy backend exist (pytest -m gpu),
 a few training steps on the GPU against the NumPy backend."""
 import importlib.machinery
+import importlib.util
+import json
 import sys
+import tempfile
 import types
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import standin_device
 from rnndsl import backends
@@ -99,6 +104,45 @@ def test_training_on_the_device_equals_numpy_bit_for_bit(standin, text, tmp_path
         train.train(CHAR_RNN, text, tmp_path / name, sets(optimizer, **more), backend=backend, quiet=True)
     same_checkpoints(tmp_path / "cpu", tmp_path / "gpu")
     assert rundir.read_metrics(tmp_path / "cpu") == rundir.read_metrics(tmp_path / "gpu")
+
+
+OPTIMIZERS = [{"optimizer": "adagrad"}, {"optimizer": "adam"}, {"optimizer": "rmsprop"}, {"optimizer": "sgd"},
+              {"optimizer": "sgd", "momentum": 0.5}, {"optimizer": "sgd", "momentum": 0.9, "nesterov": True}]
+
+
+@settings(max_examples=8, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(opt=st.sampled_from(OPTIMIZERS), clip=st.sampled_from([0.0, 0.05, 5.0]), decay=st.sampled_from([0.0, 0.1]),
+       steps=st.integers(1, 6), batch=st.integers(1, 3), bptt=st.integers(3, 9), truncate=st.integers(0, 4),
+       dtype=st.sampled_from(["float32", "float64"]))
+def test_any_settings_train_on_the_device_as_on_the_cpu(standin, text, opt, clip, decay, steps, batch, bptt,
+                                                       truncate, dtype):
+    """The class, not one probe: optimizers, clipping (on or off), weight decay, streams of any
+    width and window, truncated BPTT, both dtypes: the same checkpoint bit for bit."""
+    chosen = {**opt, "H": 5, "clip": clip, "weight_decay": decay, "steps": steps, "batch": batch, "bptt": bptt,
+              "truncate": truncate}
+    with tempfile.TemporaryDirectory() as folder:
+        for name, backend in (("cpu", "numpy"), ("gpu", standin)):
+            train.train(CHAR_RNN, text, Path(folder) / name, chosen, backend=backend, quiet=True, dtype=dtype)
+        same_checkpoints(Path(folder) / "cpu", Path(folder) / "gpu")
+
+
+def test_minibatches_with_validation_and_eval_on_the_device(standin, tmp_path, capsys):
+    """Padded minibatches, a held-out part evaluated during training (evaluate_loss on the
+    device), a plateau schedule, and `rnndsl eval`'s accuracy: as on the CPU."""
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(3, 10, 30)
+    x = np.where(np.arange(9)[None, :] < lengths[:, None], rng.integers(1, 6, (30, 9)), 0)
+    np.savez(tmp_path / "reviews.npz", x=x, label=((x == 1).sum(1) > (x == 2).sum(1)).astype(np.int64),
+             lengths=lengths)
+    chosen = {"V": 6, "E": 4, "H": 5, "K": 2, "batch": 4, "epochs": 2, "schedule": "plateau", "patience": 0}
+    for name, backend in (("cpu", "numpy"), ("gpu", standin)):
+        train.train(ROOT / "specs/sentiment.yaml", tmp_path / "reviews.npz", tmp_path / name, chosen,
+                    backend=backend, quiet=True)
+    same_checkpoints(tmp_path / "cpu", tmp_path / "gpu")
+    metrics = [rundir.read_metrics(tmp_path / name) for name in ("cpu", "gpu")]
+    assert metrics[0] == metrics[1] and any("val_loss" in r for r in metrics[0])
+    evals = [cli(capsys, "eval", tmp_path / "cpu", "--backend", b) for b in ("numpy", standin)]
+    assert evals[0][0] == 0 and "accuracy" in evals[0][1] and evals[0] == evals[1]
 
 
 def test_each_step_moves_the_batch_once_and_reads_back_scalars_only(standin, text, tmp_path, monkeypatch):
@@ -217,6 +261,33 @@ def test_a_missing_cpu_backend_module_is_named(monkeypatch):
     monkeypatch.setitem(sys.modules, "numba", None)
     with pytest.raises(device.BackendUnavailable, match=r"(?s)needs numba, which is not installed.*rnndsl\[fast\]"):
         device.require("numba")
+
+
+# ---- benchmarks/gpu_bench.py without a GPU ---------------------------------------------------------
+
+def _gpu_bench():
+    spec = importlib.util.spec_from_file_location("gpu_bench", ROOT / "benchmarks" / "gpu_bench.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["gpu_bench"] = module                        # its dataclass looks itself up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_bench_dry_run_prints_its_table(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)          # the same with or without torch
+    assert _gpu_bench().main(["--dry-run", "--cases", "lstm,deepspeech", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith(("| lstm ", "| deepspeech "))]
+    assert len(rows) == 2 and all("0.0e+00" in r and "failed" not in r for r in rows), out
+    assert (tmp_path / "gpu_bench.md").read_text().strip() == out.strip()
+    assert [r["case"] for r in json.loads((tmp_path / "gpu_bench.json").read_text())] == ["lstm", "deepspeech"]
+
+
+def test_gpu_bench_without_a_gpu_says_why(no_cupy, capsys):
+    bench = _gpu_bench()
+    assert bench.main([]) == 0 and bench.main(["--require-gpu"]) == 1
+    out = capsys.readouterr().out
+    assert "gpu_bench: skipped" in out and "pip install 'rnndsl[gpu]'" in out
 
 
 # ---- on a GPU (pytest -m gpu; benchmarks/gpu.sh runs it) -----------------------------------------

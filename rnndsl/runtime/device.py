@@ -89,7 +89,7 @@ def require(name: str) -> None:
 
 def _not_installed(b) -> BackendUnavailable:
     if b.needs in PROBES:
-        return BackendUnavailable(f"the {b.name} backend runs on an NVIDIA GPU through {b.needs}, which is "
+        return BackendUnavailable(f"the {b.name} backend runs on an NVIDIA GPU through {_shown(b)}, which is "
                                   "not installed in this Python",
                                   f"{PICK_CUPY}; without a GPU, choose --backend numba or --backend numpy")
     return BackendUnavailable(f"the {b.name} backend needs {b.needs}, which is not installed",
@@ -111,11 +111,15 @@ def _probe_cupy(b) -> None:
 
 
 def _no_device(b, why: str) -> BackendUnavailable:
-    return BackendUnavailable(f"the {b.name} backend needs a CUDA GPU, and {b.needs} is installed but cannot "
+    return BackendUnavailable(f"the {b.name} backend needs a CUDA GPU, and {_shown(b)} is installed but cannot "
                               f"use one here: {_one_line(why)}",
                               "check that nvidia-smi lists a GPU and that the CuPy build matches the driver's "
                               "CUDA version (cupy-cuda13x for CUDA 13, cupy-cuda12x for CUDA 12; docs/cli.md, "
                               "section GPU); without a GPU, choose --backend numba or --backend numpy")
+
+
+def _shown(b) -> str:
+    return SHOWN.get(b.needs, b.needs)
 
 
 def _one_line(text: str, most: int = 400) -> str:
@@ -126,6 +130,7 @@ def _one_line(text: str, most: int = 400) -> str:
 
 
 PROBES = {"cupy": _probe_cupy}      # the module a backend needs -> the check that its device works
+SHOWN = {"cupy": "CuPy"}            # its name in messages
 
 
 def runnable(recorded: str | None, chosen: str | None = None) -> str:

@@ -377,10 +377,11 @@ def _torch():
 
 
 def torch_reference(kind: str, T: int, B: int, I: int, H: int, bidirectional: bool = False,
-                    K: int = 64, dtype="float32", seed: int = 0):
-    """The same network in PyTorch (CPU): nn.LSTM, nn.GRU or nn.RNN(tanh), nn.Linear(H or 2H, K),
-    mean cross-entropy over every step. Returns a dict with the modules, the data and the
-    closures `forward` and `train` (forward + backward), or None when torch is missing."""
+                    K: int = 64, dtype="float32", seed: int = 0, device: str = "cpu"):
+    """The same network in PyTorch (on `device`: "cuda" runs cuDNN): nn.LSTM, nn.GRU or
+    nn.RNN(tanh), nn.Linear(H or 2H, K), mean cross-entropy over every step. Returns a dict with
+    the modules, the data and the closures `forward` and `train` (forward + backward), or None
+    when torch is missing."""
     torch = _torch()
     if torch is None:
         return None
@@ -388,11 +389,11 @@ def torch_reference(kind: str, T: int, B: int, I: int, H: int, bidirectional: bo
     tdtype = getattr(torch, str(np.dtype(dtype)))
     cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN, "elman": torch.nn.RNN}[kind]
     extra = {"nonlinearity": "tanh"} if cls is torch.nn.RNN else {}
-    rnn = cls(I, H, bidirectional=bidirectional, **extra).to(tdtype)
-    head = torch.nn.Linear(H * (2 if bidirectional else 1), K).to(tdtype)
+    rnn = cls(I, H, bidirectional=bidirectional, **extra).to(device=device, dtype=tdtype)
+    head = torch.nn.Linear(H * (2 if bidirectional else 1), K).to(device=device, dtype=tdtype)
     gen = np.random.default_rng(seed)
-    x = torch.from_numpy(gen.standard_normal((T, B, I)).astype(dtype))
-    target = torch.from_numpy(gen.integers(0, K, (T, B)))
+    x = torch.from_numpy(gen.standard_normal((T, B, I)).astype(dtype)).to(device)
+    target = torch.from_numpy(gen.integers(0, K, (T, B))).to(device)
     params = list(rnn.parameters()) + list(head.parameters())
 
     def loss():
