@@ -167,13 +167,11 @@ class KernelPasses(Passes):
 
 
 def _transcendental(kernel: Kernel) -> bool:
-    """Whether a member calls exp, log or tanh (sigmoid, softplus): in float64 numba calls libm
-    once per element (no SVML here), several times slower than NumPy's vectorised loops."""
-    slow = {"exp", "log", "log1p", "tanh", "sigmoid", "logaddexp"}
-
+    """Whether a member calls a primitive whose float64 numba form is a libm call per element
+    (exp, log, tanh, ...: no SVML here), several times slower than NumPy's vectorised loops."""
     def calls(e) -> set:
         return ({e.prim} | set().union(*map(calls, e.args))) if isinstance(e, scalar.Call) else set()
-    return any(calls(TABLE[i.op].scalar.body) & slow for i in kernel.body)
+    return any(scalar.PRIMS[p].libm for i in kernel.body for p in calls(TABLE[i.op].scalar.body))
 
 
 def _key(ref: Ref) -> tuple:

@@ -149,6 +149,8 @@ class Prim:
     py: object             # Python over scalars (np.* functions), which numba compiles
     py32: str = ""         # the float32 numba form, where it differs
     errstate: str = ""     # the floating-point warning the NumPy form raises harmlessly
+    libm: bool = False     # its float64 numba form is a libm call per element (no SVML here),
+                           # slower than NumPy's vectorised loop
 
 
 _0, _1, _2 = Arg("_0"), Arg("_1"), Arg("_2")
@@ -178,15 +180,16 @@ PRIMS: dict = {p.name: p for p in [
     _binary("add", "add", "+"), _binary("sub", "subtract", "-"),
     _binary("mul", "multiply", "*"), _binary("div", "divide", "/"),
     Prim("neg", "f", "f", "negative", "(-{0})", "(-{0})"),
-    _math("exp", "exp", "exp"), _math("log", "log", "log"), _math("log1p", "log1p", "log1p"),
-    _math("tanh", "tanh", "tanh", py32="tanh_f32({0})"),
+    _math("exp", "exp", "exp", libm=True), _math("log", "log", "log", libm=True),
+    _math("log1p", "log1p", "log1p", libm=True),
+    _math("tanh", "tanh", "tanh", py32="tanh_f32({0})", libm=True),
     _math("abs", "absolute", "fabs"),
     # NumPy's sign in one pass; it keeps NaN, which (x > 0) - (x < 0) would make 0
     Prim("sign", "f", "f", "sign", "({0} != {0} ? {0} : ({0} > 0) - ({0} < 0))", "np.sign({0})"),
     Prim("maximum", "ff", "f", "maximum", _MAX_C, "np.maximum({0}, {1})"),
     Prim("minimum", "ff", "f", "minimum", _MIN_C, "np.minimum({0}, {1})"),
     # one NumPy pass, exact for large |x| and at infinities, where a composition is not
-    Prim("logaddexp", "ff", "f", "logaddexp", _LOGADDEXP_C, "np.logaddexp({0}, {1})"),
+    Prim("logaddexp", "ff", "f", "logaddexp", _LOGADDEXP_C, "np.logaddexp({0}, {1})", libm=True),
     _compare("gt", "greater", ">"), _compare("ge", "greater_equal", ">="),
     _compare("lt", "less", "<"), _compare("le", "less_equal", "<="),
     Prim("and", "bb", "b", "logical_and", "({0} && {1})", "({0} and {1})"),
@@ -203,7 +206,7 @@ PRIMS["clip"] = Prim(
 # 0.5 + 0.5 tanh(x / 2) through the rational tanh (vectorisable, where exp is a scalar call).
 PRIMS["sigmoid"] = Prim(
     "sigmoid", "f", "f", 1.0 / (1.0 + exp(-_0)), "(1.0{k} / (1.0{k} + exp{f}(-{0})))", "(1.0 / (1.0 + np.exp(-{0})))",
-    py32="(np.float32(0.5) + np.float32(0.5) * tanh_f32(np.float32(0.5) * {0}))", errstate="over")
+    py32="(np.float32(0.5) + np.float32(0.5) * tanh_f32(np.float32(0.5) * {0}))", errstate="over", libm=True)
 
 
 def tanh_f32(v):
