@@ -75,7 +75,7 @@ class KernelPasses(Passes):
             self._allocate(kernel)
         axis = kernel.body[0].out.axis
         rows = f"_T_{axis} * _B" if kernel.mode is Mode.SEQ else "_B"
-        args = ", ".join([rows] + _codes(operands))
+        args = ", ".join([rows] + _codes(_in_memory(kernel, operands)))
         dtypes = [np.float32] if _transcendental(kernel) else [np.float32, np.float64]
         for dtype in dtypes:
             self.kernels.append(_render(kernel, operands, dtype))
@@ -183,11 +183,19 @@ def _codes(operands: dict) -> list:
     return list(dict.fromkeys(o.code for o in operands.values()))
 
 
+def _in_memory(kernel: Kernel, operands: dict) -> dict:
+    """The operands a kernel touches in memory: a member's value kept in a register is not
+    passed at all."""
+    registers = set().union(*(_registers(block, kernel) for block in _blocks(kernel.body, operands)))
+    return {k: o for k, o in operands.items() if k not in registers}
+
+
 def _render(kernel: Kernel, operands: dict, dtype) -> str:
     """The kernel's source for one dtype: per row, its members in blocks of one column loop."""
     single = np.dtype(dtype) == np.float32
-    position = {code: i for i, code in enumerate(_codes(operands))}
-    names = {k: f"_o{position[o.code]}" for k, o in operands.items()}
+    live = _in_memory(kernel, operands)
+    position = {code: i for i, code in enumerate(_codes(live))}
+    names = {k: f"_o{position[o.code]}" for k, o in live.items()}
     params = [f"_o{i}" for i in range(len(position))]
     lines = [f"@{JIT}", f"def {kernel.name}_{'f32' if single else 'f64'}(_B, {', '.join(params)}):",
              f"{INDENT}for _b in range(_B):"]
