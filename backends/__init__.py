@@ -28,6 +28,9 @@ REGISTRY = {b.name: b for b in [
     Backend("numba", "numba", "each elementwise kernel one loop compiled by numba; GEMMs in NumPy",
             needs="numba", extra="fast", kernels=True),
     Backend("numpy", "numpy", "NumPy calls, one per op, in a Python loop per recurrence"),
+    # never the default (default() looks only at the first): it needs a GPU, not only CuPy
+    Backend("cupy", "cupy", "each elementwise kernel one CUDA kernel, GEMMs on cuBLAS, through CuPy on a GPU",
+            needs="cupy", extra="gpu", kernels=True),
 ]}
 
 
@@ -63,6 +66,13 @@ def runnable(name: str | None) -> str:
 
 def runs_kernels(name: str) -> bool:
     return REGISTRY[name].kernels
+
+
+def emitter(name: str):
+    """The backend's package for emitting only: what it runs on need not be installed."""
+    if name not in REGISTRY:
+        raise ValueError(f"unknown backend {name!r}; available: {', '.join(REGISTRY)}")
+    return importlib.import_module(f"{__name__}.{REGISTRY[name].package}")
 
 
 def get(name: str):

@@ -46,9 +46,16 @@ def compile(spec_or_path, backend: str | None = None, dtype: str = "float64",
     one of BACKENDS, None for the fastest installed (backends.default())."""
     backend = backend or backends.default()
     emitter = backends.get(backend)              # before the work: an unknown or missing one
+    model, program, source = emit(spec_or_path, backend, dtype, dims)
+    module = emitter.load(source, model.name)
+    return CompiledModel(model, program, source, module, dtype, backend)
+
+
+def emit(spec_or_path, backend: str, dtype: str = "float64", dims: dict | None = None) -> tuple:
+    """(checked model, program, the module's source): every stage but loading, which is all
+    that needs the backend's own module (emitting CuPy code needs neither CuPy nor a GPU)."""
+    emitter = backends.emitter(backend)
     model = load_spec(spec_or_path, dims=dims)
     analysis = timegraph.analyse(model)
     program = schedule.schedule(model, lower.lower(model, analysis), backends.runs_kernels(backend))
-    source = emitter.emit_module(program, model.name, Path(model.path).name, dtype)
-    module = emitter.load(source, model.name)
-    return CompiledModel(model, program, source, module, dtype, backend)
+    return model, program, emitter.emit_module(program, model.name, Path(model.path).name, dtype)

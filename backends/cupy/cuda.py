@@ -33,7 +33,7 @@ import numpy as np
 from ...core import scalar
 from ...core.ops import TABLE
 from ...compiler.program import Instr, Kernel, Ref
-from ..numba.passes import Operand, _blocks, _key, _registers, _width
+from ..numba.passes import Operand, _blocks, _in_memory, _key, _registers, _width
 
 # What every kernel source starts with: INFINITY and NAN come from math.h, which NVRTC (CuPy's
 # compiler) does not include; nvcc and the host harness have them already.
@@ -70,9 +70,10 @@ def render(kernel: Kernel, operands: dict, widths: dict, written: set, dtype) ->
     """The kernel's function for one precision: its parameters (the rows, then each distinct
     array once, in the order the caller passes them) and its body."""
     single = np.dtype(dtype) == np.float32
-    codes = list(dict.fromkeys(o.code for o in operands.values()))
-    names = {k: f"_o{codes.index(o.code)}" for k, o in operands.items()}
-    kinds = {o.code: (k, o) for k, o in operands.items()}
+    live = _in_memory(kernel, operands)                 # a value kept in a register is not passed
+    codes = list(dict.fromkeys(o.code for o in live.values()))
+    names = {k: f"_o{codes.index(o.code)}" for k, o in live.items()}
+    kinds = {o.code: (k, o) for k, o in live.items()}
     params = [("long long _rows", "// rows: one block each, striding")]
     params += [_param(i, code, *kinds[code], code in written, single) for i, code in enumerate(codes)]
     lines = [*(comment(line) for line in kernel.line.split("\n") if line),

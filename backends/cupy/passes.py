@@ -17,7 +17,7 @@ import re
 import numpy as np
 
 from ...compiler.program import Kernel, Loop, Mode, Ref, instructions
-from ..numba.passes import KernelPasses, _key
+from ..numba.passes import KernelPasses, _in_memory, _key
 from ..numpy.passes import _comments
 from . import cuda
 
@@ -55,12 +55,12 @@ class CudaPasses(KernelPasses):
         self.last_line = None
         if kernel.mode is not Mode.STEP:
             self._allocate(kernel)
-        written = _written(kernel, operands)
+        written = _written(kernel, _in_memory(kernel, operands))     # a value in a register is not passed
         self.cuda[kernel.name] = "\n\n".join([cuda.PREAMBLE] + [cuda.render(kernel, operands, self.widths, written, dt)
                                                                for dt in (np.float32, np.float64)])
         axis = kernel.body[0].out.axis
         rows = f"_T_{axis} * _B" if kernel.mode is Mode.SEQ else "_B"
-        passed = {o.code: o for o in operands.values()}
+        passed = {o.code: o for o in _in_memory(kernel, operands).values()}
         args = [rows] + [self._guarded(o, code in written) for code, o in passed.items()]
         self.put(f"({kernel.name}_f32 if _single else {kernel.name}_f64)(_grid({rows}), ({cuda.threads(kernel)},), "
                  f"({', '.join(args)}))")
@@ -98,7 +98,8 @@ class CudaPasses(KernelPasses):
 
 def _written(kernel: Kernel, operands: dict) -> set:
     """The codes of the arrays a kernel writes."""
-    return {operands[_key(i.target if i.target is not None else Ref(i.out))].code for i in kernel.body}
+    targets = [operands.get(_key(i.target if i.target is not None else Ref(i.out))) for i in kernel.body]
+    return {o.code for o in targets if o is not None}
 
 
 def _owned(prog) -> set:

@@ -62,9 +62,10 @@ def _aliases(kernels: list, used: set) -> str:
                      + [f"_{n} = {n}" for n in names])
 
 
-def _closure(names: set) -> list:
-    """Functions named in `names`, plus the module functions they call, in source order."""
-    pool = {n: f for mod in (kernels, helpers) for n, f in vars(mod).items()
+def _closure(names: set, modules: tuple = (kernels, helpers)) -> list:
+    """Functions named in `names`, plus the module functions they call, in source order (a
+    later module's function replaces an earlier one's of the same name: a backend's own)."""
+    pool = {n: f for mod in modules for n, f in vars(mod).items()
             if (inspect.isfunction(f) and f.__module__ == mod.__name__) or n.isupper() and n.startswith("_")}
     wanted, todo = set(), list(names)
     while todo:

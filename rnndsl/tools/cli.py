@@ -74,6 +74,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="default: the fastest installed (numba, else numpy)")
     k.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     k.add_argument("-o", "--output", metavar="FILE", help="write the module here (default: standard output)")
+    k.add_argument("--cuda-dir", metavar="DIR",
+                   help="--backend cupy: also write each CUDA kernel as DIR/<kernel>.cu, the source CuPy compiles")
     k.add_argument("--dump", choices=("ir", "unrolled", "program", "code"),
                    help="print one stage: the typed IR, the unrolled graph, the scheduled program, the code")
     k.add_argument("--explain", action="store_true", help="report what the schedule did, in spec terms")
@@ -228,9 +230,27 @@ def summary(model: ir.Model) -> str:
 
 # ---- compile and gradcheck ------------------------------------------------------------------
 
+@dataclasses.dataclass(frozen=True)
+class Emitted:
+    """What `rnndsl compile` reports on: a compiled model's parts, without loading the module
+    (emitting needs nothing the module runs on: CuPy code is emitted without CuPy or a GPU)."""
+    spec: ir.Model
+    program: object
+    source: str
+    dtype: object
+    backend: str
+
+
 def cmd_compile(args) -> int:
-    from ..pipeline import compile as compile_spec
-    model = compile_spec(args.spec, backend=args.backend, dtype=args.dtype, dims=parse_settings(args.set))
+    import numpy as np
+    from ..pipeline import emit
+    backend = args.backend or backends.default()
+    if args.cuda_dir and backend != "cupy":
+        raise SpecError.at(None, f"--cuda-dir writes the CUDA kernels of the cupy backend, not of {backend}",
+                           "add --backend cupy")
+    model = Emitted(*emit(args.spec, backend, args.dtype, parse_settings(args.set)), np.dtype(args.dtype), backend)
+    if args.cuda_dir:
+        _write_cuda(args.cuda_dir, model)
     if args.explain:
         from ..compiler.explain import explain
         print(_lines(explain(model, args.steps, args.batch)))
@@ -241,10 +261,25 @@ def cmd_compile(args) -> int:
     if args.output:
         fail = lambda problem, hint: SpecError.at(None, f"-o {args.output}: {problem}", hint)
         files.write_file(args.output, model.source, fail)
-        print(f"wrote {printable(args.output)} ({len(model.source.splitlines())} lines, needs {'numpy and numba' if model.backend == 'numba' else 'only numpy'})")
+        needs = {"numba": "numpy and numba", "cupy": "numpy and cupy"}.get(model.backend, "only numpy")
+        print(f"wrote {printable(args.output)} ({len(model.source.splitlines())} lines, needs {needs})")
     else:
         print(model.source, end="")
     return 0
+
+
+def _write_cuda(folder: str, model: Emitted) -> None:
+    """Each CUDA kernel of the module as FOLDER/<kernel>.cu (the folder made if its parent exists)."""
+    from ..backends import cupy
+    fail = lambda problem, hint: SpecError.at(None, f"--cuda-dir {folder}: {problem}", hint)
+    try:
+        Path(folder).mkdir(exist_ok=True)
+    except OSError as e:
+        raise fail(f"cannot be made: {e.strerror}", "name a folder whose parent exists") from None
+    kernels = cupy.cuda_files(model.program, model.dtype.name)
+    for name, text in kernels.items():
+        files.write_file(Path(folder) / name, text, fail)
+    print(f"wrote {len(kernels)} CUDA kernels to {printable(folder)}", file=sys.stderr)
 
 
 def _lines(text: str) -> str:
