@@ -50,13 +50,17 @@ class CompiledModel:
         """Run loss_and_grad and step on `count` processes, this one included, each with its
         share of the batch and one BLAS thread (rnndsl.runtime.parallel); 1 runs everything here."""
         self.close()
-        if count > 1 and self.xp is not np:
-            raise DataError(f"--workers {count} shares each batch among CPU processes, and the {self.backend} "
-                            "backend runs on a device", "leave --workers at 1: the device takes the whole batch")
+        self.check_workers(count)
         if count > 1:
             from .parallel import Workers
             self.workers = Workers(self, count)
         return self
+
+    def check_workers(self, count: int) -> None:
+        """DataError for more than one worker on a device backend: workers are CPU processes."""
+        if count > 1 and self.xp is not np:
+            raise DataError(f"--workers {count} shares each batch among CPU processes, and the {self.backend} "
+                            "backend runs on a device", "leave --workers at 1: the device takes the whole batch")
 
     def close(self) -> None:
         """Stop the worker processes, if any."""

@@ -317,6 +317,7 @@ def train(spec_path, data_path=None, out=None, sets: dict | None = None, backend
     (rnndsl.runtime.parallel; the result is the same up to rounding); `dtype`: "float32" (None:
     job.DTYPE) or "float64", recorded in run.json."""
     job = prepare(spec_path, data_path, sets, backend, loader=loader, dtype=dtype)   # all that can fail, first
+    job.model.check_workers(workers)
     run = Path(out) if out else default_folder(job.model.spec.name)
     source = _resolved_spec(job)
     with rundir.new_run(run, overwrite) as place:
