@@ -15,9 +15,8 @@ A run's folder is locked for the whole of `train` and `resume` (rundir.new_run, 
 its spec.yaml is compared with the text the checkpoint recorded before anything of it is
 compiled (`load_run`, `resume`), so an edited run is refused, never run.
 
-Parameters, optimizer state and carried states live in the compiled module's array module
-(`model.xp`: on the GPU for the cupy backend); checkpoints are written from host copies in one
-format, so a run trained on a GPU resumes, samples and evaluates on a CPU and the other way round.
+Parameters, optimizer state and carried states live in `model.xp` (the GPU's, for cupy);
+checkpoints hold host copies, one format: a GPU run resumes on a CPU and the other way round.
 """
 from __future__ import annotations
 
@@ -343,8 +342,8 @@ def resume(run, quiet: bool = False, workers: int = 1, backend: str | None = Non
     """Continue a run exactly where its checkpoint stopped, holding the run's lock; with
     `backend` (None: the run's own where it can run here, else the default: device.runnable)."""
     run = Path(run)
-    backend = device.runnable(rundir.read_info(run)["backend"], backend)   # a run, and a backend that
-    with runfiles.lock(run):                                                # runs, before a lock file
+    backend = device.runnable(rundir.read_info(run)["backend"], backend)   # before a lock file is made
+    with runfiles.lock(run):
         info = rundir.read_info(run)
         rundir.check_files(run)
         rundir.remove_leftovers(run)
