@@ -6,7 +6,9 @@
 # 1. says what the machine is (GPU, driver, nvcc, python, cupy, torch);
 # 2. installs only what is missing, offline: lark from a wheel (.whl/ in the checkout, or
 #    shared/wheels beside it: /work/shared/wheels/README.md), then the project itself
-#    (pip install --no-deps --no-build-isolation -e .);
+#    (pip install --no-deps --no-build-isolation -e .). From a session with the device tool:
+#    mkdir -p .whl && cp ../shared/wheels/lark-*.whl .whl/ && echo /.whl/ >> .git/info/exclude,
+#    then run `bash benchmarks/gpu.sh` with carry [".whl"] and a timeout of 600 s;
 # 3. runs the GPU tests: pytest -m gpu over tests/ (the cupy backend's, and tests/test_device.py's
 #    few training steps on the GPU against the NumPy backend), and tests/test_cupy_backend.py whole
 #    where it marks none;
@@ -58,7 +60,7 @@ if ! "$PY" -c "import rnndsl.backends" 2>/dev/null; then
   timeout 180 "$PY" -m pip install -q --no-deps --no-build-isolation -e . || { failed "pip install -e ." $?; exit 3; }
 fi
 "$PY" -c "import rnndsl.backends.cupy" || failed "import rnndsl.backends.cupy" $?
-export HYPOTHESIS_PROFILE=ci RNNDSL_CACHE="$PWD/.rnndsl-cache"
+export HYPOTHESIS_PROFILE=ci RNNDSL_CACHE="${RNNDSL_CACHE:-/tmp/rnndsl-cache}"
 
 step "GPU tests (timeout ${TESTS_S} s)"
 timeout "$TESTS_S" "$PY" -m pytest -q -rs -p no:cacheprovider -m gpu tests/ || failed "pytest -m gpu" $?
