@@ -113,7 +113,8 @@ def torch_calls(case: Shape, run: dict, tgt: Target) -> tuple:
     """({cudnn_fwd, cudnn_train}, rnndsl's loss, torch's loss), or ({}, loss, None) without torch."""
     ref = references.reference(case, run, device=tgt.torch_device)
     model = run["model"]
-    ours = float(model.module.forward(run["params"], run["arrays"], run["lengths"], model.dtype)["_total_loss"])
+    params = device.to_device(model.xp, run["params"])
+    ours = float(model.module.forward(params, run["arrays"], run["lengths"], model.dtype)["_total_loss"])
     if ref is None:
         return {}, ours, None
 

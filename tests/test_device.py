@@ -288,6 +288,17 @@ def test_gpu_bench_dry_run_prints_its_table(tmp_path, capsys, monkeypatch):
     assert [r["case"] for r in json.loads((tmp_path / "gpu_bench.json").read_text())] == ["lstm", "deepspeech"]
 
 
+def test_gpu_bench_keeps_the_device_fed(standin, monkeypatch, capsys):
+    """Its GPU path on the stand-in device: parameters and inputs moved over before timing."""
+    monkeypatch.setitem(sys.modules, "torch", None)
+    bench = _gpu_bench()
+    monkeypatch.setattr(bench, "target", lambda dry: bench.Target(standin, standin_device.xp, bench._nothing, "cpu",
+                                                                  bench._nothing))
+    monkeypatch.setattr(bench, "CASES", [bench.tiny(c) for c in bench.CASES])
+    assert bench.main(["--cases", "bilstm,deepspeech", "--budget", "0.05"]) == 0
+    assert capsys.readouterr().out.count("0.0e+00") == 2
+
+
 def test_gpu_bench_without_a_gpu_says_why(no_cupy, capsys):
     bench = _gpu_bench()
     assert bench.main([]) == 0 and bench.main(["--require-gpu"]) == 1
