@@ -42,7 +42,8 @@ def standin_model(spec, dtype: str):
 
 
 def host(value):
-    return value.get() if isinstance(value, cuda_standin.ndarray) else np.asarray(value)
+    """A NumPy array from a host or device array (the stand-in's or CuPy's: .get())."""
+    return np.asarray(value) if isinstance(value, (np.ndarray, np.generic, float)) else value.get()
 
 
 def assert_close(got: dict, want: dict, tol: float) -> None:
@@ -135,10 +136,15 @@ def test_a_spec_line_cannot_escape_its_cuda_comment(text):
 
 
 def test_an_lstm_step_is_one_gemm_and_one_kernel_launch():
+    """Forward and backward: each step's body is a GEMM (cuBLAS) and one launch, nothing else."""
     _, _, source = emit(ROOT / "specs/lstm.yaml", "cupy", "float32")
-    loop = source.split("for _t in _range(_T_t):", 1)[1].split("\n    # ", 1)[0]
-    calls = [line.strip() for line in loop.splitlines() if line.strip() and not line.strip().startswith("#")]
-    assert len(calls) == 2 and calls[0].startswith("_xp.matmul(") and calls[1].startswith("(_k1_f32 if _single else _k1_f64)(")
+    loops = [n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.For) and ast.unparse(n.target) == "_t"]
+    assert len(loops) == 2
+    for loop in loops:
+        calls = [ast.unparse(c.func) for c in ast.walk(loop) if isinstance(c, ast.Call)]
+        launches = [c for c in calls if "_single" in c]
+        rest = set(calls) - set(launches) - {"_range", "_grid", "_xp.ascontiguousarray"}
+        assert len(launches) == 1 and calls.count("_xp.matmul") == 1 and rest == {"_xp.matmul"}, ast.unparse(loop)
 
 
 # ---- the module on the stand-in: the NumPy backend's numbers ------------------------------------
@@ -238,3 +244,35 @@ def test_the_standin_finds_a_write_past_an_array_and_wrong_arguments():
         kernel((1,), (32,), (out, 7.0))
     with pytest.raises(cuda_standin.StandinError, match="contiguous"):
         kernel((1,), (32,), (cp.zeros((4, 4))[:, 0], 3))
+
+
+# ---- on a GPU (benchmarks/gpu.sh runs these: pytest -m gpu) --------------------------------------
+
+def _gpu():
+    cupy = pytest.importorskip("cupy")
+    try:
+        if cupy.cuda.runtime.getDeviceCount() > 0:
+            return cupy
+    except Exception as exc:                       # no driver, or a CuPy built for another CUDA
+        pytest.skip(f"CuPy cannot use a GPU here: {type(exc).__name__}")
+    pytest.skip("no CUDA GPU")
+
+
+GPU_TOLERANCE = {"float64": 1e-10, "float32": 1e-4}     # cuBLAS sums in its own order; nvcc contracts to FMA
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
+def test_on_a_gpu_the_module_agrees_with_numpy(path, dtype):
+    """The same module as above, on the GPU with CuPy: NVRTC compiles what nvcc compiled here."""
+    _gpu()
+    plain = rnndsl.compile(path, backend="numpy", dtype=dtype)
+    gpu = rnndsl.compile(path, backend="cupy", dtype=dtype)
+    params = plain.init_params(0)
+    batch = prepare(plain.spec, random_batch(plain.spec, 6, 3, 0))
+    loss, grads = plain.module.loss_and_grad(params, batch.arrays, batch.lengths, plain.dtype, 3)
+    got_loss, got_grads = gpu.module.loss_and_grad(params, batch.arrays, batch.lengths, np.dtype(dtype), 3)
+    assert got_loss == pytest.approx(loss, rel=GPU_TOLERANCE[dtype])
+    assert_close(got_grads, grads, GPU_TOLERANCE[dtype])
+

@@ -4,20 +4,21 @@ Input: a `Kernel` (compiler/group.py) with its operands as the numba backend fin
 (backends/numba/passes.py: what the caller passes, its kind, its first column), the row length of
 each array passed, and which arrays the kernel writes. Output: CUDA C source text that CuPy's
 RawKernel compiles as it is (NVRTC), that `nvcc -arch=sm_90 -c` compiles, and that g++ compiles
-for the host with a small compatibility header (tests/cuda_standin.py).
+for the host with a small compatibility header (tests/cuda_standin_kernels.py).
 
 The launch shape: one thread block per row (a batch row; for a kernel over all steps, a (t, b)
 row), the block's threads striding over the row's columns, the blocks striding over the rows.
 A row goes through the members in program order, in the column blocks the numba backend
 forms (consecutive members of one width that touch each array they write at one column offset:
 column j of every member then needs only what column j of the members before it wrote, which
-one thread computed). Between two column blocks the row's threads meet at __syncthreads(): a
-later block may read columns that other threads wrote (the LSTM's cell reads all four gates,
-its backward reads the gate adjoints the block before wrote at other offsets). So a kernel is
-one launch, whatever its dependencies; splitting it into launches at those points would cost a
+one thread computed). Thread t takes columns t, t + blockDim, ... of every block, so a block
+needs the row's threads to meet at __syncthreads() first only where it touches a column that
+another thread wrote since they last met: the LSTM's cell reads all four gates, which the
+sigmoid block wrote at other offsets (one barrier forward, one backward). So a kernel is one
+launch, whatever its dependencies: splitting it into launches at those points would cost a
 launch (several microseconds, the whole of a small step's pointwise work) per split, and a
 thread per whole row would leave all but B threads of the GPU idle. A member that writes one
-value per row (a rank-0 variable) runs on the block's first thread.
+value per row (a rank-0 variable) runs on the block's first thread, between barriers.
 
 Each formula is the op's scalar template rendered as C (rnndsl/core/scalar.py's c_expr), float
 or double; spec lines are comments (escaped: no character of a spec can end one, splice the next
@@ -33,7 +34,7 @@ import numpy as np
 from ...core import scalar
 from ...core.ops import TABLE
 from ...compiler.program import Instr, Kernel, Ref
-from ..numba.passes import Operand, _blocks, _in_memory, _key, _registers, _width
+from ..numba.passes import Operand, _accesses, _blocks, _key, _registers, _width
 
 # What every kernel source starts with: INFINITY and NAN come from math.h, which NVRTC (CuPy's
 # compiler) does not include; nvcc and the host harness have them already.
@@ -70,7 +71,7 @@ def render(kernel: Kernel, operands: dict, widths: dict, written: set, dtype) ->
     """The kernel's function for one precision: its parameters (the rows, then each distinct
     array once, in the order the caller passes them) and its body."""
     single = np.dtype(dtype) == np.float32
-    live = _in_memory(kernel, operands)                 # a value kept in a register is not passed
+    live = in_memory(kernel, operands)                  # a value kept in a register is not passed
     codes = list(dict.fromkeys(o.code for o in live.values()))
     names = {k: f"_o{codes.index(o.code)}" for k, o in live.items()}
     kinds = {o.code: (k, o) for k, o in live.items()}
@@ -80,11 +81,51 @@ def render(kernel: Kernel, operands: dict, widths: dict, written: set, dtype) ->
              f'extern "C" __global__ void {kernel.name}_{"f32" if single else "f64"}(',
              *(f"    {decl}{',' if i < len(params) - 1 else ')'}  {note}" for i, (decl, note) in enumerate(params)),
              "{", "    for (long long _row = blockIdx.x; _row < _rows; _row += gridDim.x) {"]
-    for n, block in enumerate(_blocks(kernel.body, operands)):
-        if n:
-            lines.append("        __syncthreads();        // the next block may read columns other threads wrote")
+    since: list = []                        # the members since the last barrier
+    for block in blocks(kernel, operands):
+        if since and not _same_threads(since + block, operands):
+            lines.append("        __syncthreads();        // the next block reads columns other threads wrote")
+            since = []
+        since += block
         lines += _block(block, kernel, operands, names, widths, single)
     return "\n".join(lines + ["    }", "}"])
+
+
+def blocks(kernel: Kernel, operands: dict) -> list:
+    """The numba backend's column blocks, consecutive ones of one width joined where every
+    column stays one thread's (the LSTM's backward step: one loop where numba has three)."""
+    out: list = []
+    for block in _blocks(kernel.body, operands):
+        if out and _width(out[-1][0]) == _width(block[0]) and _same_threads(out[-1] + block, operands):
+            out[-1] = out[-1] + block
+        else:
+            out.append(block)
+    return out
+
+
+def in_memory(kernel: Kernel, operands: dict) -> dict:
+    """The operands a kernel touches in memory: not those of values kept in registers."""
+    registers = set().union(*(_registers(block, kernel) for block in blocks(kernel, operands)))
+    return {k: o for k, o in operands.items() if k not in registers}
+
+
+def _same_threads(members: list, operands: dict) -> bool:
+    """Whether no column is written by one thread and touched by another among these members:
+    all loop over columns (thread t takes j = t, t + blockDim, ...), so two accesses of an array
+    at one column offset meet in one thread, and accesses at two offsets must not overlap where
+    one of them writes."""
+    if not all(_width(i) for i in members):
+        return False                         # a value per row is written by the first thread only
+    spans: dict = {}
+    for instr in members:
+        for code, start, written in _accesses(instr, operands):
+            spans.setdefault(code, []).append((start, _width(instr), written))
+    return not any(_conflict(a, b) for accesses in spans.values() for a in accesses for b in accesses)
+
+
+def _conflict(a: tuple, b: tuple) -> bool:
+    (s1, w1, write1), (s2, w2, write2) = a, b
+    return (write1 or write2) and s1 != s2 and s1 < s2 + w2 and s2 < s1 + w1
 
 
 def _param(i: int, code: str, key: tuple, o: Operand, writes: bool, single: bool) -> tuple:

@@ -17,8 +17,8 @@ import re
 import numpy as np
 
 from ...compiler.program import Kernel, Loop, Mode, Ref, instructions
-from ..numba.passes import KernelPasses, _in_memory, _key
-from ..numpy.passes import _comments
+from ..numba.passes import KernelPasses, _key
+from ..numpy.passes import INDENT, _comments
 from . import cuda
 
 _PLAIN = re.compile(r"(\w+)(\[[^\[\]]*\])?")      # a name, or one row of it: name[...]
@@ -55,15 +55,15 @@ class CudaPasses(KernelPasses):
         self.last_line = None
         if kernel.mode is not Mode.STEP:
             self._allocate(kernel)
-        written = _written(kernel, _in_memory(kernel, operands))     # a value in a register is not passed
+        written = _written(kernel, cuda.in_memory(kernel, operands))     # a value in a register is not passed
         self.cuda[kernel.name] = "\n\n".join([cuda.PREAMBLE] + [cuda.render(kernel, operands, self.widths, written, dt)
                                                                for dt in (np.float32, np.float64)])
         axis = kernel.body[0].out.axis
         rows = f"_T_{axis} * _B" if kernel.mode is Mode.SEQ else "_B"
-        passed = {o.code: o for o in _in_memory(kernel, operands).values()}
+        passed = {o.code: o for o in cuda.in_memory(kernel, operands).values()}
         args = [rows] + [self._guarded(o, code in written) for code, o in passed.items()]
-        self.put(f"({kernel.name}_f32 if _single else {kernel.name}_f64)(_grid({rows}), ({cuda.threads(kernel)},), "
-                 f"({', '.join(args)}))")
+        self.put(_launch(f"({kernel.name}_f32 if _single else {kernel.name}_f64)(_grid({rows}), "
+                         f"({cuda.threads(kernel)},), (", args))
         if not backward and loop is None:
             for instr in kernel.body:
                 self._views_of(instr.out.name)
@@ -94,6 +94,17 @@ class CudaPasses(KernelPasses):
             buf = self.every[target.buf.view[0]] if target.buf.view else target.buf
             self.widths[o.code] = buf.dims[0]
         return o
+
+
+def _launch(head: str, args: list, width: int = 96) -> str:
+    """A launch: grid, block, then the arguments, as many to a line as fit."""
+    lines, line = [head], INDENT
+    for arg in args:
+        if len(line) + len(arg) > width and line.strip():
+            lines.append(line.rstrip())
+            line = INDENT
+        line += arg + ", "
+    return "\n".join(lines + [line.rstrip(", ") + "))"])
 
 
 def _written(kernel: Kernel, operands: dict) -> set:
