@@ -103,7 +103,7 @@ RUN_JSON = [
     (lambda i: {**i, "vocab": 5}, "vocab: expected the vocabulary as JSON text"),
     (lambda i: {**i, "vocab": json.dumps({"symbols": [1, 2, 3, 4]})}, "every symbol must be text"),
     (lambda i: {**i, "loader": {"level": "byte"}}, "level must be one of char, word"),
-    (lambda i: {**i, "backend": "cupy"}, "backend: expected one of numba, numpy"),
+    (lambda i: {**i, "backend": "fortran"}, "backend: expected one of numba, numpy"),
     (lambda i: {**i, "dtype": "float16"}, "dtype: expected one of float32, float64, got 'float16'"),
     (lambda i: {**i, "dtype": ["float32"]}, "dtype: expected one of float32, float64"),
     (lambda i: {**i, "dims": {**i["dims"], "H": -1}}, "H must be a whole number from 1"),
