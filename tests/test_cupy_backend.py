@@ -92,6 +92,14 @@ def test_cuda_dir_writes_the_sources_the_module_compiles(tmp_path, capsys):
     assert all(kept[f"{name[:-3]}_cu"].strip("\n") == text.strip("\n") for name, text in written.items())
 
 
+def test_every_cuda_source_defines_what_nvrtc_lacks():
+    """CuPy compiles with NVRTC, which has no math.h: INFINITY and NAN come from the preamble
+    (nvcc includes math.h, so compiling with it would not tell)."""
+    _, program, _ = emit(ROOT / "specs/deepspeech.yaml", "cupy", "float32")
+    files = cuda_files(program)
+    assert "_ctc.cu" in files and all(text.startswith(cuda.PREAMBLE) for text in files.values())
+
+
 def _raw_strings(source: str) -> dict:
     """The module-level string constants of a module's source."""
     tree = ast.parse(source)

@@ -61,6 +61,14 @@ def comment(text: str) -> str:
                            for c in str(text))
 
 
+def raw_string(name: str, text: str) -> str:
+    """`name = r'''...'''`: CUDA source kept readable in the Python module. No spec text can
+    end the string (comment() escapes quotes and backslashes); this checks it."""
+    if "'''" in text or text.endswith("\\"):
+        raise ValueError(f"{name} cannot be a raw string")
+    return f"{name} = r'''\n{text.strip(chr(10))}\n'''"
+
+
 def threads(kernel: Kernel) -> int:
     """Threads per block: the widest member's columns, in whole warps, at most MAX_THREADS."""
     widest = max(_width(i) for i in kernel.body)

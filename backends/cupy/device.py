@@ -10,8 +10,9 @@ time step (warp-ctc's layout), in float64 and log space as the NumPy form comput
 import numpy as np
 
 from ...core.kernels import log_softmax
+from .cuda import PREAMBLE
 
-_CTC_CU = r'''
+_CTC_CU = PREAMBLE + r'''
 // CTC's forward (alpha) and backward (beta) variables in log space, float64, for a batch of
 // sequences: lp (T, B, S) the log-probabilities on the extended label sequence (blanks between
 // the labels), skip (B, S) whether position s may be reached from s - 2.

@@ -12,7 +12,7 @@ from ...core import kernels
 from ...compiler.program import Program
 from ..numpy import emit as numpy_emit
 from ..numpy import helpers
-from . import device
+from . import cuda, device
 from .passes import CudaPasses
 
 MODULES = (kernels, helpers, device)        # later ones replace earlier functions of the same name
@@ -39,7 +39,7 @@ def emit(prog: Program, spec_name: str, spec_file: str, dtype: str = "float64") 
              _sources(closure), numpy_emit._aliases(closure, used), *e.definitions(), *passes, numpy_emit._DRIVER]
     files = {f"{name}.cu": text for name, text in e.cuda.items()}
     if any(n == "_CTC_CU" for n, _ in closure):
-        files["_ctc.cu"] = device._CTC_CU.lstrip("\n")
+        files["_ctc.cu"] = device._CTC_CU
     return "\n\n".join(p.rstrip() for p in parts) + "\n", files
 
 
@@ -49,8 +49,7 @@ def _sources(closure: list) -> str:
            "device versions (backends/cupy/device.py) ----"]
     for name, obj in closure:
         if isinstance(obj, str) and "\n" in obj:
-            assert "'''" not in obj and not obj.endswith("\\"), f"{name} cannot be a raw string"
-            out.append(f"{name} = r'''{obj}'''\n")
+            out.append(cuda.raw_string(name, obj) + "\n")
         else:
             out.append(numpy_emit._source(obj, name))
     return "\n\n".join(s.rstrip() for s in out)

@@ -4,9 +4,9 @@ each kernel one CUDA launch.
 The operands of a kernel are the numba backend's (backends/numba/passes.py): a view is passed as
 its base with a column offset, an adjoint at another step as that step's row, a guard for the BPTT
 window as a flag. A CUDA kernel reads raw pointers, so each array it gets must be C-contiguous
-with a row length known here: arrays this module allocates itself are (step buffers, adjoints,
-kernel outputs); anything else a kernel only reads (parameters, a carried state, a value a CuPy
-call made) goes through _xp.ascontiguousarray, which returns a contiguous array as it is.
+with a row length known here: the step buffers and adjoints this module allocates are; anything
+else a kernel only reads (parameters, a carried state, a value a CuPy call made) goes through
+_xp.ascontiguousarray, which returns a contiguous array as it is.
 Every kernel is written for float32 and float64 (cuda.py); forward() and backward() pick one by
 _dtype. Everything outside kernels is a CuPy call, the products cuBLAS GEMMs through _xp.matmul.
 """
@@ -40,7 +40,7 @@ class CudaPasses(KernelPasses):
             return []
         out = ["# ---- CUDA kernels (compiled by CuPy on first use): one block of threads per row ----"]
         for name, source in self.cuda.items():
-            out.append(f"{name}_cu = r'''\n{source}\n'''\n"
+            out.append(f"{cuda.raw_string(name + '_cu', source)}\n"
                        f"{name}_f32 = cupy.RawKernel({name}_cu, {name + '_f32'!r})\n"
                        f"{name}_f64 = cupy.RawKernel({name}_cu, {name + '_f64'!r})")
         return out
@@ -114,8 +114,8 @@ def _written(kernel: Kernel, operands: dict) -> set:
 
 
 def _owned(prog) -> set:
-    """Buffers the module allocates itself, C-contiguous: step buffers, adjoints and the outputs
-    of kernels outside loops (written whole)."""
+    """Buffers a kernel may read without a copy: the step buffers and adjoints the module
+    allocates itself, C-contiguous."""
     names = {i.out.name for i in instructions(prog.forward + prog.backward) if i.out.view is None
              and i.mode is Mode.STEP}
     return names | {g.name for g in prog.grads if g.view is None}
