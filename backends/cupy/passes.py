@@ -55,12 +55,13 @@ class CudaPasses(KernelPasses):
         self.last_line = None
         if kernel.mode is not Mode.STEP:
             self._allocate(kernel)
-        written = _written(kernel, cuda.in_memory(kernel, operands))     # a value in a register is not passed
+        live = cuda.in_memory(kernel, operands)           # a value kept in a register is not passed
+        written = _written(kernel, live)
         self.cuda[kernel.name] = "\n\n".join([cuda.PREAMBLE] + [cuda.render(kernel, operands, self.widths, written, dt)
                                                                for dt in (np.float32, np.float64)])
         axis = kernel.body[0].out.axis
         rows = f"_T_{axis} * _B" if kernel.mode is Mode.SEQ else "_B"
-        passed = {o.code: o for o in cuda.in_memory(kernel, operands).values()}
+        passed = {o.code: o for o in live.values()}
         args = [rows] + [self._guarded(o, code in written) for code, o in passed.items()]
         self.put(_launch(f"({kernel.name}_f32 if _single else {kernel.name}_f64)(_grid({rows}), "
                          f"({cuda.threads(kernel)},), (", args))
