@@ -106,20 +106,6 @@ def _windows(xp, x, kh, kw, stride, pad):
     return xp.lib.stride_tricks.as_strided(x, shape, x.strides[:-2] + (sh * stride, sw * stride, sh, sw))
 
 
-def maxpool2d_vjp(xp, x, y, dy, size=2, stride=0):
-    size, stride = int(size), int(stride or size)
-    win = _windows(xp, x, size, size, stride, 0)
-    flat = win.reshape(win.shape[:-2] + (size * size,))
-    first = (flat.argmax(axis=-1)[..., None] == xp.arange(size * size))     # one max per window
-    first = first.reshape(win.shape)
-    grad = xp.zeros_like(x)
-    for i in range(size):
-        for j in range(size):
-            grad[..., i:i + stride * y.shape[-2]:stride, j:j + stride * y.shape[-1]:stride] += \
-                first[..., i, j] * dy
-    return grad
-
-
 # ---- CTC --------------------------------------------------------------------------------------
 
 def _ctc_lengths(xp, T, B, labels, lengths):

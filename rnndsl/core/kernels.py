@@ -324,7 +324,7 @@ def maxpool2d_vjp(xp, x, y, dy, size=2, stride=0):
     size, stride = int(size), int(stride or size)
     win = _windows(xp, x, size, size, stride, 0)
     flat = win.reshape(win.shape[:-2] + (size * size,))
-    first = (flat.argmax(axis=-1)[..., None] == np.arange(size * size))     # one max per window
+    first = (flat.argmax(axis=-1)[..., None] == xp.arange(size * size))     # one max per window
     first = first.reshape(win.shape)
     grad = xp.zeros_like(x)
     for i in range(size):
