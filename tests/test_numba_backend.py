@@ -14,7 +14,7 @@ import rnndsl
 from rnndsl import backends
 from rnndsl.semantics.inputs import random_batch
 
-from conftest import SPECS
+from conftest import ROOT, SPECS
 from test_backend import assert_forward_matches, random_specs, setup
 
 pytest.importorskip("numba")
@@ -160,3 +160,18 @@ def test_compiled_ctc_recursions_equal_the_numpy_forms(T, B, U, seed):
     t_end, s_end = y_len - 1, 2 * label_len
     np.testing.assert_allclose(compiled["_ctc_beta"](lp, skip, t_end, s_end),
                                kernels._ctc_beta(lp, skip, t_end, s_end), rtol=1e-12)
+
+
+def test_an_lstm_step_is_one_column_loop_each_way_with_the_gate_values_in_registers():
+    """Tiles (backends/numba/tiles.py): the 4H-wide gate sum, the 3H-wide sigmoid and the H-wide
+    cell update share one loop over H columns, so the summed pre-activations forward and the
+    gates' adjoints backward never reach memory (they are not even passed)."""
+    source = rnndsl.compile(ROOT / "specs" / "lstm.yaml", backend="numba").source
+    calls = re.findall(r"\n {8,}\(?(_k\d+)_f32\b", source)
+    assert len(calls) == 2                                   # one kernel per step, each way
+    for name in calls:
+        body = source.split(f"def {name}_f32(")[1].split("\n\n")[0]
+        assert body.count("for _j in range(") == 1, body
+    backward = source.split("def backward(")[1]
+    step_call = next(line for line in backward.split("\n") if "_f32 if _single" in line and "[_t]" in line)
+    assert "d_g" not in step_call and "d_i" not in step_call

@@ -33,8 +33,9 @@ import numpy as np
 
 from ...core import scalar
 from ...core.ops import TABLE
-from ...compiler.program import Instr, Kernel, Ref
-from ..numba.passes import Operand, _accesses, _blocks, _key, _registers, _width
+from ...compiler.program import Kernel, Ref
+from ..numba import tiles
+from ..numba.passes import Operand, _key
 
 # What every kernel source starts with: INFINITY and NAN come from math.h, which NVRTC (CuPy's
 # compiler) does not include; nvcc and the host harness have them already.
@@ -71,7 +72,7 @@ def raw_string(name: str, text: str) -> str:
 
 def threads(kernel: Kernel) -> int:
     """Threads per block: the widest member's columns, in whole warps, at most MAX_THREADS."""
-    widest = max(_width(i) for i in kernel.body)
+    widest = max(t.width for t in tiles.tiles(kernel))
     return min(MAX_THREADS, max(32, -(-widest // 32) * 32))
 
 
@@ -89,51 +90,29 @@ def render(kernel: Kernel, operands: dict, widths: dict, written: set, dtype) ->
              f'extern "C" __global__ void {kernel.name}_{"f32" if single else "f64"}(',
              *(f"    {decl}{',' if i < len(params) - 1 else ')'}  {note}" for i, (decl, note) in enumerate(params)),
              "{", "    for (long long _row = blockIdx.x; _row < _rows; _row += gridDim.x) {"]
-    since: list = []                        # the members since the last barrier
-    for block in blocks(kernel, operands):
+    blocks = tiles.blocks(tiles.tiles(kernel), operands)
+    registers = tiles.registers(kernel, blocks, operands)
+    since: list = []                        # the tiles since the last barrier
+    for block in blocks:
         if since and not _same_threads(since + block, operands):
             lines.append("        __syncthreads();        // the next block reads columns other threads wrote")
             since = []
         since += block
-        lines += _block(block, kernel, operands, names, widths, single)
+        lines += _block(block, operands, names, widths, registers, single)
     return "\n".join(lines + ["    }", "}"])
-
-
-def blocks(kernel: Kernel, operands: dict) -> list:
-    """The numba backend's column blocks, consecutive ones of one width joined where every
-    column stays one thread's (the LSTM's backward step: one loop where numba has three)."""
-    out: list = []
-    for block in _blocks(kernel.body, operands):
-        if out and _width(out[-1][0]) == _width(block[0]) and _same_threads(out[-1] + block, operands):
-            out[-1] = out[-1] + block
-        else:
-            out.append(block)
-    return out
 
 
 def in_memory(kernel: Kernel, operands: dict) -> dict:
     """The operands a kernel touches in memory: not those of values kept in registers."""
-    registers = set().union(*(_registers(block, kernel) for block in blocks(kernel, operands)))
-    return {k: o for k, o in operands.items() if k not in registers}
+    return tiles.in_memory(kernel, operands)
 
 
-def _same_threads(members: list, operands: dict) -> bool:
-    """Whether no column is written by one thread and touched by another among these members:
-    all loop over columns (thread t takes j = t, t + blockDim, ...), so two accesses of an array
-    at one column offset meet in one thread, and accesses at two offsets must not overlap where
-    one of them writes."""
-    if not all(_width(i) for i in members):
-        return False                         # a value per row is written by the first thread only
-    spans: dict = {}
-    for instr in members:
-        for code, start, written in _accesses(instr, operands):
-            spans.setdefault(code, []).append((start, _width(instr), written))
-    return not any(_conflict(a, b) for accesses in spans.values() for a in accesses for b in accesses)
-
-
-def _conflict(a: tuple, b: tuple) -> bool:
-    (s1, w1, write1), (s2, w2, write2) = a, b
-    return (write1 or write2) and s1 != s2 and s1 < s2 + w2 and s2 < s1 + w1
+def _same_threads(some: list, operands: dict) -> bool:
+    """Whether no column is written by one thread and touched by another among these tiles: all
+    loop over columns (thread t takes j = t, t + blockDim, ...), so two accesses of an array at
+    one column offset meet in one thread, and accesses at two offsets must not overlap where
+    one of them writes; a value per row is written by the first thread only."""
+    return all(t.width for t in some) and tiles.ordered(some, operands)
 
 
 def _param(i: int, code: str, key: tuple, o: Operand, writes: bool, single: bool) -> tuple:
@@ -144,31 +123,38 @@ def _param(i: int, code: str, key: tuple, o: Operand, writes: bool, single: bool
     return f"{'' if writes else 'const '}{base}* __restrict__ _o{i}", comment(code)
 
 
-def _block(block: list, kernel: Kernel, operands: dict, names: dict, widths: dict, single: bool) -> list:
+def _block(block: list, operands: dict, names: dict, widths: dict, registers: dict, single: bool) -> list:
     """One column block: a loop of the block's threads over its columns, or, for members with
     one value per row, the block's first thread."""
-    registers = _registers(block, kernel)
     body, last = [], None
-    for instr in block:
-        if instr.line and instr.line != last:
-            body += [comment(line) for line in str(instr.line).split("\n") if line]
-            last = instr.line
-        body += _member(instr, operands, names, widths, registers, single)
-    width = _width(block[0])
-    head = (f"        for (long long _j = threadIdx.x; _j < {width}; _j += blockDim.x) {{" if width
+    for tile in block:
+        line = tile.instr.line
+        if line and line != last:
+            body += [comment(text) for text in str(line).split("\n") if text]
+            last = line
+        body += _member(tile, operands, names, widths, registers, single)
+    head = (f"        for (long long _j = threadIdx.x; _j < {block[0].width}; _j += blockDim.x) {{" if block[0].width
             else "        if (threadIdx.x == 0) {")
     return [head] + ["            " + line for line in body] + ["        }"]
 
 
-def _member(instr: Instr, operands: dict, names: dict, widths: dict, registers: dict, single: bool) -> list:
-    """One member at column _j: target (+)= formula, or a register holding the value."""
+def _member(tile, operands: dict, names: dict, widths: dict, registers: dict, single: bool) -> list:
+    """One tile at column _j: target (+)= formula, or a register holding the value."""
+    instr = tile.instr
     template = TABLE[instr.op].scalar
-    index = lambda ref: registers.get(_key(ref)) or _index(operands[_key(ref)], names[_key(ref)], widths)
+
+    def place(ref):
+        o = operands[_key(ref)]
+        return (o.code, tiles.column(o, tile)) if o.kind == "rows" else None
+
+    def index(ref):
+        o = operands[_key(ref)]
+        return registers.get(place(ref)) or _index(Operand(o.code, o.kind, tiles.column(o, tile)), names[_key(ref)], widths)
     bound = {name: (index(a) if isinstance(a, Ref) else literal(a, single)) for name, a in zip(template.args, instr.args)}
     bound.update({k: literal(v, single) for k, v in instr.attrs})
     value = scalar.c_expr(template, bound, np.float32 if single else np.float64)
     where = instr.target if instr.target is not None else Ref(instr.out)
-    register = registers.get(_key(where))
+    register = registers.get(place(where))
     if register:
         return [f"const {'float' if single else 'double'} {register} = {value};"]
     write = f"{index(where)} {'+=' if instr.accumulate else '='} {value};"

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...compiler.program import Buf, Instr, Kernel, Loop, Mode, Ref, Role, instructions
+from ...compiler.program import Buf, Kernel, Loop, Mode, Ref, Role, instructions
 from ...core import scalar
 from ...core.ops import TABLE, Op
-from . import ctc
+from . import ctc, tiles
 from ..numpy.passes import INDENT, Passes, _comments
 
 JIT = 'numba.njit(error_model="numpy", fastmath={"contract"}, cache=globals().get("__file__", "").endswith(".py"))'
@@ -184,88 +184,40 @@ def _codes(operands: dict) -> list:
 
 
 def _in_memory(kernel: Kernel, operands: dict) -> dict:
-    """The operands a kernel touches in memory: a member's value kept in a register is not
-    passed at all."""
-    registers = set().union(*(_registers(block, kernel) for block in _blocks(kernel.body, operands)))
-    return {k: o for k, o in operands.items() if k not in registers}
+    return tiles.in_memory(kernel, operands)
 
 
 def _render(kernel: Kernel, operands: dict, dtype) -> str:
-    """The kernel's source for one dtype: per row, its members in blocks of one column loop."""
+    """The kernel's source for one dtype: per row, its members' tiles in blocks of one column
+    loop (tiles.py), values no other loop touches in registers."""
     single = np.dtype(dtype) == np.float32
-    live = _in_memory(kernel, operands)
+    live = tiles.in_memory(kernel, operands)
     position = {code: i for i, code in enumerate(_codes(live))}
     names = {k: f"_o{position[o.code]}" for k, o in live.items()}
     params = [f"_o{i}" for i in range(len(position))]
     lines = [f"@{JIT}", f"def {kernel.name}_{'f32' if single else 'f64'}(_B, {', '.join(params)}):",
              f"{INDENT}for _b in range(_B):"]
-    for block in _blocks(kernel.body, operands):
-        registers = _registers(block, kernel)
-        statements = [_member(i, operands, names, registers, single) for i in block]
-        width = _width(block[0])
-        if width:
-            lines += [f"{2 * INDENT}for _j in range({width}):"] + [3 * INDENT + line for st in statements for line in st]
+    blocks = tiles.blocks(tiles.tiles(kernel), operands)
+    registers = tiles.registers(kernel, blocks, operands)
+    for block in blocks:
+        statements = [_member(t, operands, names, registers, single) for t in block]
+        if block[0].width:
+            lines += [f"{2 * INDENT}for _j in range({block[0].width}):"] + [3 * INDENT + line for st in statements for line in st]
         else:
             lines += [2 * INDENT + line for st in statements for line in st]
     return "\n".join(lines)
 
 
-def _width(instr: Instr) -> int:
-    target = instr.target.buf if instr.target is not None else instr.out
-    return target.dims[0] if target.rank else 0
-
-
-def _accesses(instr: Instr, operands: dict) -> list:
-    """(array code, first column, whether written) of each array a member touches."""
-    target = instr.target if instr.target is not None else Ref(instr.out)
-    out = [(operands[_key(target)], True)] + [(operands[_key(r)], False) for r in instr.refs]
-    return [(o.code, o.start, written) for o, written in out if o.kind in ("rows", "row")]
-
-
-def _blocks(body: tuple, operands: dict) -> list:
-    """Consecutive members of one width share a column loop when each array written in the
-    block is touched at one column offset throughout it: then column j of every member sees
-    exactly what running the members one after another would."""
-    blocks: list = []
-    for instr in body:
-        block = blocks[-1] if blocks else None
-        if block and _width(block[0]) == _width(instr) and _width(instr) and _aligned(block + [instr], operands):
-            block.append(instr)
-        else:
-            blocks.append([instr])
-    return blocks
-
-
-def _aligned(block: list, operands: dict) -> bool:
-    starts: dict = {}
-    written = set()
-    for instr in block:
-        for code, start, write in _accesses(instr, operands):
-            starts.setdefault(code, set()).add(start)
-            if write:
-                written.add(code)
-    return all(len(starts[code]) == 1 for code in written)
-
-
-def _registers(block: list, kernel: Kernel) -> dict:
-    """Members whose value nothing outside their block reads: key -> a local variable."""
-    base = lambda b: b.view[0] if b.view else b.name
-    inside = {id(i) for i in block}
-    elsewhere = {base(r.buf) for i in kernel.body if id(i) not in inside for r in i.refs}
-    outputs = {base(b) for i in kernel.body for b in [i.out] if b.name in kernel.outputs or base(b) in kernel.outputs}
-    out = {}
-    for n, instr in enumerate(block):
-        b = instr.out
-        if instr.target is None and base(b) not in elsewhere | outputs and not instr.out.view \
-                and all(base(r.buf) != base(b) or r.offset == 0 for i in block for r in i.refs):
-            out[_key(Ref(b))] = f"_r{n}"
-    return out
-
-
-def _member(instr: Instr, operands: dict, names: dict, registers: dict, single: bool) -> list:
-    """One member at column j: target[b, j] (+)= formula(arguments[b, j])."""
+def _member(tile, operands: dict, names: dict, registers: dict, single: bool) -> list:
+    """One tile at column j: target[b, j] (+)= formula(arguments[b, j])."""
+    instr = tile.instr
     template = TABLE[instr.op].scalar
-    index = (lambda ref: registers.get(_key(ref)) or _index(operands[_key(ref)], names[_key(ref)]))
+
+    def index(ref):
+        o = operands[_key(ref)]
+        at = tiles.column(o, tile)
+        return registers.get((o.code, at)) if o.kind == "rows" and (o.code, at) in registers else \
+            _index(Operand(o.code, o.kind, at), names[_key(ref)])
     bound = {name: (index(a) if isinstance(a, Ref) else _literal(a, single)) for name, a in zip(template.args, instr.args)}
     bound.update({k: _literal(v, single) for k, v in instr.attrs})
     value = scalar.py_expr(template, bound, np.float32 if single else np.float64)

@@ -104,7 +104,8 @@ def _kernel(run: list, readers: dict, keep: set, counter) -> Kernel:
     for instr in run:
         buf = instr.target.buf if instr.target is not None else instr.out
         names = {buf.name, buf.view[0] if buf.view else buf.name}
-        if instr.target is not None or names & keep or any(readers.get(n, set()) - inside for n in names):
+        added = instr.target is not None and (instr.accumulate or instr.target.offset)    # into what is there
+        if added or names & keep or any(readers.get(n, set()) - inside for n in names):
             outputs.append(buf.name)
     return Kernel(f"_k{next(counter)}", tuple(run), tuple(dict.fromkeys(outputs)))
 
