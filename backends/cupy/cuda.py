@@ -8,13 +8,12 @@ for the host with a small compatibility header (tests/cuda_standin_kernels.py).
 
 The launch shape: one thread block per row (a batch row; for a kernel over all steps, a (t, b)
 row), the block's threads striding over the row's columns, the blocks striding over the rows.
-A row goes through the members in program order, in the column blocks the numba backend
-forms (consecutive members of one width that touch each array they write at one column offset:
-column j of every member then needs only what column j of the members before it wrote, which
-one thread computed). Thread t takes columns t, t + blockDim, ... of every block, so a block
-needs the row's threads to meet at __syncthreads() first only where it touches a column that
-another thread wrote since they last met: the LSTM's cell reads all four gates, which the
-sigmoid block wrote at other offsets (one barrier forward, one backward). So a kernel is one
+A row goes through the members' column tiles in program order, in the blocks the numba backend
+forms (backends/numba/tiles.py: tiles of one width share a loop where column j of each needs
+only what column j of the tiles before it wrote, which one thread computed). Thread t takes
+columns t, t + blockDim, ... of every block, so a block needs the row's threads to meet at
+__syncthreads() first only where it touches a column that another thread wrote since they last
+met (an LSTM step needs none: its gates are tiles of the cell's width). So a kernel is one
 launch, whatever its dependencies: splitting it into launches at those points would cost a
 launch (several microseconds, the whole of a small step's pointwise work) per split, and a
 thread per whole row would leave all but B threads of the GPU idle. A member that writes one
