@@ -53,8 +53,9 @@ def test_an_lstm_step_calls_one_compiled_kernel():
     """float32: one GEMM and one kernel a step (float64 runs its NumPy calls: numba's float64
     tanh and exp are libm calls, NumPy's are vectorised)."""
     source = rnndsl.compile(SPECS[0].parent / "lstm.yaml", backend="numba").source
-    loop = source.split("for _t in _range(_T_t):", 1)[1].split("\n        else:", 1)[0]
-    calls = [line.strip() for line in loop.splitlines() if line.strip() and not line.strip().startswith("#")]
+    loop = source.split("for _t in _range(_T_t):", 1)[1].splitlines()
+    lines = [line.strip() for line in loop if line.strip() and not line.strip().startswith("#")]
+    calls = lines[:lines.index("else:")]
     assert calls[0].startswith("_xp.matmul(") and calls[1] == "if _single:" and re.match(r"_k\d+_f32\(", calls[2])
     assert len(calls) == 3
 
@@ -167,7 +168,7 @@ def test_an_lstm_step_is_one_column_loop_each_way_with_the_gate_values_in_regist
     cell update share one loop over H columns, so the summed pre-activations forward and the
     gates' adjoints backward never reach memory (they are not even passed)."""
     source = rnndsl.compile(ROOT / "specs" / "lstm.yaml", backend="numba").source
-    calls = re.findall(r"\n {8,}\(?(_k\d+)_f32\b", source)
+    calls = sorted(set(re.findall(r"\n {8,}\(?(_k\d+)_f32\b", source)))
     assert len(calls) == 2                                   # one kernel per step, each way
     for name in calls:
         body = source.split(f"def {name}_f32(")[1].split("\n\n")[0]
@@ -175,3 +176,28 @@ def test_an_lstm_step_is_one_column_loop_each_way_with_the_gate_values_in_regist
     backward = source.split("def backward(")[1]
     step_call = next(line for line in backward.split("\n") if "_f32 if _single" in line and "[_t]" in line)
     assert "d_g" not in step_call and "d_i" not in step_call
+
+
+def test_a_few_rows_run_the_whole_loop_compiled_and_agree():
+    """backends/numba/loops.py: at B=1 each LSTM loop runs as one @njit function (products as
+    plain loops), and gives the float32 NumPy backend's loss and gradients; a float64 call
+    keeps the Python loop."""
+    fast = rnndsl.compile(ROOT / "specs" / "lstm.yaml", backend="numba", dtype="float32")
+    plain = rnndsl.compile(ROOT / "specs" / "lstm.yaml", backend="numpy", dtype="float32")
+    module, calls = fast.module, []
+    for name in ("_loop1", "_loop2"):
+        compiled = getattr(module, name)
+        setattr(module, name, lambda *a, _f=compiled, _n=name: (calls.append(_n), _f(*a))[1])
+    params = plain.init_params(0)
+    inputs = random_batch(plain.spec, 7, 1, 0)
+    loss, grads = fast.loss_and_grad(params, inputs)
+    assert calls == ["_loop1", "_loop2"]
+    want, want_grads = plain.loss_and_grad(params, inputs)
+    assert loss == pytest.approx(want, rel=1e-5)
+    for name, g in want_grads.items():
+        np.testing.assert_allclose(grads[name], g, rtol=0, atol=2e-4 * max(float(np.abs(g).max()), 1e-3))
+    calls.clear()
+    from rnndsl.semantics.inputs import prepare
+    batch = prepare(fast.spec, inputs)
+    module.backward(params, module.forward(params, batch.arrays, batch.lengths, np.float64))
+    assert calls == []

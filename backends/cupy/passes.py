@@ -27,6 +27,7 @@ _RESHAPE = re.compile(r"_xp\.reshape\(([^,]+), ")
 
 class CudaPasses(KernelPasses):
     imports = ("import cupy",)
+    compiles_loops = False         # a loop's steps are launches: there is no host loop to compile
 
     def __init__(self, prog, dtype: str = "float64"):
         super().__init__(prog, dtype)

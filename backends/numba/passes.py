@@ -19,8 +19,8 @@ import numpy as np
 from ...compiler.program import Buf, Kernel, Loop, Mode, Ref, Role, instructions
 from ...core import scalar
 from ...core.ops import TABLE, Op
-from . import ctc, tiles
-from ..numpy.passes import INDENT, Passes, _comments
+from . import ctc, loops, tiles
+from ..numpy.passes import INDENT, Passes, _comments, _gemm
 
 JIT = 'numba.njit(error_model="numpy", fastmath={"contract"}, cache=globals().get("__file__", "").endswith(".py"))'
 
@@ -34,14 +34,49 @@ class Operand:
 
 class KernelPasses(Passes):
     imports = ("import numba",)
+    compiles_loops = True          # whole loops as @njit functions for a few rows (loops.py)
 
     def __init__(self, prog, dtype: str = "float64"):
         super().__init__(prog, dtype)
         self.kernels: list = []
+        self.loops: list = []              # compiled whole loops, for small batches (loops.py)
         self.every = {b.name: b for b in prog.values + prog.grads}
 
     def definitions(self) -> list:
-        return self._ctc_loops() + self._kernel_definitions()
+        return self._ctc_loops() + self._kernel_definitions() + self._loop_definitions()
+
+    def _loop_definitions(self) -> list:
+        if not self.loops:
+            return []
+        import inspect
+        sources = [inspect.getsource(f) for f in loops.HELPERS.values()]
+        binds = [f"{name} = {JIT}({name})" for name in loops.HELPERS]
+        return ["# ---- whole loops compiled, for a few rows: products as plain loops (loops.py) ----",
+                *sources, "\n".join(binds), *self.loops]
+
+    def _loop(self, loop: Loop, backward: bool) -> None:
+        """The Python loop, and where every item is a kernel or a product with a parameter
+        matrix, the same loop compiled, which a few rows (B times the multiply-adds a row
+        takes per step at most loops.SMALL) run instead in float32."""
+        found = loops.body(self, loop, _gemm, lambda k, ops: _codes(tiles.in_memory(k, ops))) \
+            if self.compiles_loops else None
+        if found is None:
+            super()._loop(loop, backward)
+            return
+        lines, macs = found
+        name = f"_loop{len(self.loops) + 1}"
+        source, params = loops.function(name, loop, lines, JIT)
+        self.loops.append(source)
+        self.put(f"if _single and _B * {macs} <= {loops.SMALL}:        # a few rows: the loop compiled")
+        for p in params:
+            if p.startswith("_wT_"):
+                self.put(f"{INDENT}{p} = _xp.ascontiguousarray({p[4:]}.T)")
+        self.put(f"{INDENT}{name}({', '.join(params)})")
+        self.put("else:")
+        self.depth += 1
+        self._loop_weights(loop)
+        self._loop_steps(loop, backward)
+        self.depth -= 1
 
     def _kernel_definitions(self) -> list:
         if not self.kernels:

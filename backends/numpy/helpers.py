@@ -8,14 +8,15 @@ def outer_sum_shifted(xp, dy, x, k, fill=None, valid=None):
     also past each sequence's own end): a recurrent weight's gradient as one GEMM over the
     rows that have an x, plus the fill's share, without copying x shifted."""
     T, m, n = dy.shape[0], dy.shape[-1], x.shape[-1]
-    g = xp.zeros((m, n), dtype=dy.dtype)
     lo, hi = max(-k, 0), min(T, T - k)                   # the steps whose t + k is inside
     if lo < hi:
         rows, inside = dy[lo:hi], None if valid is None or k < 0 else valid[lo + k:hi + k]
         if inside is not None and not inside.all():
             rows = rows * inside.reshape(inside.shape + (1,))
-        g += rows.reshape(-1, m).T @ x[lo + k:hi + k].reshape(-1, n)
-    if fill is not None and k < 0:
+        g = rows.reshape(-1, m).T @ x[lo + k:hi + k].reshape(-1, n)
+    else:
+        g = xp.zeros((m, n), dtype=dy.dtype)
+    if fill is not None and k < 0 and fill.any():             # a zero start (the usual) adds nothing
         head = dy[:min(-k, T)].sum(axis=0)                    # (B, m): the steps that read the fill
         g += head.T @ xp.broadcast_to(fill, head.shape[:-1] + (n,))
     return g

@@ -198,11 +198,17 @@ class Passes:
         return f"_xp.matmul({wt}, {rows}.T).T"
 
     def _loop(self, loop: Loop, backward: bool) -> None:
-        steps = f"_range(_T_{loop.axis} - 1, -1, -1)" if loop.reverse else f"_range(_T_{loop.axis})"
-        direction = "backward" if loop.reverse else "forward"
+        self._loop_weights(loop)
+        self._loop_steps(loop, backward)
+
+    def _loop_weights(self, loop: Loop) -> None:
         weights = sorted({i.args[g[1]].buf.name for i in instructions(loop.body) for g in [_gemm(i)] if g})
         for w in weights:
             self.put(f"_wT_{w} = _xp.ascontiguousarray({w}.T)")
+
+    def _loop_steps(self, loop: Loop, backward: bool) -> None:
+        steps = f"_range(_T_{loop.axis} - 1, -1, -1)" if loop.reverse else f"_range(_T_{loop.axis})"
+        direction = "backward" if loop.reverse else "forward"
         self.put(f"# {'adjoint of the ' if backward else ''}recurrence {', '.join(loop.members)}, "
                  f"running {direction} over {loop.axis}")
         self.put(f"for _t in {steps}:")

@@ -55,6 +55,8 @@ def matmul(xp, a, b, ranks):
 def concat(xp, *parts, ranks):
     """Parts joined along their first spec axis; leading (batch, time) axes broadcast, so a
     step can be joined with a static value or a parameter."""
+    if all(p.ndim == r for p, r in zip(parts, ranks)):      # no leading axes (stacked weights)
+        return xp.concatenate(parts, axis=0)
     lead = np.broadcast_shapes(*[p.shape[:p.ndim - r] for p, r in zip(parts, ranks)])
     parts = [xp.broadcast_to(p, lead + p.shape[p.ndim - r:]) for p, r in zip(parts, ranks)]
     return xp.concatenate(parts, axis=-ranks[0])
