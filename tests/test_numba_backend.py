@@ -184,6 +184,10 @@ def test_a_few_rows_run_the_whole_loop_compiled_and_agree():
     keeps the Python loop."""
     fast = rnndsl.compile(ROOT / "specs" / "lstm.yaml", backend="numba", dtype="float32")
     plain = rnndsl.compile(ROOT / "specs" / "lstm.yaml", backend="numpy", dtype="float32")
+    from rnndsl.compiler.explain import explain
+    said = explain(fast, batch=1)
+    assert "loops compiled whole" in said and "running backward over t: for B <= 64" in said
+    assert "compiled whole" not in explain(plain)
     module, calls = fast.module, []
     for name in ("_loop1", "_loop2"):
         compiled = getattr(module, name)

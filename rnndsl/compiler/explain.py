@@ -1,6 +1,8 @@
 """`rnndsl compile --explain`: what the passes did, said in the spec's own terms."""
 from __future__ import annotations
 
+import re
+
 from ..core.ops import Op
 from .plan import nbytes
 from .program import GroupNote, Kernel, Loop, LoopNote, Mode, Program, Role, SinkNote, StackNote, instructions, kernels
@@ -25,11 +27,29 @@ def explain(model, steps: int = 100, batch: int = 32) -> str:
             where = f"per step ({', '.join(n.loop)})" if n.loop else "all steps at once"
             out.append(f"  {n.op}: {'; '.join(name(o) for o in n.outputs)}  [{where}]")
     out += _kernels(prog)
+    out += _compiled_loops(getattr(model, "source", ""), batch)
     out += ["", "weight gradients (one GEMM over all T*B rows, after the reverse loop)"]
     stacked = {n.stacked: "[" + ", ".join(n.weights) + "]" for n in stacks}
     out += ["  " + (", ".join(stacked.get(w, w) for w in _weight_gemms(prog)) or "none")]
     out += ["", *_buffers(prog, steps, batch, model.dtype.itemsize)]
     return "\n".join(out)
+
+
+def _compiled_loops(source: str, batch: int) -> list:
+    """The loops a kernel backend also compiled whole, and from the emitted module the rows
+    up to which forward() and backward() run them (backends/numba/loops.py)."""
+    lines, found = source.split("\n"), []
+    for i, line in enumerate(lines):
+        m = re.search(r"if _single and _B \* (\d+) <= (\d+):", line)
+        if not m:
+            continue
+        what = next((x.strip()[2:] for x in lines[i + 1:i + 8] if re.match(r"\s*# (adjoint of the )?recurrence", x)), "a loop")
+        per_row, limit = int(m.group(1)), int(m.group(2))
+        found.append(f"  {what}: for B <= {limit // per_row} ({per_row} multiply-adds a row per step; "
+                     f"{'yes' if batch * per_row <= limit else 'not'} at B={batch})")
+    if not found:
+        return []
+    return ["", "loops compiled whole for a few rows (float32; Python's cost per step would be the time)", *found]
 
 
 def _kernels(prog: Program) -> list:
