@@ -101,3 +101,12 @@ def _emit(spec, name: str) -> str:
     from rnndsl.semantics import timegraph
     program = schedule.schedule(spec, lower.lower(spec, timegraph.analyse(spec)), backends.runs_kernels(name))
     return backends.get(name).emit_module(program, spec.name, "spec.yaml", "float32")
+
+
+def test_the_first_whole_contribution_to_an_adjoint_writes_it():
+    """compiler/adjoints.py: d_h's first share (the output layer's, all steps at once, before
+    the reverse loop adds its own) writes the buffer, which then needs no zeros."""
+    model = rnndsl.compile(ROOT / "specs" / "lstm.yaml", backend="numpy")
+    assert "d_h" not in model.program.zeroed
+    backward = model.source.split("def backward(")[1]
+    assert "d_h[...] = _gemm(" in backward and "d_h += _gemm(" not in backward

@@ -3,7 +3,9 @@
     alias    an adjoint whose only contribution is a copy of another (the adjoint of a sum
              passes through unchanged) becomes that other buffer: no copy, no buffer
     direct   an adjoint with exactly one contribution is written, not accumulated, so it
-             needs no zeroing and no temporary (`xp.multiply(a, b, out=d_o[t])`)
+             needs no zeroing and no temporary (`xp.multiply(a, b, out=d_o[t])`); so is the
+             first of several where it covers the whole buffer before anything else touches
+             it (an LSTM's d_h: the output layer's share for all steps, then the loop adds)
 """
 from __future__ import annotations
 
@@ -118,6 +120,7 @@ def _swap(instr: Instr, renames: dict) -> Instr:
 def direct(backward: list) -> tuple:
     counts, viewed = _contributions(backward), _viewed(backward)
     single = {name for name, n in counts.items() if n == 1}
+    first = _first_whole(backward, counts, viewed)
     written = set()
 
     def visit(items):
@@ -128,7 +131,7 @@ def direct(backward: list) -> tuple:
                 continue
             t = item.target
             if (t is not None and t.buf.name in single and t.offset == 0 and t.fill is None
-                    and not _overlaps(t.buf, viewed, counts)):
+                    and not _overlaps(t.buf, viewed, counts)) or id(item) in first:
                 written.add(t.buf.name)
                 item = replace(item, accumulate=False)
             out.append(item)
@@ -136,6 +139,25 @@ def direct(backward: list) -> tuple:
 
     backward = visit(backward)
     return backward, written | _tiled(backward, viewed, counts, written)
+
+
+def _first_whole(backward: list, counts: dict, viewed: dict) -> set:
+    """ids of the first contributions to adjoints with several that come at the top level, for
+    all steps at once, before anything else reads or adds into the adjoint (or its base)."""
+    base = lambda b: b.view[0] if b.view else b.name
+    touched, first = set(), set()
+    for item in backward:
+        inner = instructions([item])
+        t = item.target if not isinstance(item, Loop) else None
+        if (t is not None and item.accumulate and counts.get(t.buf.name, 0) > 1 and t.offset == 0
+                and t.fill is None and item.mode in (Mode.SEQ, Mode.STATIC) and t.buf.axis is not None
+                and base(t.buf) not in touched and not _overlaps(t.buf, viewed, counts)):
+            first.add(id(item))
+        for i in inner:
+            touched |= {base(r.buf) for r in i.refs} | {base(r.fill) for r in i.refs if r.fill is not None}
+            if i.target is not None:
+                touched.add(base(i.target.buf))
+    return first
 
 
 def _tiled(backward: list, viewed: dict, counts: dict, written: set) -> set:

@@ -292,8 +292,8 @@ def backward(_params, _tape, _truncate=None, _buffers=None):
     d__loss = _scratch(_xp, _buffers, 'd__loss', (_B,) + (), _dtype, True)
     d__t12 = _scratch(_xp, _buffers, 'd__t12', (_T_t, _B) + (), _dtype, False)
     d_y = _scratch(_xp, _buffers, 'd_y', (_T_t, _B) + (5,), _dtype, False)
-    d_hb = _scratch(_xp, _buffers, 'd_hb', (_T_t, _B) + (8,), _dtype, True)
-    d_hf = _scratch(_xp, _buffers, 'd_hf', (_T_t, _B) + (8,), _dtype, True)
+    d_hb = _scratch(_xp, _buffers, 'd_hb', (_T_t, _B) + (8,), _dtype, False)
+    d_hf = _scratch(_xp, _buffers, 'd_hf', (_T_t, _B) + (8,), _dtype, False)
     d__t8 = _scratch(_xp, _buffers, 'd__t8', (_T_t, _B) + (8,), _dtype, False)
     d__z1 = _scratch(_xp, _buffers, 'd__z1', (_T_t, _B) + (16,), _dtype, False)
     d__t4 = _scratch(_xp, _buffers, 'd__t4', (_T_t, _B) + (8,), _dtype, False)
@@ -307,9 +307,9 @@ def backward(_params, _tape, _truncate=None, _buffers=None):
     # y[t] = V_f @ hf[t] + V_b @ hb[t] + c  (birnn.yaml:26)
     d_c[...] = _sum_to_param(_xp, d_y, 1)
     d_V_b[...] = _matmul_vjp(_xp, d_y, hb, ra=2, rb=1, side=0, summed=1)
-    d_hb += _gemm(_xp, d_y, V_b)
+    d_hb[...] = _gemm(_xp, d_y, V_b)
     d_V_f[...] = _matmul_vjp(_xp, d_y, hf, ra=2, rb=1, side=0, summed=1)
-    d_hf += _gemm(_xp, d_y, V_f)
+    d_hf[...] = _gemm(_xp, d_y, V_f)
     _wT_U_b = _xp.ascontiguousarray(U_b.T)
     # adjoint of the recurrence hb, running forward over t
     for _t in _range(_T_t):

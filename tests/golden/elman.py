@@ -243,7 +243,7 @@ def backward(_params, _tape, _truncate=None, _buffers=None):
     d__loss = _scratch(_xp, _buffers, 'd__loss', (_B,) + (), _dtype, True)
     d__t6 = _scratch(_xp, _buffers, 'd__t6', (_T_t, _B) + (), _dtype, False)
     d_y = _scratch(_xp, _buffers, 'd_y', (_T_t, _B) + (4,), _dtype, False)
-    d_h = _scratch(_xp, _buffers, 'd_h', (_T_t, _B) + (16,), _dtype, True)
+    d_h = _scratch(_xp, _buffers, 'd_h', (_T_t, _B) + (16,), _dtype, False)
     d__t4 = _scratch(_xp, _buffers, 'd__t4', (_T_t, _B) + (16,), _dtype, False)
     d__loss[...] = 1.0 / _B
     # loss: mean_t cross_entropy(y[t], target[t])
@@ -252,7 +252,7 @@ def backward(_params, _tape, _truncate=None, _buffers=None):
     # y[t] = W_hy @ h[t] + b_y  (elman.yaml:17)
     d_b_y[...] = _sum_to_param(_xp, d_y, 1)
     d_W_hy[...] = _matmul_vjp(_xp, d_y, h, ra=2, rb=1, side=0, summed=1)
-    d_h += _gemm(_xp, d_y, W_hy)
+    d_h[...] = _gemm(_xp, d_y, W_hy)
     _wT_W_hh = _xp.ascontiguousarray(W_hh.T)
     # adjoint of the recurrence h, running backward over t
     for _t in _range(_T_t - 1, -1, -1):

@@ -361,7 +361,7 @@ def backward(_params, _tape, _truncate=None, _buffers=None):
     d__loss = _scratch(_xp, _buffers, 'd__loss', (_B,) + (), _dtype, True)
     d__t21 = _scratch(_xp, _buffers, 'd__t21', (_T_t, _B) + (), _dtype, False)
     d_y = _scratch(_xp, _buffers, 'd_y', (_T_t, _B) + (65,), _dtype, False)
-    d_h = _scratch(_xp, _buffers, 'd_h', (_T_t, _B) + (32,), _dtype, True)
+    d_h = _scratch(_xp, _buffers, 'd_h', (_T_t, _B) + (32,), _dtype, False)
     d__e5 = _scratch(_xp, _buffers, 'd__e5', (_B,) + (96,), _dtype, False)
     d__t19 = _scratch(_xp, _buffers, 'd__t19', (_B,) + (32,), _dtype, False)
     d_c = _scratch(_xp, _buffers, 'd_c', (_T_t, _B) + (32,), _dtype, True)
@@ -382,7 +382,7 @@ def backward(_params, _tape, _truncate=None, _buffers=None):
     # y[t] = W_y @ h[t] + b_y  (lstm.yaml:36)
     d_b_y[...] = _sum_to_param(_xp, d_y, 1)
     d_W_y[...] = _matmul_vjp(_xp, d_y, h, ra=2, rb=1, side=0, summed=1)
-    d_h += _gemm(_xp, d_y, W_y)
+    d_h[...] = _gemm(_xp, d_y, W_y)
     _wT__w2 = _xp.ascontiguousarray(_w2.T)
     # adjoint of the recurrence i, f, o, g, c, h, running backward over t
     for _t in _range(_T_t - 1, -1, -1):
