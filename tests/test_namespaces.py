@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 import rnndsl
+from rnndsl import backends
 from rnndsl.backends.numpy.passes import _comment
 from rnndsl.core.ops import BY_SPELLING
 
@@ -127,6 +128,43 @@ def _check_renamed(renames: dict) -> None:
     for role in base_values:
         np.testing.assert_allclose(values[role], base_values[role], rtol=1e-12, atol=1e-14, err_msg=role)
     np.testing.assert_allclose(final, base_final, rtol=1e-12)
+
+
+COMPILED_LOOP = """
+name: loops
+dims: {{V: 4, H: 3}}
+inputs:
+  x: {{onehot: V, axis: t}}
+  y: {{index: V, axis: t}}
+params:
+  W: {{shape: [H, V]}}
+  U: {{shape: [H, H]}}
+  O: {{shape: [V, H]}}
+state:
+  {h}: {{init: zeros}}
+equations: |
+  {h}[t] = tanh(W @ x[t] + U @ {h}[t-1])
+  z[t] = O @ {h}[t]
+loss: mean_t cross_entropy(z[t], y[t])
+"""
+
+
+@pytest.mark.skipif(not backends.available("numba"), reason="numba is not installed")
+@pytest.mark.parametrize("name", ["range", "len", "float", "bool", "dict", "numba", "np", "tanh_f32", "Loop"])
+def test_names_from_the_numba_module_change_nothing_there(name):
+    """The numba module in float32 runs a few rows' loops compiled whole (backends/numba/
+    loops.py), a function of its own: a recurrent variable named range broke its
+    `for _t in range(...)` until it used the module's _range."""
+    def run(h):
+        model = rnndsl.compile(COMPILED_LOOP.format(h=h), backend="numba", dtype="float32")
+        assert "_loop1(" in model.source
+        ids = np.random.default_rng(0).integers(0, 4, (6, 2))
+        params = rnndsl.compile(COMPILED_LOOP.format(h="nhh"), backend="numpy").init_params(seed=1)
+        return model.loss_and_grad(params, {"x": ids[:-1], "y": ids[1:], "lengths": np.array([5, 3])})
+    (loss, grads), (want, want_grads) = run(name), run("nhh")
+    assert loss == want
+    for k in want_grads:
+        np.testing.assert_array_equal(grads[k], want_grads[k])
 
 
 # ---- hostile text in every string a spec carries ---------------------------------------------

@@ -53,7 +53,7 @@ def test_an_lstm_step_calls_one_compiled_kernel():
     """float32: one GEMM and one kernel a step (float64 runs its NumPy calls: numba's float64
     tanh and exp are libm calls, NumPy's are vectorised)."""
     source = rnndsl.compile(SPECS[0].parent / "lstm.yaml", backend="numba").source
-    loop = source.split("for _t in _range(_T_t):", 1)[1].splitlines()
+    loop = source.split("def forward(")[1].split("for _t in _range(_T_t):", 1)[1].splitlines()
     lines = [line.strip() for line in loop if line.strip() and not line.strip().startswith("#")]
     calls = lines[:lines.index("else:")]
     assert calls[0].startswith("_xp.matmul(") and calls[1] == "if _single:" and re.match(r"_k\d+_f32\(", calls[2])

@@ -16,7 +16,6 @@ compiled loop wins up to about 2^18 multiply-adds a step.
 from __future__ import annotations
 
 import ast
-import builtins
 
 from ...compiler.program import Instr, Kernel, Loop, Mode
 
@@ -90,12 +89,13 @@ def _product(passes, instr: Instr, g, weight: str, loop: Loop) -> list | None:
 
 def function(name: str, loop: Loop, lines: list, jit: str) -> tuple:
     """(the @njit function's source, its parameters): every name the body reads that is not
-    the step, a module function or a builtin."""
-    steps = f"range(_T_{loop.axis} - 1, -1, -1)" if loop.reverse else f"range(_T_{loop.axis})"
+    the step or a module function (min is an op, so no spec names a variable so; a variable
+    may be called range or len: the module's own range is _range)."""
+    steps = f"_range(_T_{loop.axis} - 1, -1, -1)" if loop.reverse else f"_range(_T_{loop.axis})"
     text = "\n".join(lines)
     read = {n.id for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Name)}
-    own = {n for n in read if n.endswith("_f32") and n.startswith("_k")} | set(HELPERS)
-    params = [f"_T_{loop.axis}", "_B"] + sorted(read - own - {"_t", f"_T_{loop.axis}", "_B"} - set(dir(builtins)))
+    own = {n for n in read if n.endswith("_f32") and n.startswith("_k")} | set(HELPERS) | {"min"}
+    params = [f"_T_{loop.axis}", "_B"] + sorted(read - own - {"_t", f"_T_{loop.axis}", "_B"})
     source = "\n".join([f"@{jit}", f"def {name}({', '.join(params)}):", f"    for _t in {steps}:"]
                        + ["        " + line for line in lines])
     return source, params
