@@ -34,7 +34,8 @@ from ...core import scalar
 from ...core.ops import TABLE
 from ...compiler.program import Kernel, Ref
 from ..numba import tiles
-from ..numba.passes import Operand, _key
+from ..numba.passes import Operand
+from ..numba.tiles import key as _key
 
 # What every kernel source starts with: INFINITY and NAN come from math.h, which NVRTC (CuPy's
 # compiler) does not include; nvcc and the host harness have them already.
@@ -79,7 +80,7 @@ def render(kernel: Kernel, operands: dict, widths: dict, written: set, dtype) ->
     """The kernel's function for one precision: its parameters (the rows, then each distinct
     array once, in the order the caller passes them) and its body."""
     single = np.dtype(dtype) == np.float32
-    live = in_memory(kernel, operands)                  # a value kept in a register is not passed
+    live = tiles.in_memory(kernel, operands)            # a value kept in a register is not passed
     codes = list(dict.fromkeys(o.code for o in live.values()))
     names = {k: f"_o{codes.index(o.code)}" for k, o in live.items()}
     kinds = {o.code: (k, o) for k, o in live.items()}
@@ -99,11 +100,6 @@ def render(kernel: Kernel, operands: dict, widths: dict, written: set, dtype) ->
         since += block
         lines += _block(block, operands, names, widths, registers, single)
     return "\n".join(lines + ["    }", "}"])
-
-
-def in_memory(kernel: Kernel, operands: dict) -> dict:
-    """The operands a kernel touches in memory: not those of values kept in registers."""
-    return tiles.in_memory(kernel, operands)
 
 
 def _same_threads(some: list, operands: dict) -> bool:

@@ -17,7 +17,9 @@ import re
 import numpy as np
 
 from ...compiler.program import Kernel, Loop, Mode, Ref, instructions
-from ..numba.passes import KernelPasses, _key
+from ..numba import tiles
+from ..numba.passes import KernelPasses
+from ..numba.tiles import key as _key
 from ..numpy.passes import INDENT, _comments
 from . import cuda
 
@@ -56,7 +58,7 @@ class CudaPasses(KernelPasses):
         self.last_line = None
         if kernel.mode is not Mode.STEP:
             self._allocate(kernel)
-        live = cuda.in_memory(kernel, operands)           # a value kept in a register is not passed
+        live = tiles.in_memory(kernel, operands)           # a value kept in a register is not passed
         written = _written(kernel, live)
         self.cuda[kernel.name] = "\n\n".join([cuda.PREAMBLE] + [cuda.render(kernel, operands, self.widths, written, dt)
                                                                for dt in (np.float32, np.float64)])

@@ -18,6 +18,8 @@ from __future__ import annotations
 import ast
 
 from ...compiler.program import Instr, Kernel, Loop, Mode
+from ..numpy.passes import _gemm
+from . import tiles
 
 SMALL = 2 ** 18
 
@@ -45,7 +47,7 @@ def _mm_add(a, w, out):
 HELPERS = {"_mm": _mm, "_mm_add": _mm_add}
 
 
-def body(passes, loop: Loop, gemm, codes) -> tuple | None:
+def body(passes, loop: Loop) -> tuple | None:
     """(the loop body's lines, multiply-adds per row) or None where an item is neither a kernel
     nor a product with a parameter matrix, or reads through an array call (a mask, a broadcast)."""
     lines, macs = [], 0
@@ -54,9 +56,10 @@ def body(passes, loop: Loop, gemm, codes) -> tuple | None:
             operands = passes._operands(item, loop)
             if operands is None:
                 return None
-            lines.append(f"{item.name}_f32(_B, {', '.join(codes(item, operands))})")
+            codes = dict.fromkeys(o.code for o in tiles.in_memory(item, operands).values())
+            lines.append(f"{item.name}_f32(_B, {', '.join(codes)})")
             continue
-        g = gemm(item) if isinstance(item, Instr) and item.mode is Mode.STEP else None
+        g = _gemm(item) if isinstance(item, Instr) and item.mode is Mode.STEP else None
         if not g:
             return None
         weight = item.args[g[1]].buf

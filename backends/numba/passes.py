@@ -11,6 +11,7 @@ need a value broadcast over time runs op by op, as in the NumPy backend.
 """
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass
 
@@ -20,7 +21,8 @@ from ...compiler.program import Buf, Kernel, Loop, Mode, Ref, Role, instructions
 from ...core import scalar
 from ...core.ops import TABLE, Op
 from . import ctc, loops, tiles
-from ..numpy.passes import INDENT, Passes, _comments, _gemm
+from .tiles import key as _key
+from ..numpy.passes import INDENT, Passes, _comments
 
 JIT = 'numba.njit(error_model="numpy", fastmath={"contract"}, cache=globals().get("__file__", "").endswith(".py"))'
 
@@ -48,7 +50,6 @@ class KernelPasses(Passes):
     def _loop_definitions(self) -> list:
         if not self.loops:
             return []
-        import inspect
         sources = [inspect.getsource(f) for f in loops.HELPERS.values()]
         binds = [f"{name} = {JIT}({name})" for name in loops.HELPERS]
         return ["# ---- whole loops compiled, for a few rows: products as plain loops (loops.py) ----",
@@ -58,8 +59,7 @@ class KernelPasses(Passes):
         """The Python loop, and where every item is a kernel or a product with a parameter
         matrix, the same loop compiled, which a few rows (B times the multiply-adds a row
         takes per step at most loops.SMALL) run instead in float32."""
-        found = loops.body(self, loop, _gemm, lambda k, ops: _codes(tiles.in_memory(k, ops))) \
-            if self.compiles_loops else None
+        found = loops.body(self, loop) if self.compiles_loops else None
         if found is None:
             super()._loop(loop, backward)
             return
@@ -90,7 +90,6 @@ class KernelPasses(Passes):
         """CTC's recursions compiled (backends/numba/ctc.py), replacing the NumPy ones above."""
         if not any(i.op in (Op.CTC, Op.CTC_VJP) for i in instructions(self.prog.forward + self.prog.backward)):
             return []
-        import inspect
         sources = [inspect.getsource(f) for f in ctc.LOOPS.values()]
         binds = [f"{name} = {JIT}({f.__name__})" for name, f in ctc.LOOPS.items()]
         return ["# ---- CTC's alpha and beta recursions: compiled loops replace the NumPy forms above ----",
@@ -110,7 +109,7 @@ class KernelPasses(Passes):
             self._allocate(kernel)
         axis = kernel.body[0].out.axis
         rows = f"_T_{axis} * _B" if kernel.mode is Mode.SEQ else "_B"
-        args = ", ".join([rows] + _codes(_in_memory(kernel, operands)))
+        args = ", ".join([rows] + _codes(tiles.in_memory(kernel, operands)))
         dtypes = [np.float32] if _transcendental(kernel) else [np.float32, np.float64]
         for dtype in dtypes:
             self.kernels.append(_render(kernel, operands, dtype))
@@ -209,17 +208,9 @@ def _transcendental(kernel: Kernel) -> bool:
     return any(scalar.PRIMS[p].libm for i in kernel.body for p in calls(TABLE[i.op].scalar.body))
 
 
-def _key(ref: Ref) -> tuple:
-    return (ref.buf.name, ref.offset, ref.fill.name if ref.fill is not None else None)
-
-
 def _codes(operands: dict) -> list:
     """What the caller passes: each distinct array once."""
     return list(dict.fromkeys(o.code for o in operands.values()))
-
-
-def _in_memory(kernel: Kernel, operands: dict) -> dict:
-    return tiles.in_memory(kernel, operands)
 
 
 def _render(kernel: Kernel, operands: dict, dtype) -> str:
@@ -277,5 +268,4 @@ def _literal(v, single: bool) -> str:
 
 def _helper_source(name: str, fn) -> str:
     """A scalar helper's source under a private name; the module njits it as `name`."""
-    import inspect
     return inspect.getsource(fn).replace(f"def {name}(", f"def _{name}_python(", 1)
