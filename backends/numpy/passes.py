@@ -47,6 +47,7 @@ class Passes:
                 self.views.setdefault(b.view[0], []).append(b)
         self.lines: list = []
         self.depth = 1
+        self.loop_axis = None         # the axis of the loop being written: other sequences are read whole
 
     def put(self, text: str) -> None:
         for line in text.split("\n"):
@@ -110,7 +111,7 @@ class Passes:
             if instr.mode is Mode.STEP and b.view is None and b.name not in stepped:
                 stepped.append(b.name)
                 dt = "_dtype" if b.kind is Kind.FLOAT else "_np.int64"
-                lead = "(_B,)" if b.name in self.scratch else f"(_T_{b.axis}, _B)"     # scratch: one step
+                lead = _lead(b, b.name in self.scratch)
                 self.put(f"{b.name} = _xp.empty({lead} + {tuple(b.dims)!r}, dtype={dt})")
         for name in stepped:
             self._views_of(name)
@@ -135,8 +136,7 @@ class Passes:
         """An adjoint's shape, from the program (the primal may not be on the tape)."""
         if g.of in self.batchless:
             return repr(tuple(g.dims))
-        lead = f"(_T_{g.axis}, _B)" if g.axis and g.name not in self.scratch else "(_B,)"
-        return f"{lead} + {tuple(g.dims)!r}"
+        return f"{_lead(g, not g.axis or g.name in self.scratch)} + {tuple(g.dims)!r}"
 
     def _adjoint_of(self, name: str) -> str:
         return self.adjoint_names[name]
@@ -214,8 +214,10 @@ class Passes:
         self.put(f"for _t in {steps}:")
         self.depth += 1
         self.last_line = None
+        self.loop_axis = loop.axis
         for item in loop.body:
             self._item(item, loop, backward)
+        self.loop_axis = None
         self.depth -= 1
 
     # -- instructions --------------------------------------------------------------------------
@@ -232,8 +234,14 @@ class Passes:
         return f"{instr.out.name} = {self._call(instr)}"
 
     def _step(self, buf: Buf) -> str:
-        """Step t of a buffer written step by step: the buffer itself where it holds one step."""
-        return buf.name if (buf.view[0] if buf.view else buf.name) in self.scratch else f"{buf.name}[_t]"
+        """Step t of a buffer written step by step: the buffer itself where it holds one step,
+        or where it is a sequence over another axis (attention reads enc[s] whole at each t)."""
+        if (buf.view[0] if buf.view else buf.name) in self.scratch or self._other_axis(buf):
+            return buf.name
+        return f"{buf.name}[_t]"
+
+    def _other_axis(self, buf: Buf) -> bool:
+        return self.loop_axis is not None and buf.axis is not None and buf.axis != self.loop_axis
 
     def _call(self, instr: Instr, out: str | None = None) -> str:
         """The call computing an instruction's value, writing it into `out` when given."""
@@ -249,6 +257,9 @@ class Passes:
         if outer:
             return outer
         gemm = _gemm(instr)
+        if gemm and _two_axes(instr):           # (S, B, ...) rows at a step: one GEMM over both
+            a, b = args[gemm[0]], args[gemm[1]] + (".T" if gemm[2] else "")
+            return f"_gemm(_xp, {a}, {b})"
         if gemm:
             a, b = args[gemm[0]], args[gemm[1]] + (".T" if gemm[2] else "")
             if instr.mode is Mode.STEP:
@@ -278,7 +289,8 @@ class Passes:
 
     def _context(self, instr: Instr) -> list:
         ctx = TABLE[instr.op].context
-        axes = [a.buf.axis for a in instr.args if isinstance(a, Ref) and a.buf.axis]
+        inner = [a.buf.inner for a in instr.args if isinstance(a, Ref) and a.buf.inner]
+        axes = inner or [a.buf.axis for a in instr.args if isinstance(a, Ref) and a.buf.axis]
         if ctx == "valid":
             return [f"valid=_valid_{axes[0]}"]
         if ctx == "lengths":
@@ -465,8 +477,19 @@ def _tape_dict(names) -> str:
 def _empty_step(buf: Buf) -> str:
     """One step of a buffer with nothing in it: zeros, or no class (-1) for class indices."""
     if buf.kind is Kind.FLOAT:
-        return f"_xp.zeros((_B,) + {tuple(buf.dims)!r}, dtype=_dtype)"
+        return f"_xp.zeros({_lead(buf, True)} + {tuple(buf.dims)!r}, dtype=_dtype)"
     return "_xp.full((_B,), -1, dtype=_np.int64)"
+
+
+def _lead(buf: Buf, one_step: bool) -> str:
+    """The leading axes of a buffer (or of one step of it): time, an inner axis, batch."""
+    inner = f"_T_{buf.inner}, " if buf.inner else ""
+    return f"({inner}_B,)" if one_step else f"(_T_{buf.axis}, {inner}_B)"
+
+
+def _two_axes(instr: Instr) -> bool:
+    """Whether an instruction computes over an inner axis too (attention, at a step)."""
+    return bool(instr.out.inner) or any(r.buf.inner for r in instr.refs)
 
 
 def _carried(prog: Program) -> dict:

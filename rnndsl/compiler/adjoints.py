@@ -123,14 +123,17 @@ def direct(backward: list) -> tuple:
     first = _first_whole(backward, counts, viewed)
     written = set()
 
-    def visit(items):
+    def visit(items, axis=None):
         out = []
         for item in items:
             if isinstance(item, Loop):
-                out.append(replace(item, body=tuple(visit(item.body))))
+                out.append(replace(item, body=tuple(visit(item.body, item.axis))))
                 continue
             t = item.target
+            # in a loop, only an adjoint over the loop's axis takes one contribution per step;
+            # one over another axis (attention's d_enc) or none takes one at every step
             if (t is not None and t.buf.name in single and t.offset == 0 and t.fill is None
+                    and (axis is None or t.buf.axis == axis)
                     and not _overlaps(t.buf, viewed, counts)) or id(item) in first:
                 written.add(t.buf.name)
                 item = replace(item, accumulate=False)

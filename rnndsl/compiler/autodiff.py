@@ -37,12 +37,13 @@ class Grad:
     primal: Buf
     summed: bool
     line: str
+    inner: str | None = None      # the contribution is built over an inner axis (attention)
 
 
 def adjoint(buf: Buf) -> Buf:
     view = ("d_" + buf.view[0],) + buf.view[1:] if buf.view else None
     role = Role.PARAM if buf.role is Role.PARAM else Role.GRAD      # PARAM: no batch axes
-    return Buf("d_" + buf.name, buf.dims, buf.axis, role, view=view, of=buf.name)
+    return Buf("d_" + buf.name, buf.dims, buf.axis, role, view=view, of=buf.name, inner=buf.inner)
 
 
 def differentiable(buf: Buf) -> bool:
@@ -93,7 +94,9 @@ def reverse_loop(loop: Loop, temps) -> list:
     body, after = [], []
     for instr in reversed(loop.body):
         for g in grads(instr):
-            if (g.primal.view[0] if g.primal.view else g.primal.name) in local:
+            # attention's contributions are made at each step: over all steps at once they
+            # would need (T, S, B, ...) arrays that broadcast against nothing else
+            if (g.primal.view[0] if g.primal.view else g.primal.name) in local or g.inner:
                 body += flatten(g, Mode.STEP, temps)
             else:
                 after += flatten(g, Mode.SEQ, temps)
@@ -110,8 +113,11 @@ def grads(instr: Instr) -> list:
             continue
         summed = isinstance(contribution, Summed)
         fill = adjoint(arg.fill) if arg.fill is not None and differentiable(arg.fill) else None
-        out.append(Grad(contribution.value if summed else contribution,
-                        Ref(adjoint(arg.buf), arg.offset, fill), arg.buf, summed, instr.line))
+        tree = contribution.value if summed else contribution
+        inner = instr.out.inner or next((a.buf.inner for a in instr.refs if a.buf.inner), None)
+        if inner and not summed and not arg.buf.inner and arg.buf.axis != inner:
+            tree = Node(Op.SUM_INNER, (tree,), ())        # broadcast over the inner axis: summed back
+        out.append(Grad(tree, Ref(adjoint(arg.buf), arg.offset, fill), arg.buf, summed, instr.line, inner))
     return out
 
 
@@ -125,7 +131,8 @@ def flatten(grad: Grad, mode: Mode, temps) -> list:
             return node
         args = tuple(visit(a) for a in node.args)
         rank = result_rank(node.op, tuple(a.buf.rank if isinstance(a, Ref) else 0 for a in args), dict(node.attrs))
-        tmp = Buf(f"_g{next(temps)}", (None,) * rank, None, Role.GRAD)     # a local: sizes not planned
+        inner = None if node.op is Op.SUM_INNER else grad.inner      # a local: sizes not planned
+        tmp = Buf(f"_g{next(temps)}", (None,) * rank, None, Role.GRAD, inner=inner)
         out.append(Instr(tmp, node.op, args, mode, node.attrs, line=grad.line))
         return Ref(tmp)
 

@@ -48,8 +48,10 @@ def fusable(instr: Instr) -> bool:
     if not (elementwise(instr.op) and instr.op is not Op.COPY and instr.mode in MODES):
         return False
     bufs = [instr.out] + [r.buf for r in instr.refs] + [r.fill for r in instr.refs if r.fill is not None]
-    if any(b.dims is None or None in b.dims or b.rank > 1 or b.kind is not Kind.FLOAT for b in bufs):
-        return False
+    if any(b.dims is None or None in b.dims or b.rank > 1 or b.kind is not Kind.FLOAT or b.inner for b in bufs):
+        return False                  # a value over two axes (attention) is not one row per example
+    if len({b.axis for b in bufs if b.axis}) > 1:
+        return False                  # a sequence over another axis, read whole at each step
     rank = result_rank(instr.op, tuple(r.buf.rank if isinstance(r, Ref) else 0 for r in instr.args), instr.attr)
     t = instr.target
     if t is None:

@@ -39,12 +39,12 @@ def lower(model: ir.Model, analysis: TimeAnalysis) -> Lowered:
     return Lowered(low.items, low.bufs, loss, low.notes, low.labels)
 
 
-def buf_for(name: str, t, axis, role: Role) -> Buf:
+def buf_for(name: str, t, axis, role: Role, inner: str | None = None) -> Buf:
     """Inputs keep class indices as ints; a variable holding a onehot value (`v = x[end]`,
     a state init `x[end]`) holds the vectors the spec means, as a fill or an output must."""
     if t.kind is Kind.FLOAT or (t.kind is Kind.ONEHOT and role is not Role.INPUT):
-        return Buf(name, t.dims, axis, role)
-    return Buf(name, t.dims, axis, role, t.kind, t.classes.value)
+        return Buf(name, t.dims, axis, role, inner=inner)
+    return Buf(name, t.dims, axis, role, t.kind, t.classes.value, inner=inner)
 
 
 class _Lowerer:
@@ -54,7 +54,7 @@ class _Lowerer:
         self.notes: list = []
         self.bufs = {i.name: buf_for(i.name, i.type, i.axis, Role.INPUT) for i in model.inputs}
         self.bufs.update({p.name: Buf(p.name, p.type.dims, None, Role.PARAM) for p in model.params})
-        self.bufs.update({e.name: buf_for(e.name, e.type, e.axis, Role.VALUE) for e in model.equations})
+        self.bufs.update({e.name: buf_for(e.name, e.type, e.axis, Role.VALUE, e.inner) for e in model.equations})
         self.eqs = {e.name: e for e in model.equations}
         self.temps = 0
         self.labels: dict = {}
@@ -70,8 +70,8 @@ class _Lowerer:
         cls = self.analysis.classes[members[0]]
         if cls is Class.INPUT:
             return
-        if cls in (Class.FORWARD, Class.BACKWARD):
-            return self.recurrence(members, cls)
+        if cls in (Class.FORWARD, Class.BACKWARD) or _over_two_axes(self.eqs[members[0]].expr):
+            return self.recurrence(members, cls)      # attention runs step by step, recurrent or not
         eq = self.eqs[members[0]]
         mode = Mode.SEQ if eq.axis else Mode.STATIC
         self.equation_root(eq.expr, self.bufs[eq.name], mode, frozenset(), self.items, self.where(eq))
@@ -88,7 +88,8 @@ class _Lowerer:
         hoisted = [self.labels[i.out.name] for i in self.items[hoisted_before:]
                    if isinstance(i, Instr) and i.out.name in read and i.out.name in self.labels]
         self.items.append(Loop(axis, cls is Class.BACKWARD, tuple(body), tuple(members)))
-        self.notes.append(LoopNote(tuple(members), cls.value, axis, tuple(hoisted), len(body)))
+        direction = cls.value if cls in (Class.FORWARD, Class.BACKWARD) else "step by step (attention)"
+        self.notes.append(LoopNote(tuple(members), direction, axis, tuple(hoisted), len(body)))
 
     def _step_order(self, members: tuple) -> list:
         """Members in an order that respects the same-step (offset 0) reads."""
@@ -127,6 +128,9 @@ class _Lowerer:
             args = (Ref(self.bufs[e.var]),) + ((Ref(self._fill(e.var)),) if self._fill(e.var) else ())
             return self._emit(Op.GATHER, args, (("from_end", int(e.from_end)), ("offset", e.offset)),
                               e, my_mode, sink, line, target)
+        if isinstance(e, ir.Reduce) and e.body.inner == e.over:      # over an inner axis, at each step
+            body = self.expr(e.body, Mode.STEP, members, out, line)
+            return self._emit(REDUCE_OPS[e.fn], (body,), (), e, my_mode, sink, line, target)
         if isinstance(e, ir.Reduce):
             body = self.expr(e.body, Mode.SEQ, frozenset(), out, line)
             body = self._as_vector(body) if _is_onehot(body) else body      # sums of one-hot vectors
@@ -151,20 +155,20 @@ class _Lowerer:
 
     def _emit(self, op, args, attrs, e: ir.Expr, mode: Mode, sink: list, line: str, target) -> Ref:
         axis = e.axis if mode in (Mode.SEQ, Mode.STEP) else None
-        out = target if target is not None else self._temp(e.type.dims, axis, e.type)
+        out = target if target is not None else self._temp(e.type.dims, axis, e.type, e.inner)
         self.labels[out.name] = ir.show(e, e.axis or "t")
         if mode is Mode.PARAM:
             out = Buf(out.name, out.dims, None, Role.PARAM)
         sink.append(Instr(out, op, args, mode, tuple(attrs), line=line))
         return Ref(out)
 
-    def _temp(self, dims: tuple, axis, t=None) -> Buf:
+    def _temp(self, dims: tuple, axis, t=None, inner=None) -> Buf:
         """A new buffer; one holding class indices (`target[0]`, a onehot `x[end]`) keeps
         them as ints, like its input, so that W @ x[end] is still a column gather."""
         self.temps += 1
         if t is not None and t.kind is not Kind.FLOAT:
-            return Buf(f"_t{self.temps}", dims, axis, Role.VALUE, t.kind, t.classes.value)
-        return Buf(f"_t{self.temps}", dims, axis, Role.VALUE)
+            return Buf(f"_t{self.temps}", dims, axis, Role.VALUE, t.kind, t.classes.value, inner=inner)
+        return Buf(f"_t{self.temps}", dims, axis, Role.VALUE, inner=inner)
 
     def _fill(self, var: str) -> Buf | None:
         state = self.model.state(var)
@@ -173,9 +177,15 @@ class _Lowerer:
     def _mode(self, e: ir.Expr, mode: Mode, members) -> Mode:
         if e.axis is None:
             return Mode.PARAM if _params_only(e, self.model) else Mode.STATIC
-        if mode is Mode.STEP and reads_any(e, members):
+        if mode is Mode.STEP and (reads_any(e, members) or _over_two_axes(e)):
             return Mode.STEP
         return Mode.SEQ
+
+
+def _over_two_axes(e: ir.Expr) -> bool:
+    """Whether computing `e` takes a value over two axes (attention): done at each step of the
+    outer axis, holding one value per step of the inner one."""
+    return any(n.inner is not None for n in ir.walk(e))
 
 
 def _is_onehot(a) -> bool:
@@ -203,15 +213,25 @@ def reassociate(e: ir.Expr, members) -> ir.Expr:
     if not isinstance(e, ir.Apply):
         return e
     if e.op is not Op.ADD:
-        return ir.Apply(e.type, e.axis, e.op, tuple(reassociate(a, members) for a in e.args), e.attrs, pos=e.pos)
+        return ir.Apply(e.type, e.axis, e.op, tuple(reassociate(a, members) for a in e.args), e.attrs, pos=e.pos,
+                        inner=e.inner)
     terms = [reassociate(t, members) for t in _terms(e)]
     ordered = sorted(terms, key=lambda t: reads_any(t, members))
     total = ordered[0]
     for term in ordered[1:]:
         shape = TABLE[Op.ADD].shape([total.type, term.type], {})
-        axis = total.axis or term.axis
-        total = ir.Apply(shape, axis, Op.ADD, (total, term), pos=e.pos)
+        axis, inner = _axes_of_sum(total, term, e)
+        total = ir.Apply(shape, axis, Op.ADD, (total, term), pos=e.pos, inner=inner)
     return total
+
+
+def _axes_of_sum(a: ir.Expr, b: ir.Expr, whole: ir.Expr) -> tuple:
+    """(axis, inner) of a partial sum of `whole`'s terms: over both of whole's axes where its
+    terms vary over both, else over the one they vary over (key[s] + b is over s alone)."""
+    axes = {x for x in (a.axis, a.inner, b.axis, b.inner) if x}
+    if len(axes) == 2:
+        return whole.axis, whole.inner
+    return (axes.pop() if axes else None), None
 
 
 def _terms(e: ir.Expr) -> list:

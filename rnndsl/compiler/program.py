@@ -48,6 +48,7 @@ class Buf:
 
     view: tuple | None = None     # (base buffer name, start, stop): a slice of a fused buffer
     of: str = ""                  # an adjoint's primal: the forward buffer it is the adjoint of
+    inner: str | None = None      # a second axis (attention, e[t, s]): (T, S, B, ...), a step (S, B, ...)
 
 
 @dataclass(frozen=True)

@@ -343,6 +343,24 @@ def _expand(mask, x):
     return mask.reshape(mask.shape + (1,) * (x.ndim - mask.ndim))
 
 
+def softmax_over(xp, x, valid=None):
+    """Softmax over the leading axis (the steps of an inner axis: attention weights), each
+    example over its own steps only: padded steps get weight 0."""
+    if valid is not None:
+        x = xp.where(_expand(valid, x), x, -xp.inf)
+    e = xp.exp(x - x.max(axis=0, keepdims=True))
+    return e / e.sum(axis=0, keepdims=True)
+
+
+def softmax_over_vjp(xp, y, dy, valid=None):
+    return y * (dy - (dy * y).sum(axis=0, keepdims=True))
+
+
+def sum_inner(xp, x):
+    """The adjoint of a value broadcast over an inner axis (the leading one): its sum."""
+    return x.sum(axis=0)
+
+
 def reduce_sum(xp, x, valid):
     return xp.where(_expand(valid, x), x, 0.0).sum(axis=0)
 

@@ -56,6 +56,7 @@ class Op(enum.Enum):
     MSE = "mse"
     CTC = "ctc"
     SAMPLE = "sample"
+    SOFTMAX_OVER = "softmax_<axis>"     # softmax_s(e[t, s]): over the steps of an inner axis
     # ops the compiler introduces in programs
     COPY = "copy"
     EMBED = "embed"                    # W @ onehot(i): a column gather
@@ -66,6 +67,7 @@ class Op(enum.Enum):
     GATHER = "gather"                  # v[end-k], v[k]
     SLICE = "slice"                    # a part of a fused buffer
     ONEHOT = "onehot"                  # class indices as vectors
+    SUM_INNER = "sum_inner"            # the adjoint of a value broadcast over an inner axis
     # backward ops, introduced by VJP rules
     TANH_VJP = "tanh_vjp"
     SIGMOID_VJP = "sigmoid_vjp"
@@ -75,6 +77,7 @@ class Op(enum.Enum):
     MIN_VJP = "min_vjp"
     MAX_VJP = "max_vjp"
     SOFTMAX_VJP = "softmax_vjp"
+    SOFTMAX_OVER_VJP = "softmax_over_vjp"
     LOG_SOFTMAX_VJP = "log_softmax_vjp"
     CROSS_ENTROPY_VJP = "cross_entropy_vjp"
     MSE_VJP = "mse_vjp"
@@ -234,6 +237,8 @@ TABLE: dict[Op, OpDef] = {d.op: d for d in [
     OpDef(Op.CTC, 2, K.ctc, X, shapes.ctc, lambda v: [v.apply(Op.CTC_VJP, v.x[0], v.x[1], v.dy, **v.attrs), None],
           attrs=(("blank", 0),), context="seq_lengths", rank=_fixed(0), doc="whole sequences: ctc(y, labels, blank=0)"),
     OpDef(Op.SAMPLE, 1, K.sample, X, shapes.sample, rank=_fixed(0)),
+    OpDef(Op.SOFTMAX_OVER, 1, K.softmax_over, X, shapes.unary, _vjp_unary(Op.SOFTMAX_OVER_VJP), context="valid",
+          rank=_first, doc="softmax_s(e[t, s]): over the steps of s, each example over its own"),
     # program ops
     OpDef(Op.COPY, 1, lambda xp, x: x, I, None, lambda v: [v.dy], rank=_first),
     OpDef(Op.EMBED, 2, K.embed, I, None,
@@ -247,6 +252,7 @@ TABLE: dict[Op, OpDef] = {d.op: d for d in [
     OpDef(Op.GATHER, -1, K.gather_step, I, None, _vjp_gather, attrs=(("from_end", 1), ("offset", 0)),
           context="lengths", rank=_first, doc="x[end+offset] or x[offset]; outside the sequence the optional fill"),
     OpDef(Op.ONEHOT, 1, K.onehot, I, None, lambda v: [None], attrs=(("classes", None),), rank=_fixed(1)),
+    OpDef(Op.SUM_INNER, 1, K.sum_inner, R, None, None, rank=_first),
     OpDef(Op.SLICE, 1, K.slice_last, I, None, None, attrs=(("start", None), ("stop", None)), ranked=True, rank=_first),
     # backward ops (first order only: they have no VJP of their own)
     *[_elementwise(op) for op in (Op.TANH_VJP, Op.SIGMOID_VJP, Op.RELU_VJP, Op.ABS_VJP, Op.CLIP_VJP,
@@ -254,6 +260,7 @@ TABLE: dict[Op, OpDef] = {d.op: d for d in [
     *[OpDef(op, n, fn, category, attrs=attrs, ranked=ranked, context=ctx, rank=rank)
       for op, n, fn, category, attrs, ranked, ctx, rank in [
         (Op.SOFTMAX_VJP, 2, K.softmax_vjp, X, (), False, "", _first),
+        (Op.SOFTMAX_OVER_VJP, 2, K.softmax_over_vjp, X, (), False, "valid", _first),
         (Op.LOG_SOFTMAX_VJP, 2, K.log_softmax_vjp, X, (), False, "", _first),
         (Op.CROSS_ENTROPY_VJP, 3, K.cross_entropy_vjp, X, (), False, "", _first),
         (Op.MSE_VJP, 3, K.mse_vjp, X, (), True, "", _first),

@@ -85,13 +85,27 @@ def _equations(sections, tree, names, axes, errs) -> list | None:
         poison(names, name, "var")
     kept = []
     for eq in parsed.equations:
-        if eq.axis is not None and eq.axis not in axes:
-            errs.add(eq.target_pos, f"{eq.name}[{eq.axis}]: there is no axis {eq.axis}",
-                     f"axes come from the inputs' axis: entries; this spec has {', '.join(axes) or 'none'}")
+        problem = _target_axes_problem(eq, axes)
+        if problem:
+            errs.add(eq.target_pos, problem[0], problem[1])
             poison(names, eq.name, "var")
-        elif declare(names, Entity(eq.name, "var", None, eq.axis, eq.target_pos), errs, axes):
+        elif declare(names, Entity(eq.name, "var", None, eq.axis, eq.target_pos, eq.inner), errs, axes):
             kept.append(eq)
     return kept
+
+
+def _target_axes_problem(eq, axes) -> tuple | None:
+    """(message, hint) when an equation's left side names axes the spec does not have."""
+    lhs = f"{eq.name}[{eq.axis}, {eq.inner}]" if eq.inner else f"{eq.name}[{eq.axis}]"
+    for axis in (eq.axis, eq.inner):
+        if axis is not None and axis not in axes:
+            return (f"{lhs}: there is no axis {axis}",
+                    f"axes come from the inputs' axis: entries; this spec has {', '.join(axes) or 'none'}")
+    if eq.inner is not None and eq.inner == eq.axis:
+        return (f"{lhs}: the two axes must differ",
+                "attention over one sequence reads it on two axes: declare the input twice, "
+                "once with axis: t and once with axis: s")
+    return None
 
 
 def _states(node, equations, dims, names, errs) -> tuple:
@@ -102,8 +116,9 @@ def _states(node, equations, dims, names, errs) -> tuple:
         eq, pos = by_name.get(var), node.key_pos[var]
         if f is None or getattr(names.get(var), "type", None) is ERROR:
             continue                      # its equation did not parse: reported there
-        if eq is None or eq.axis is None:
+        if eq is None or eq.axis is None or eq.inner is not None:
             errs.add(pos, f"state {var}: no recurrent variable {var}" if eq is None else
+                     f"state {var}: {var} is over two axes; it has no state" if eq.inner else
                      f"state {var}: {var} is static; only sequences have states",
                      did_you_mean(var, by_name) or "state: names a variable defined as v[t] = ...")
             continue
@@ -167,7 +182,7 @@ def infer_types(equations, names, axes, errs) -> dict:
                 errs.add(eq.target_pos, f"cannot infer the shape of {eq.name}",
                          f"its equation only passes {eq.name} through ops that keep shapes; "
                          f"state the shape: `state: {{{eq.name}: {{shape: [H]}}}}`")
-                names[eq.name] = Entity(eq.name, "var", ERROR, eq.axis, eq.target_pos)
+                names[eq.name] = Entity(eq.name, "var", ERROR, eq.axis, eq.target_pos, eq.inner)
             break
     for exc in failures.values():
         errs.extend(exc)
@@ -189,7 +204,8 @@ def _infer_round(pending: dict, names, axes, failures: dict, guess: bool) -> boo
             continue
         if t is None or t is HOLE:
             continue
-        names[name] = Entity(name, "var", t, pending[name].axis, pending[name].target_pos)
+        eq = pending[name]
+        names[name] = Entity(name, "var", t, eq.axis, eq.target_pos, eq.inner)
         del pending[name]
         queue.extend(waiting.pop(name, ()))
         progress = True
@@ -199,7 +215,7 @@ def _infer_round(pending: dict, names, axes, failures: dict, guess: bool) -> boo
 def _attempt(eq, names, axes, failures: dict, guess: bool):
     """The equation's type (ERROR if it fails); raises Pending naming a variable it waits for."""
     try:
-        return Typer(names, axes, guess).expr(eq.expr, eq.axis).type
+        return Typer(names, axes, guess, eq.inner).expr(eq.expr, eq.axis).type
     except Poisoned:
         return ERROR                           # it reads a failed variable; that one is reported
     except SpecError as exc:
@@ -213,7 +229,7 @@ def _type_equations(equations, types, names, axes, errs) -> list:
         if types.get(eq.name) is ERROR:        # reported (or poisoned) during inference
             continue
         try:
-            expr = Typer(names, axes).expr(eq.expr, eq.axis)
+            expr = Typer(names, axes, inner=eq.inner).expr(eq.expr, eq.axis)
         except Poisoned:
             continue
         except SpecError as exc:
@@ -223,13 +239,29 @@ def _type_equations(equations, types, names, axes, errs) -> list:
             errs.add(eq.pos, f"{eq.name} is used as {types[eq.name]} but its equation gives {expr.type}",
                      f"check the shapes of the terms in {eq.name}'s equation")
             continue
-        if expr.axis is not None and expr.axis != eq.axis:
-            lhs = f"{eq.name}[{eq.axis}]" if eq.axis else eq.name
-            errs.add(eq.expr.pos, f"{lhs} is defined from values over {expr.axis}",
-                     f"write {eq.name}[{expr.axis}] = ..., or reduce: mean_{expr.axis} ...")
+        problem = _axes_mismatch(eq, expr)
+        if problem:
+            errs.add(eq.expr.pos, *problem)
             continue
-        typed.append(ir.Equation(eq.name, expr.type, eq.axis, expr, snippet(eq.pos), pos=eq.pos))
+        typed.append(ir.Equation(eq.name, expr.type, eq.axis, expr, snippet(eq.pos), pos=eq.pos, inner=eq.inner))
     return typed
+
+
+def _axes_mismatch(eq, expr) -> tuple | None:
+    """(message, hint) when an equation's value varies over other axes than its left side."""
+    lhs = f"{eq.name}[{eq.axis}, {eq.inner}]" if eq.inner else f"{eq.name}[{eq.axis}]" if eq.axis else eq.name
+    if expr.inner is not None and eq.inner is None:
+        return (f"{lhs} is defined from values over {expr.axis} and {expr.inner}",
+                f"reduce over {expr.inner} (sum_{expr.inner} ...), or define {eq.name}[{expr.axis}, {expr.inner}]")
+    if eq.inner is not None and (expr.axis, expr.inner) != (eq.axis, eq.inner):
+        over = " and ".join(a for a in (expr.axis, expr.inner) if a) or "no axis"
+        return (f"{lhs} is defined from values over {over}",
+                f"a variable over {eq.axis} and {eq.inner} reads values at both, such as "
+                f"q[{eq.axis}] and k[{eq.inner}]; otherwise define {eq.name}[{expr.axis or eq.axis}]")
+    if expr.axis is not None and expr.axis != eq.axis:
+        return (f"{lhs} is defined from values over {expr.axis}",
+                f"write {eq.name}[{expr.axis}] = ..., or reduce: mean_{expr.axis} ...")
+    return None
 
 
 def _check_state_inits(states, typed, types, errs) -> list:

@@ -4,6 +4,11 @@ Expressions are immutable trees whose node class is the tag. Each carries its `T
 (shape in dims, float / onehot / index) and its `axis`: the time axis it varies over,
 or None for a static (per-sequence) value. Time reads are explicit: `Read(x, -1)` is
 `x[t-1]` on the enclosing axis, `ReadAt(x, from_end=True, offset=0)` is `x[end]`.
+
+A value may vary over a second, `inner` axis (attention): in `e[t, s] = v @ tanh(W @ enc[s] +
+U @ dec[t-1])` the sum varies over t and over s, so its `axis` is t and its `inner` is s; at
+each step of t it holds one value per step of s. A reduction or softmax over s
+(`sum_s a[t, s] * enc[s]`) takes the inner axis away again.
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ class Expr:
     type: Type
     axis: str | None
     pos: SourcePos | None = field(**_POS)
+    inner: str | None = field(default=None, kw_only=True)    # a second axis it varies over
 
 
 @dataclass(frozen=True)
@@ -136,6 +142,7 @@ class Equation:
     expr: Expr
     text: str = field(default="", compare=False)       # the spec line, for comments and errors
     pos: SourcePos | None = field(**_POS)
+    inner: str | None = field(default=None, kw_only=True)    # e[t, s] = ...: also over s
 
 
 @dataclass(frozen=True)
@@ -181,6 +188,10 @@ class Model:
     def axis_of(self, name: str) -> str | None:
         item = self.lookup(name)
         return getattr(item, "axis", None)
+
+    def inner_of(self, name: str) -> str | None:
+        """The second axis of a variable over two axes (`e[t, s]`), else None."""
+        return getattr(self.lookup(name), "inner", None)
 
     def state(self, var: str) -> State | None:
         return self._states.get(var)
@@ -228,26 +239,31 @@ def verify(model: Model) -> Model:
     if len(names) != len(set(names)):
         raise IRError(f"duplicate names in {names}")
     for eq in model.equations:
-        _verify_expr(model, eq.expr, eq.axis)
-        if eq.expr.axis not in (None, eq.axis):
-            raise IRError(f"{eq.name}: expression on axis {eq.expr.axis}, equation on {eq.axis}")
-    _verify_expr(model, model.loss, None)
+        _verify_expr(model, eq.expr, eq.axis, eq.inner)
+        if eq.expr.axis not in (None, eq.axis) or eq.expr.inner != eq.inner:
+            raise IRError(f"{eq.name}: expression on axes {eq.expr.axis}, {eq.expr.inner}, equation on "
+                          f"{eq.axis}, {eq.inner}")
+    _verify_expr(model, model.loss, None, None)
     for s in model.states:
         if s.source and model.lookup(s.source) is None:
             raise IRError(f"state {s.var}: no {s.source}")
     return model
 
 
-def _verify_expr(model: Model, e: Expr, axis: str | None) -> None:
+def _verify_expr(model: Model, e: Expr, axis: str | None, inner: str | None) -> None:
+    if e.inner is not None and (e.inner != inner or e.axis != axis):
+        raise IRError(f"a value over {e.axis} and {e.inner} where {axis}, {inner} run")
     if isinstance(e, (Read, ReadAt, ReadStatic, Whole)):
         target = model.lookup(e.var)
         if target is None:
             raise IRError(f"read of unknown {e.var}")
-        if isinstance(e, Read) and getattr(target, "axis", None) != axis:
+        if isinstance(e, Read) and getattr(target, "axis", None) not in (axis, inner):
             raise IRError(f"{e.var} read on axis {axis} but lives on {getattr(target, 'axis', None)}")
+        if isinstance(e, Read) and getattr(target, "inner", None) != e.inner:
+            raise IRError(f"{e.var} is over {getattr(target, 'inner', None)} too, read over {e.inner}")
     elif isinstance(e, Apply):
         for a in e.args:
-            _verify_expr(model, a, axis)
+            _verify_expr(model, a, axis, inner)
         d = TABLE[e.op]
         if d.arity >= 0 and len(e.args) != d.arity:
             raise IRError(f"{e.op} takes {d.arity} arguments")
@@ -257,8 +273,10 @@ def _verify_expr(model: Model, e: Expr, axis: str | None) -> None:
             raise IRError(f"{e.op}: {exc.message}") from None
         if expected != e.type:
             raise IRError(f"{e.op}: type {e.type} but the rule gives {expected}")
+    elif isinstance(e, Reduce) and e.body.inner == e.over:        # over the inner axis: t still runs
+        _verify_expr(model, e.body, axis, e.over)
     elif isinstance(e, Reduce):
-        _verify_expr(model, e.body, e.over)
+        _verify_expr(model, e.body, e.over, None)
 
 
 # ---- text form -----------------------------------------------------------------------------
@@ -270,8 +288,10 @@ def show(e: Expr, axis: str = "t") -> str:
     """An expression in spec syntax (fully parenthesised where precedence needs it)."""
     if isinstance(e, Const):
         return f"{e.value:g}"
+    if isinstance(e, Read) and e.inner:
+        return f"{e.var}[{_offset(e.axis, e.offset)}, {e.inner}]"
     if isinstance(e, Read):
-        return f"{e.var}[{_offset(axis, e.offset)}]"
+        return f"{e.var}[{_offset(e.axis or axis, e.offset)}]"
     if isinstance(e, ReadAt):
         return f"{e.var}[{_offset('end', e.offset) if e.from_end else e.offset}]"
     if isinstance(e, (ReadStatic, Whole)):
@@ -283,6 +303,8 @@ def show(e: Expr, axis: str = "t") -> str:
         return f"{lhs} {e.op.value} {rhs}"
     if e.op is Op.NEG:
         return f"-{_wrap(e.args[0], axis, 3)}"
+    if e.op is Op.SOFTMAX_OVER:
+        return f"softmax_{e.args[0].inner}({show(e.args[0], axis)})"
     attrs = e.attr
     args = [show(a, axis) for a in e.args]
     args += [f"{attrs[k]:g}" if default is None else f"{k}={attrs[k]:g}"
@@ -309,7 +331,7 @@ def pretty(model: Model) -> str:
     out += [f"state {s.var}: init {'learned ' if s.learned else ''}{s.source or 'zeros'}"
             for s in model.states]
     for eq in model.equations:
-        lhs = f"{eq.name}[{eq.axis}]" if eq.axis else eq.name
+        lhs = f"{eq.name}[{eq.axis}, {eq.inner}]" if eq.inner else f"{eq.name}[{eq.axis}]" if eq.axis else eq.name
         out.append(f"{lhs}: {eq.type} = {show(eq.expr, eq.axis or 't')}")
     out.append(f"loss = {show(model.loss)}")
     if model.outputs:

@@ -19,11 +19,11 @@ from .spec import YNode
 MAX_DEPTH = 32          # nesting of parentheses and calls
 MAX_OPERATORS = 100     # per expression; with MAX_DEPTH this bounds the AST depth (recursion)
 MAX_EQUATION_CHARS = 20_000
-_TARGET = re.compile(r"^\s*([A-Za-z_]\w*)\s*(?:\[[^\]]*\])?\s*=", re.MULTILINE)  # `h[t] =`
+_TARGET = re.compile(r"^\s*([A-Za-z_]\w*)\s*(?:\[[^\]]*\])?\s*=", re.MULTILINE)  # `h[t] =`, `e[t, s] =`
 _OPERATOR = re.compile(r"[-+*/@]|\b(sum|mean|max|min)_[A-Za-z]")
 
 GRAMMAR = r"""
-equation: NAME ("[" NAME "]")? "=" expr
+equation: NAME ("[" NAME ("," NAME)? "]")? "=" expr
 
 ?expr: sum
 ?sum: term
@@ -39,6 +39,7 @@ equation: NAME ("[" NAME "]")? "=" expr
 ?atom: NUMBER             -> number
     | NAME                -> name
     | NAME "[" index "]"  -> indexed
+    | NAME "[" dimexpr "," dimexpr "]" -> indexed2
     | NAME "(" [args] ")" -> call
     | "(" expr ")"
 args: arg ("," arg)*
@@ -90,6 +91,7 @@ class Indexed(Node):
     name: str
     lo: "Node"
     hi: "Node | None" = None     # None unless a window
+    inner: "Node | None" = None  # the second index of a variable over two axes: e[t, s]
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,7 @@ class Equation(Node):
     axis: str | None
     expr: Node
     target_pos: SourcePos
+    inner: str | None = None     # e[t, s] = ...: a variable over t whose every step is over s
 
 
 # ---- parsing -------------------------------------------------------------------------------
@@ -317,14 +320,15 @@ class _ToAst(Transformer):
         return self.pos_at(tok.start_pos, tok.end_pos)
 
     def equation(self, meta, c):
-        axis = str(c[1]) if len(c) == 3 else None
-        return Equation(self._pos(meta), str(c[0]), axis, c[-1], self._pos_of_target(c))
+        axis = str(c[1]) if len(c) >= 3 else None
+        inner = str(c[2]) if len(c) == 4 else None
+        return Equation(self._pos(meta), str(c[0]), axis, c[-1], self._pos_of_target(c), inner)
 
     def _pos_of_target(self, c):
-        first, last = c[0], (c[1] if len(c) == 3 else c[0])
+        first, last = c[0], c[-2]
         pos = self._tok(first)
         end = self._tok(last)
-        return SourcePos(pos.source, pos.line, pos.col, end.end_line, end.end_col + (len(c) == 3))
+        return SourcePos(pos.source, pos.line, pos.col, end.end_line, end.end_col + (len(c) >= 3))
 
     def number(self, meta, c):
         return Num(self._pos(meta), float(c[0]), str(c[0]))
@@ -337,6 +341,9 @@ class _ToAst(Transformer):
         if isinstance(idx, tuple):
             return Indexed(self._pos(meta), str(c[0]), idx[0], idx[1])
         return Indexed(self._pos(meta), str(c[0]), idx)
+
+    def indexed2(self, meta, c):
+        return Indexed(self._pos(meta), str(c[0]), c[1], inner=c[2])
 
     def window(self, meta, c):
         return (c[0], c[1])

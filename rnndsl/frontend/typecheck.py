@@ -39,6 +39,7 @@ class Entity:
     type: Type | None          # None: not inferred yet
     axis: str | None
     pos: SourcePos | None = None
+    inner: str | None = None   # a variable over two axes, e[t, s]: its second axis
 
 
 def snippet(pos: SourcePos) -> str:
@@ -84,10 +85,11 @@ def linear_index(node, axes: set, consts) -> tuple:
 
 
 class Typer:
-    def __init__(self, names: dict, axes: tuple, guess: bool = False):
+    def __init__(self, names: dict, axes: tuple, guess: bool = False, inner: str | None = None):
         self.names = names            # name -> Entity
         self.axes = axes
         self.guess = guess
+        self.inner = inner            # the second axis running besides the equation's (attention)
 
     # -- dispatch --------------------------------------------------------------------------
     def expr(self, node, axis: str | None) -> ir.Expr:
@@ -177,6 +179,8 @@ class Typer:
             what = {"param": "a parameter", "dim": "a dim"}.get(ent.role, "a static value")
             raise SpecError.at(node.pos, f"{node.name} is {what}; it has no time index",
                                f"write {node.name} without [...]")
+        if node.inner is not None or ent.inner is not None:
+            return self._read_two(node, ent, axis)
         lo = self._index(node.lo, ent, axis)
         if node.hi is None:
             return self._read(node, ent, lo, axis)
@@ -193,6 +197,24 @@ class Typer:
         if reads[0].type.rank == 0:
             raise SpecError.at(node.pos, f"a window concatenates vectors, but {node.name} is a scalar")
         return self.apply(Op.CONCAT, reads, (), node) if len(reads) > 1 else reads[0]
+
+    def _read_two(self, node: parse.Indexed, ent: Entity, axis) -> ir.Expr:
+        """`e[t-k, s]`: a variable over two axes, read where both run (an offset on the first only)."""
+        if ent.inner is None or node.inner is None or node.hi is not None:
+            form = f"{node.name}[{ent.axis}, {ent.inner}]" if ent.inner else f"{node.name}[{ent.axis}]"
+            raise SpecError.at(node.pos, f"{node.name} runs over {' and '.join(a for a in (ent.axis, ent.inner) if a)}; "
+                               f"read it as {form}", "windows and fixed steps of a variable over two axes do not exist")
+        sym, k = self._index(node.lo, ent, axis)
+        inner, offset = linear_index(node.inner, set(self.axes), self._dim_value)
+        if sym != ent.axis or inner != ent.inner or offset:
+            raise SpecError.at(node.pos, f"{node.name} is read as {node.name}[{ent.axis}-k, {ent.inner}]",
+                               f"the first index may step back or ahead, the second is {ent.inner} itself")
+        if (axis, self.inner) != (ent.axis, ent.inner):
+            raise SpecError.at(node.pos, f"{snippet(node.pos)} is read where {ent.axis} and {ent.inner} do not both run",
+                               f"read it in an equation over {ent.axis} inside a reduction over {ent.inner} "
+                               f"(sum_{ent.inner} {node.name}[{ent.axis}, {ent.inner}] * v[{ent.inner}]) "
+                               f"or in another variable over [{ent.axis}, {ent.inner}]")
+        return ir.Read(self._typed(ent), axis, ent.name, k, pos=node.pos, inner=ent.inner)
 
     def _index(self, index_node, ent: Entity, axis) -> tuple:
         sym, k = linear_index(index_node, set(self.axes), self._dim_value)
@@ -220,6 +242,11 @@ class Typer:
             raise SpecError.at(node.pos, f"{snippet(node.pos)} reads one step, but this value is static",
                                f"reduce over {sym} (mean_{sym} {node.name}[{sym}], sum_{sym} ...) "
                                f"or read one step: {node.name}[end]")
+        if axis != sym and sym == self.inner:         # enc[s] inside attention over s
+            if k:
+                raise SpecError.at(node.pos, f"{snippet(node.pos)}: inside a value over {axis} and {sym}, "
+                                   f"{node.name} is read at {sym} itself", f"write {node.name}[{sym}]")
+            return ir.Read(self._typed(ent), sym, ent.name, 0, pos=node.pos)
         if axis != sym:
             raise SpecError.at(node.pos, f"{node.name} is a sequence over {sym}; it cannot be read at a step of {axis}",
                                f"a variable on another axis is reached through a static value: "
@@ -234,16 +261,32 @@ class Typer:
                                f"axes come from inputs' axis: entries; this spec has "
                                f"{', '.join(self.axes) or 'none'}; names beginning sum_, mean_, max_ "
                                f"or min_ are reductions")
-        body = self.expr(node.body, node.axis)
-        if body.axis != node.axis:
+        if node.axis == self.inner:
+            raise SpecError.at(node.pos, f"{node.fn}_{node.axis}: {node.axis} already runs here",
+                               f"a variable over two axes cannot reduce over its own {node.axis}; reduce where "
+                               f"it is read: ctx[t] = sum_{node.axis} a[t, {node.axis}] * v[{node.axis}]")
+        inner = axis is not None and node.axis != axis and self.inner is None
+        body = self._body(node.body, axis, node.axis) if inner else self.expr(node.body, node.axis)
+        if node.axis not in (body.axis, body.inner):
             raise SpecError.at(node.pos, f"the body of {node.fn}_{node.axis} does not depend on {node.axis}",
                                f"read a sequence at {node.axis}, such as x[{node.axis}]")
         if body.type.kind is Kind.INDEX:
             raise SpecError.at(node.pos, f"{node.fn}_{node.axis} of class indices is meaningless")
-        return ir.Reduce(floats(*body.type.shape), None, ir.Reducer(node.fn), node.axis, body, pos=node.pos)
+        keeps = axis if body.inner == node.axis else None        # over the inner axis: t still runs
+        return ir.Reduce(floats(*body.type.shape), keeps, ir.Reducer(node.fn), node.axis, body, pos=node.pos)
+
+    def _body(self, node, axis: str, inner: str) -> ir.Expr:
+        """Type `node` where `inner` runs besides `axis` (the body of sum_s inside an equation over t)."""
+        saved, self.inner = self.inner, inner
+        try:
+            return self.expr(node, axis)
+        finally:
+            self.inner = saved
 
     def _call(self, node: parse.Call, axis) -> ir.Expr:
         op = BY_SPELLING.get(node.fn)
+        if op is None and node.fn.startswith("softmax_") and node.fn[8:] in self.axes:
+            return self._softmax_over(node, axis, node.fn[8:])
         if op is None:
             raise self._unknown_function(node)
         if op is Op.SAMPLE:
@@ -262,6 +305,22 @@ class Typer:
                                f"argument{'s' * (len(args) != 1)}")
         attrs = self._attrs(node, d, args[n:])
         return self.apply(op, args[:n], attrs, node)
+
+    def _softmax_over(self, node: parse.Call, axis, over: str) -> ir.Expr:
+        """`softmax_s(e[t, s])`: a softmax over the steps of s, at each step of t and entry."""
+        if len(node.args) != 1 or node.kwargs:
+            raise SpecError.at(node.pos, f"{node.fn} takes one argument: {node.fn}(e[t, {over}])")
+        if over != self.inner:
+            raise SpecError.at(head(node.pos, len(node.fn)), f"{node.fn} normalises over {over}, which does not run "
+                               "here besides the equation's axis",
+                               f"use it in a variable over two axes, a[t, {over}] = {node.fn}(e[t, {over}]), or "
+                               f"inside a reduction: sum_{over} {node.fn}(e[t, {over}]) * v[{over}]")
+        x = self.expr(node.args[0], axis)
+        if not self.guess and x.inner != over or x.type.kind is Kind.INDEX:
+            raise SpecError.at(node.pos, f"the argument of {node.fn} does not vary over {axis} and {over}",
+                               f"a softmax over {over} normalises scores that depend on both, such as "
+                               f"q[{axis}] @ k[{over}]")
+        return self.apply(Op.SOFTMAX_OVER, [x], (), node)
 
     def _unknown_function(self, node: parse.Call) -> SpecError:
         pos = head(node.pos, len(node.fn))
@@ -315,9 +374,9 @@ class Typer:
 
     def apply(self, op: Op, args: list, attrs: tuple, node) -> ir.Expr:
         types = [a.type for a in args]
-        axis = None if op is Op.CTC else self._join_axes(args, node)
+        axis, inner = (None, None) if op is Op.CTC else self._join_axes(args, node)
         if self.guess and HOLE in types:
-            return ir.Apply(_guess(op, types), axis, op, tuple(args), attrs, pos=node.pos)
+            return ir.Apply(_guess(op, types), axis, op, tuple(args), attrs, pos=node.pos, inner=inner)
         d = TABLE[op]
         try:
             result = d.shape(types, dict(attrs))
@@ -328,16 +387,20 @@ class Typer:
         if any(n > MAX_SIZE for n in result.dims):
             raise SpecError.at(node.pos, f"{snippet(node.pos)} is {result}, larger than {MAX_SIZE:,} "
                                "in one axis", "check the sizes, the window width or the padding")
-        return ir.Apply(result, axis, op, tuple(args), attrs, pos=node.pos)
+        return ir.Apply(result, axis, op, tuple(args), attrs, pos=node.pos, inner=inner)
 
-    @staticmethod
-    def _join_axes(args: list, node) -> str | None:
-        axes = sorted({a.axis for a in args if a.axis})
+    def _join_axes(self, args: list, node) -> tuple:
+        """(axis, inner) of a value made from `args`: over both running axes if its arguments
+        together vary over both (attention), else over the one they share."""
+        axes = sorted({x for a in args for x in (a.axis, a.inner) if x})
+        if len(axes) == 2 and self.inner in axes:
+            return next(a for a in axes if a != self.inner), self.inner
         if len(axes) > 1:
             raise SpecError.at(node.pos, f"{snippet(node.pos)} mixes values over axes {' and '.join(axes)}",
                                "a variable on another axis is reached through a static value, "
-                               f"such as enc[end] or mean_{axes[0]} enc[{axes[0]}]")
-        return axes[0] if axes else None
+                               f"such as enc[end] or mean_{axes[0]} enc[{axes[0]}], or by attention: "
+                               f"sum_{axes[0]} a[{axes[1]}, {axes[0]}] * enc[{axes[0]}]")
+        return (axes[0] if axes else None), None
 
 
 ERROR = Type(Kind.FLOAT, (Dim(-2, "!"),))       # the type of a variable whose equation failed

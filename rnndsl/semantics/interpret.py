@@ -15,7 +15,7 @@ import numpy as np
 
 from ..frontend import ir
 from .inputs import Batch, prepare
-from ..core.ops import TABLE, Kind
+from ..core.ops import TABLE, Kind, Op
 from .unroll import NodeId, axis_lengths, resolve, unroll
 
 
@@ -40,13 +40,24 @@ def interpret(model: ir.Model, params: dict, inputs: dict) -> Result:
         losses[b] = env.eval(model.loss, {})
         for node, value in env.values.items():      # one pass, not one per equation
             if node.var in values:
-                values[node.var][(node.t, b) if node.t is not None else b] = value
+                values[node.var][_place(model, node, b, value)] = value
     return Result(float(losses.mean()), losses, values)
 
 
 def _padded(eq: ir.Equation, batch: Batch) -> tuple:
     lead = (batch.steps[eq.axis], batch.size) if eq.axis else (batch.size,)
+    if eq.inner is not None:
+        lead = (batch.steps[eq.axis], batch.steps[eq.inner], batch.size)
     return lead + eq.type.dims
+
+
+def _place(model: ir.Model, node: NodeId, b: int, value) -> tuple:
+    """Where a node's value goes in the batch's (T, [S,] B, ...) array."""
+    if node.t is None:
+        return (b,)
+    if model.inner_of(node.var) is not None:
+        return (node.t, slice(0, len(value)), b)
+    return (node.t, b)
 
 
 @lru_cache(maxsize=256)
@@ -73,7 +84,11 @@ class Sequence:
         else:
             eq = self.equations[node.var]       # a variable of class indices keeps them as ints
             dtype = np.int64 if eq.type.kind is Kind.INDEX else np.float64
-            self.values[node] = np.asarray(self.eval(eq.expr, {eq.axis: node.t}), dtype)
+            if eq.inner is not None:            # e[t, s]: every step of s at this step of t
+                steps = [{eq.axis: node.t, eq.inner: s} for s in range(self.lengths[eq.inner])]
+                self.values[node] = np.stack([np.asarray(self.eval(eq.expr, st), dtype) for st in steps])
+            else:
+                self.values[node] = np.asarray(self.eval(eq.expr, {eq.axis: node.t}), dtype)
 
     def _input(self, inp: ir.Input, t: int | None) -> np.ndarray:
         a = self.batch.arrays[inp.name]
@@ -95,6 +110,9 @@ class Sequence:
     def eval(self, e: ir.Expr, steps: dict):
         if isinstance(e, ir.Const):
             return e.value
+        if isinstance(e, ir.Read) and e.inner is not None:     # a[t-k, s]: its row at this s
+            row = self.read(e.var, steps[e.axis] + e.offset)
+            return row[steps[e.inner]] if row.ndim > e.type.rank else row
         if isinstance(e, ir.Read):
             return self.read(e.var, steps[e.axis] + e.offset)
         if isinstance(e, ir.ReadAt):
@@ -107,6 +125,10 @@ class Sequence:
         if isinstance(e, ir.Reduce):
             parts = np.stack([self.eval(e.body, {**steps, e.over: s}) for s in range(self.lengths[e.over])])
             return REDUCERS[e.fn](parts)
+        if e.op is Op.SOFTMAX_OVER:            # needs its argument at every step of the inner axis
+            inner = e.args[0].inner
+            parts = np.stack([self.eval(e.args[0], {**steps, inner: s}) for s in range(self.lengths[inner])])
+            return TABLE[e.op].forward(np, parts)[steps[inner]]
         return self._apply(e, [self.eval(a, steps) for a in e.args])
 
     def _apply(self, e: ir.Apply, args: list):

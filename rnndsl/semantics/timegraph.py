@@ -42,16 +42,19 @@ class TimeAnalysis:
     order: tuple             # groups of names (one SCC each) in dependency order
 
 
-def reads(expr: ir.Expr, in_reduce: bool = False):
-    """(name, kind, offset) for every variable read in an expression."""
+def reads(expr: ir.Expr, axis: str | None = None):
+    """(name, kind, offset) for every variable read in an expression of an equation over `axis`.
+    A read at a step of that axis is a `step` read, unless a reduction over the axis encloses
+    it; any other read of a sequence (`enc[s]` inside attention over s) takes it whole."""
     if isinstance(expr, ir.Read):
-        yield expr.var, "whole" if in_reduce else "step", expr.offset
+        yield expr.var, "step" if axis is not None and expr.axis == axis else "whole", expr.offset
     elif isinstance(expr, (ir.ReadAt, ir.Whole)):
         yield expr.var, "whole", None
     elif isinstance(expr, ir.ReadStatic):
         yield expr.var, "static", None
+    inside = None if isinstance(expr, ir.Reduce) and expr.over == axis else axis
     for child in ir.children(expr):
-        yield from reads(child, in_reduce or isinstance(expr, ir.Reduce))
+        yield from reads(child, inside)
 
 
 def offset_graph(model: ir.Model) -> nx.MultiDiGraph:
@@ -63,7 +66,7 @@ def offset_graph(model: ir.Model) -> nx.MultiDiGraph:
                    pos=eq.pos)
     params = {p.name for p in model.params}
     for eq in model.equations:
-        for var, kind, offset in reads(eq.expr):
+        for var, kind, offset in reads(eq.expr, eq.axis):
             if var not in params:
                 g.add_edge(var, eq.name, kind=kind, offset=offset)
     for s in model.states:

@@ -2,6 +2,7 @@
 
 This graph is what a spec means: one node per input, parameter and variable at every
 step of its axis (static values have t = None), and an edge from every value a node reads.
+A variable over two axes, `e[t, s]`, has a node per step of t holding all its steps of s.
 A read before the first or after the last step resolves to the variable's state init (a
 parameter or a static variable) or, without one, to zeros (no edge). `interpret.py`
 evaluates this graph node by node.
@@ -120,6 +121,8 @@ def unroll(model: ir.Model, lengths) -> nx.DiGraph:
     g.add_nodes_from((NodeId(p.name) for p in model.params), role="param")
     for eq in model.equations:
         pattern = _pattern(model, eq.expr, lengths)
+        if eq.inner is not None:          # e[t, s]: the node at t holds every step of s
+            pattern = (_Over(eq.inner, lengths[eq.inner], pattern),)
         for node in _steps(eq.name, eq.axis, lengths):
             deps: dict = {}
             _instantiate(pattern, {eq.axis: node.t}, deps)
