@@ -238,7 +238,8 @@ def _bind(strategy, *extra):
 CASES = {**{op: _bind(_unary, op) for op in UNARY},
          **{op: _bind(_binary, op) for op in (Op.ADD, Op.SUB, Op.MUL, Op.DIV)},
          **{op: _bind(_rows, op) for op in (Op.SOFTMAX, Op.LOG_SOFTMAX)},
-         **{op: _bind(_reduce, op) for op in (Op.REDUCE_SUM, Op.REDUCE_MEAN, Op.REDUCE_MAX, Op.REDUCE_MIN)},
+         **{op: _bind(_reduce, op) for op in (Op.REDUCE_SUM, Op.REDUCE_MEAN, Op.REDUCE_MAX, Op.REDUCE_MIN,
+                                              Op.SOFTMAX_OVER, Op.SUM_INNER)},
          Op.MATMUL: _matmul, Op.CONCAT: _concat, Op.FLATTEN: _flatten, Op.CONV2D: _conv2d,
          Op.MAXPOOL2D: _maxpool2d, Op.CROSS_ENTROPY: _cross_entropy, Op.MSE: _mse, Op.CTC: _ctc,
          Op.EMBED: _embed, Op.GATHER: _gather, Op.ONEHOT: _onehot, Op.SLICE: _slice}

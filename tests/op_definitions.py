@@ -212,6 +212,27 @@ def _reduce(pick):
     return reduce
 
 
+def _softmax_over(c) -> np.ndarray:
+    """Over the valid steps of the leading axis (an inner axis: attention weights); 0 elsewhere."""
+    x, valid = c.args[0], c.context["valid"]
+    out = np.zeros(x.shape)
+    for i in np.ndindex(x.shape[1:]):
+        steps = [t for t in range(x.shape[0]) if valid[t, i[0]]]
+        top = max(float(x[(t,) + i]) for t in steps)
+        total = math.fsum(math.exp(float(x[(t,) + i]) - top) for t in steps)
+        for t in steps:
+            out[(t,) + i] = math.exp(float(x[(t,) + i]) - top) / total
+    return out
+
+
+def _sum_inner(c) -> np.ndarray:
+    x = c.args[0]
+    out = np.empty(x.shape[1:])
+    for i in np.ndindex(out.shape):
+        out[i] = math.fsum(float(x[(t,) + i]) for t in range(x.shape[0]))
+    return out
+
+
 def _gather(c) -> np.ndarray:
     """x[end + offset] or x[offset] of each sequence; outside it the fill, or zeros."""
     x, lengths = c.args[0], c.context["lengths"]
@@ -250,6 +271,7 @@ SCALAR = {**{op: _unary(op) for op in UNARY}, **{op: _binary(op) for op in BINAR
           Op.MAXPOOL2D: _maxpool2d, Op.CROSS_ENTROPY: _cross_entropy, Op.MSE: _mse, Op.CTC: _ctc,
           Op.EMBED: _embed, Op.REDUCE_SUM: _reduce(math.fsum), Op.REDUCE_MEAN: _reduce(lambda v: math.fsum(v) / len(v)),
           Op.REDUCE_MAX: _reduce(max), Op.REDUCE_MIN: _reduce(min), Op.GATHER: _gather, Op.ONEHOT: _onehot,
+          Op.SOFTMAX_OVER: _softmax_over, Op.SUM_INNER: _sum_inner,
           Op.SLICE: _slice}
 
 

@@ -28,7 +28,7 @@ BY_RULE = {Op.TANH_VJP: Op.TANH, Op.SIGMOID_VJP: Op.SIGMOID, Op.RELU_VJP: Op.REL
            Op.CTC_VJP: Op.CTC, Op.MATMUL_VJP: Op.MATMUL, Op.EMBED_VJP: Op.EMBED, Op.RESHAPE_LIKE: Op.FLATTEN,
            Op.CONV2D_VJP_X: Op.CONV2D, Op.CONV2D_VJP_W: Op.CONV2D, Op.MAXPOOL2D_VJP: Op.MAXPOOL2D,
            Op.REDUCE_SUM_VJP: Op.REDUCE_SUM, Op.REDUCE_MEAN_VJP: Op.REDUCE_MEAN,
-           Op.REDUCE_EXTREME_VJP: Op.REDUCE_MAX, Op.GATHER_VJP: Op.GATHER}
+           Op.REDUCE_EXTREME_VJP: Op.REDUCE_MAX, Op.GATHER_VJP: Op.GATHER, Op.SOFTMAX_OVER_VJP: Op.SOFTMAX_OVER}
 SAMPLED = {Op.SAMPLE}          # random: checked by its distribution (test_sample_...)
 NO_ADJOINT = {Op.ONEHOT}       # class indices: the rule gives no adjoint (test_every_op_...)
 DIFFERENTIABLE = sorted((op for op in CASES if TABLE[op].vjp is not None and op not in NO_ADJOINT),

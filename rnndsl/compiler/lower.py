@@ -128,6 +128,8 @@ class _Lowerer:
             args = (Ref(self.bufs[e.var]),) + ((Ref(self._fill(e.var)),) if self._fill(e.var) else ())
             return self._emit(Op.GATHER, args, (("from_end", int(e.from_end)), ("offset", e.offset)),
                               e, my_mode, sink, line, target)
+        if isinstance(e, ir.Reduce) and e.body.inner == e.over and mode is not Mode.STEP:
+            return self._stepwise(e, line)
         if isinstance(e, ir.Reduce) and e.body.inner == e.over:      # over an inner axis, at each step
             body = self.expr(e.body, Mode.STEP, members, out, line)
             return self._emit(REDUCE_OPS[e.fn], (body,), (), e, my_mode, sink, line, target)
@@ -138,6 +140,15 @@ class _Lowerer:
         args = tuple(self.expr(a, my_mode, members, out, line) for a in e.args)
         op, args, attrs = self._specialise(e, args)
         return self._emit(op, args, attrs, e, my_mode, sink, line, target)
+
+    def _stepwise(self, e: ir.Reduce, line: str) -> Ref:
+        """A reduction over an inner axis outside any loop (in the loss: mean_t sum_s a[t, s]):
+        a loop of its own over the outer axis computes it step by step."""
+        body: list = []
+        ref = self.expr(e, Mode.STEP, frozenset(), body, line)
+        self.items.append(Loop(e.axis, False, tuple(body), (ref.buf.name,)))
+        self.notes.append(LoopNote((ref.buf.name,), "step by step (attention)", e.axis, (), len(body)))
+        return ref
 
     def _specialise(self, e: ir.Apply, args: tuple) -> tuple:
         """W @ onehot(x) becomes a gather; other uses of a onehot become vectors."""

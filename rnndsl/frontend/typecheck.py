@@ -249,8 +249,10 @@ class Typer:
             return ir.Read(self._typed(ent), sym, ent.name, 0, pos=node.pos)
         if axis != sym:
             raise SpecError.at(node.pos, f"{node.name} is a sequence over {sym}; it cannot be read at a step of {axis}",
-                               f"a variable on another axis is reached through a static value: "
-                               f"{node.name}[end] or mean_{sym} {node.name}[{sym}]")
+                               f"a variable on another axis is reached through a static value "
+                               f"({node.name}[end] or mean_{sym} {node.name}[{sym}]) or by attention, inside a "
+                               f"reduction over {sym} or a variable over [{axis}, {sym}]: "
+                               f"sum_{sym} softmax_{sym}(q[{axis}] @ {node.name}[{sym}]) * {node.name}[{sym}]")
         return ir.Read(self._typed(ent), axis, ent.name, k, pos=node.pos)
 
     # -- reductions and calls --------------------------------------------------------------

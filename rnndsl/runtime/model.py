@@ -80,7 +80,9 @@ class CompiledModel:
         for eq in self.spec.equations:
             value = tape[eq.name]
             if eq.axis:
-                valid = tape[f"_valid_{eq.axis}"]
+                valid = tape[f"_valid_{eq.axis}"]           # (T, B)
+                if eq.inner:                                # (T, S, B): valid at both steps
+                    valid = valid[:, None] & tape[f"_valid_{eq.inner}"][None]
                 valid = valid.reshape(valid.shape + (1,) * len(eq.type.dims))
                 value = self.xp.where(valid, value, 0)
             out[eq.name] = value
