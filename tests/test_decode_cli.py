@@ -92,15 +92,15 @@ def test_eval_reports_exact_sequences_as_decoding_each_example_alone(reversal, c
         src = e["src"][:e["lengths_s"]]
         ids = generate.generate(model, params, [0], model.spec.generate.max_len, 0, context={"src": src}, stop=1)
         hits += ids == [int(i) for i in e["tgt_out"][:e["lengths_t"]]]
-    assert float(shown["seq_accuracy"]) == pytest.approx(hits / len(arrays), abs=1e-4)
-    assert 0 <= float(shown["seq_accuracy_beam"]) <= 1
+    assert float(shown["exact_seqs"]) == pytest.approx(hits / len(arrays), abs=1e-4)
+    assert 0 <= float(shown["exact_seqs_beam"]) <= 1
     assert hits > 0                                      # the tiny run learned something to compare
 
 
 def test_eval_without_a_stop_says_why_there_is_no_exact_accuracy(reversal, capsys):
     run, npz = reversal
     code, out, err = cli(capsys, "eval", run, "--data", npz)
-    assert code == 0 and "seq_accuracy" not in out and "--stop" in err
+    assert code == 0 and "exact_seqs" not in out and "--stop" in err
 
 
 def test_eval_decodes_ctc_with_a_prefix_beam(ctc_run, capsys):

@@ -403,7 +403,7 @@ def cmd_eval(args) -> int:
     held = " (the part held out from training)" if held_out else ""
     print(f"{printable(model.spec.name)} on {printable(path or 'the embedded hello')}{held}:")
     for key, value in result.items():
-        print(f"  {key:<18} {value:.4f}" if isinstance(value, float) else f"  {key:<18} {value}")
+        print(f"  {key:<16} {value:.4f}" if isinstance(value, float) else f"  {key:<16} {value}")
     return 0
 
 

@@ -75,9 +75,9 @@ def metrics(model, params: dict, bound: data.Bound, settings, vocab: data.Vocab 
         if decoding.beam:
             out.update(_rates(edits, "_beam", vocab))
     if generated and exact[2]:
-        out["seq_accuracy"] = exact[0] / exact[2]
+        out["exact_seqs"] = exact[0] / exact[2]
         if decoding.beam:
-            out["seq_accuracy_beam"] = exact[1] / exact[2]
+            out["exact_seqs_beam"] = exact[1] / exact[2]
     return {k: v for k, v in out.items() if v is not None}
 
 
