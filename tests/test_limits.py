@@ -17,7 +17,8 @@ from rnndsl.tools import cliargs, graphviz
 from rnndsl.training import data, generate, optim
 from rnndsl.semantics import inputs
 from rnndsl.core import limits
-from rnndsl.tools.cli import _print_stream, main
+from rnndsl.tools.cli import main
+from rnndsl.tools.sample_cmd import _print_stream
 from rnndsl.core.errors import DataError, SpecError
 from rnndsl.frontend.scalars import resolve_plain
 

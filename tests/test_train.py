@@ -460,9 +460,9 @@ def test_sample_and_eval_of_a_folder_that_is_not_a_run(files, capsys):
         assert code == 1 and "is not an rnndsl run directory" in err
 
 
-def test_sample_of_a_run_without_vocabulary(sentiment_run, capsys):
+def test_sample_of_a_run_without_generation(sentiment_run, capsys):
     code, out, err = cli(capsys, "sample", sentiment_run, "--prime", "x")
-    assert code == 1 and "has no vocabulary" in err
+    assert code == 1 and "sentiment has no generate: section" in err
 
 
 @pytest.mark.parametrize("args, message", [

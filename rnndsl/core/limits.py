@@ -35,6 +35,7 @@ MAX_REPEAT = 100_000                 # bench --repeat
 MAX_WORKERS = 64                     # --workers (and never more than the machine's cores)
 MAX_SEED = (1 << 63) - 1             # --seed and train: seed, 0 up to this
 MAX_SAMPLE_LENGTH = 100_000          # sample --length (check.py caps generate: max_len alike)
+MAX_BEAM = 1_000                     # sample and eval --beam: hypotheses kept per step
 MIN_TEMPERATURE = 1e-3               # sample --temperature: 0 (greedy) or at least this
 MAX_EPOCHS = 1_000_000               # train: epochs
 MAX_TRAIN_STEPS = 1_000_000_000      # train: steps, eval_every, decay_every, warmup, patience

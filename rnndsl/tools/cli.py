@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from . import cliargs
+from .sample_cmd import cmd_sample
 from .. import backends
 from ..core import files, limits
 from ..frontend import ir
@@ -129,12 +130,27 @@ def _parser() -> argparse.ArgumentParser:
                         "source sentence, whatever the spec reads off the generated axis")
     s.add_argument("--index", type=cliargs.whole(0, limits.MAX_EXAMPLES), default=0, metavar="N",
                    help="which example of --from (from 0)")
+    s.add_argument("--input", action="append", default=[], metavar="NAME=NUMBERS",
+                   help="give an input off the generated axis as class numbers, e.g. --input src=3,1,4 "
+                        "(repeatable; replaces that input of --from)")
+    s.add_argument("--stop", default=None, metavar="SYMBOL",
+                   help="end a sequence at this symbol (a class number for a run without a vocabulary); "
+                        "default: the spec's generate: stop")
+    _add_beam(s, "search for the likeliest sequences with a beam of K hypotheses instead of sampling")
+    s.add_argument("--nbest", action="store_true", help="with --beam: print every finished hypothesis, "
+                   "best first, each after its score")
     _add_run_backend(s)
     s.set_defaults(run=cmd_sample)
 
     e = sub.add_parser("eval", help="loss and the metrics that fit the spec on a data set")
     e.add_argument("run_dir", metavar="RUN")
     e.add_argument("--data", metavar="PATH", help="default: the data the run trained on")
+    e.add_argument("--decode", choices=("greedy", "beam"), default="greedy",
+                   help="beam: also decode with a beam search (CTC prefix beam search, or a beam over "
+                        "generated sequences) and report its metrics next to greedy decoding's")
+    _add_beam(e, "the beam's width with --decode beam (default 4)")
+    e.add_argument("--stop", default=None, metavar="SYMBOL",
+                   help="the symbol that ends a generated sequence (default: the spec's generate: stop)")
     _add_run_backend(e)
     e.set_defaults(run=cmd_eval)
 
@@ -151,6 +167,12 @@ def _parser() -> argparse.ArgumentParser:
     _add_set(b)
     b.set_defaults(run=cmd_bench)
     return p
+
+
+def _add_beam(p: argparse.ArgumentParser, text: str) -> None:
+    p.add_argument("--beam", type=cliargs.whole(1, limits.MAX_BEAM), default=None, metavar="K", help=text)
+    p.add_argument("--length-norm", type=cliargs.alpha, default=None, metavar="ALPHA",
+                   help="with a beam: rank finished sequences by log-probability / length^ALPHA (default 0: raw)")
 
 
 def _add_run_backend(p: argparse.ArgumentParser) -> None:
@@ -365,76 +387,46 @@ def _last_loss(run):
     return losses[-1] if losses else None
 
 
-def cmd_sample(args) -> int:
-    from ..training import data, generate, train
-    model, params, info, source = train.load_checked_run(args.run_dir, args.backend)
-    gen = model.spec.generate
-    vocab = data.Vocab.from_json(info["vocab"]) if info.get("vocab") else None
-    if vocab is None:
-        raise SpecError.at(None, f"{args.run_dir}: the run has no vocabulary to sample symbols from")
-    prime = args.prime if args.prime is not None else (gen.start if gen and gen.start else "")
-    stop = vocab.index(gen.stop) if gen and gen.stop and gen.stop in vocab else None
-    length = args.length if args.length is not None else (gen.max_len if gen else 50)
-    temperature = args.temperature if args.temperature is not None else (gen.temperature if gen else 1.0)
-    context = {}
-    if args.source is not None and gen is not None and gen.feed:
-        context, reference = _example(source, args.source, args.index, model.spec, info, model.backend)
-        if reference is not None:
-            print(f"example {args.index} of {printable(args.source)}; its own: "
-                  f"{printable(vocab.decode(list(reference)))}", file=sys.stderr)
-    primed = vocab.encode(prime)
-    ids = generate.stream(model, params, primed, length, temperature, args.seed, context, stop)
-    _print_stream(vocab, primed, ids)
-    return 0
-
-
-def _print_stream(vocab, prime, ids) -> None:
-    """The prime, then each symbol as it is sampled: a long sample shows as it grows and is
-    never held whole. Newlines and tabs print as they are; other control characters escaped."""
-    out, gap = sys.stdout, " " if vocab.level == "word" else ""
-    out.write(printable(vocab.decode(prime), keep="\n\t"))
-    for i in ids:
-        out.write(printable(gap + vocab.decode([i]), keep="\n\t"))
-        out.flush()
-    out.write("\n")
-
-
-def _example(source, path, index: int, spec: ir.Model, info: dict, backend: str) -> tuple:
-    """(context, reference) of example `index` of a data file read as the run reads data: the
-    inputs off the generated axis (an image, a source sentence) condition the generation; the
-    index input on that axis other than the fed one (the target) is shown for comparison."""
-    from ..training import optim, train
-    job = train.prepare(source, path, info["dims"], backend, info,
-                        optim.Settings(**info["settings"]), hold_out=False)
-    examples = job.train.examples
-    if not 0 <= index < len(examples):
-        raise DataError(f"{path} has {len(examples)} examples; --index {index} is not one of them",
-                        "--index counts from 0")
-    fed = spec.generate.feed[0][0]
-    axis = next(i.axis for i in spec.inputs if i.name == fed)
-    example = examples[index]
-    context = {i.name: example[i.name] for i in spec.inputs if i.axis != axis}
-    targets = [i.name for i in spec.inputs if i.axis == axis and i.name != fed and i.type.kind is Kind.INDEX]
-    return context, (example[targets[0]] if len(targets) == 1 else None)
-
-
 def cmd_eval(args) -> int:
     from ..training import data, evaluate, optim, train
     info = _run_info(args.run_dir)
     path = args.data or (None if info["data"] == "<embedded hello>" else info["data"])
     model, params, _, source = train.load_checked_run(args.run_dir, args.backend)
+    decoding = _decoding(args, model.spec, info)
     # other data is evaluated whole; the run's own data on the part training held out
     job_data = train.prepare(source, path, info["dims"], model.backend,
                              info, optim.Settings(**info["settings"]), hold_out=not args.data)
     held_out = job_data.valid is not None
     bound = job_data.valid if held_out else job_data.train
     vocab = data.Vocab.from_json(info["vocab"]) if info.get("vocab") else None
-    result = evaluate.metrics(model, params, bound, job_data.settings, vocab)
+    result = evaluate.metrics(model, params, bound, job_data.settings, vocab, decoding)
     held = " (the part held out from training)" if held_out else ""
     print(f"{printable(model.spec.name)} on {printable(path or 'the embedded hello')}{held}:")
     for key, value in result.items():
         print(f"  {key:<16} {value:.4f}" if isinstance(value, float) else f"  {key:<16} {value}")
     return 0
+
+
+def _decoding(args, spec: ir.Model, info: dict):
+    """eval's --decode, --beam, --length-norm and --stop, checked against what the spec decodes."""
+    from ..training import data, evaluate
+    from . import symbols
+    what = evaluate.decodes(spec)
+    if args.decode == "beam" and what is None:
+        raise SpecError.at(None, f"--decode beam: {spec.name} has nothing a beam search decodes (its loss has no "
+                           "ctc, and it generates no sequence that a target holds)",
+                           "beam search decodes CTC runs and runs whose generate: output has a target "
+                           "(seq2seq, captioning); drop --decode beam")
+    given = [f for f, v in (("--beam", args.beam), ("--length-norm", args.length_norm)) if v is not None]
+    if given and args.decode != "beam":
+        raise SpecError.at(None, f"{' and '.join(given)} set the beam of --decode beam, which is not given",
+                           "add --decode beam")
+    stop = symbols.stop_class(symbols.symbols_of(info, spec, data.Vocab), spec, args.stop) if what == "generate" else None
+    if what == "generate" and stop is None:
+        print(f"note: no exact-sequence accuracy: the stop symbol of {printable(spec.name)} is not a symbol of "
+              "the run; give it with --stop (a class number for a run without a vocabulary)", file=sys.stderr)
+    width = (args.beam or 4) if args.decode == "beam" else None
+    return evaluate.Decoding(width, args.length_norm or 0.0, stop)
 
 
 def _run_info(run):

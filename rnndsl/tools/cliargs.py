@@ -6,6 +6,7 @@
     workers         --workers: 1 up to the machine's cores (at most MAX_WORKERS)
     tolerance       gradcheck --tol: a relative error from 0 to 1 (never NaN)
     temperature     sample --temperature: 0 (greedy) or from MIN_TEMPERATURE up, finite
+    alpha           sample and eval --length-norm: from 0 to 10
 """
 from __future__ import annotations
 
@@ -74,4 +75,13 @@ def temperature(text: str) -> float:
     problem = limits.temperature_problem(value) if value is not None else "is not a number"
     if problem:
         raise argparse.ArgumentTypeError(f"{text!r} {problem}")
+    return value
+
+
+def alpha(text: str) -> float:
+    """--length-norm: a finite number, 0 (rank by log-probability) or more."""
+    value = _float(text)
+    if value is None or not 0 <= value <= 10:          # NaN fails both comparisons
+        raise argparse.ArgumentTypeError(f"expected a length-normalisation exponent from 0 to 10, such as 0.6, "
+                                         f"got {text!r}")
     return value

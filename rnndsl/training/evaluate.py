@@ -2,7 +2,10 @@
 
     language models (cross_entropy of a sequence against the next input)  perplexity, bits per symbol
     classifiers (cross_entropy against a class)                           accuracy
-    CTC models                                                            CER, WER (greedy decoding)
+    CTC models                                                            CER, WER (greedy decoding;
+                                                                          with a beam, also its own)
+    generated sequences with a target (seq2seq, captioning)               exact-sequence accuracy
+                                                                          (greedy; with a beam, also its own)
 
 The forward passes run in the model's array module (on the GPU for the cupy backend); only the
 per-sequence losses and the argmax of the scored outputs come back to the host.
@@ -10,20 +13,41 @@ per-sequence losses and the argmax of the scored outputs come back to the host.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
-from . import data
+from . import beam as beams, ctcdecode, data
 from ..frontend import ir
 from ..runtime import device
 from ..semantics.inputs import prepare
-from ..core.ops import Op
+from ..core import kernels
+from ..core.ops import Kind, Op
 
 
-def metrics(model, params: dict, bound: data.Bound, settings, vocab: data.Vocab | None) -> dict:
+@dataclass(frozen=True)
+class Decoding:
+    """How `metrics` decodes: greedy always; with `beam`, also a beam of that width."""
+    beam: int | None = None
+    alpha: float = 0.0           # length normalisation of the generation beam
+    stop: int | None = None      # the class that ends a generated sequence (None: no exact-sequence accuracy)
+
+
+def decodes(spec: ir.Model) -> str | None:
+    """What a beam can decode for this spec: "ctc", "generate" (sequences fed back, with a
+    target on their axis to compare with), or None."""
+    ctc = _targets(spec)[1]
+    return "ctc" if ctc else "generate" if _generated(spec) else None
+
+
+def metrics(model, params: dict, bound: data.Bound, settings, vocab: data.Vocab | None,
+            decoding: Decoding = Decoding()) -> dict:
     out = {"sequences": len(bound.examples) if bound.stream is None else None, "tokens": None}
-    losses, hits, seen, edits = [], 0, 0, {"chars": [0, 0], "words": [0, 0]}
+    losses, hits, seen = [], 0, 0
+    edits = {k: [0, 0] for k in ("chars", "words", "chars_beam", "words_beam")}
+    exact = [0, 0, 0]                                  # greedy hits, beam hits, sequences
     ce, ctc = _targets(model.spec)
+    generated = _generated(model.spec) if bound.stream is None and decoding.stop is not None else None
     carry, params = None, device.to_device(model.xp, params)
     for batch in _eval_batches(bound, settings):
         result, final = _forward(model, params, batch, carry)
@@ -35,8 +59,10 @@ def metrics(model, params: dict, bound: data.Bound, settings, vocab: data.Vocab 
         if ce:
             h, n = _accuracy(result, batch, lengths, *ce)
             hits, seen = hits + h, seen + n
-        if ctc and vocab is not None:
-            _ctc_edits(result, batch, lengths, *ctc, vocab, edits)
+        if ctc:
+            _ctc_edits(result, batch, lengths, *ctc, vocab, edits, decoding.beam)
+        if generated:
+            _exact(model, params, batch, *generated, decoding, exact)
     loss = float(np.mean(np.concatenate(losses)))
     out["loss"] = loss
     if ce and ce[2] and _language_model(model.spec):  # it predicts its own next input
@@ -44,10 +70,23 @@ def metrics(model, params: dict, bound: data.Bound, settings, vocab: data.Vocab 
         out["bits_per_symbol"] = loss / math.log(2)
     if ce and seen:
         out["accuracy"] = hits / seen
-    if ctc and vocab is not None and edits["chars"][1]:
-        out["cer"] = edits["chars"][0] / edits["chars"][1]
-        out["wer"] = edits["words"][0] / max(1, edits["words"][1])
+    if ctc and edits["chars"][1]:
+        out.update(_rates(edits, "", vocab))
+        if decoding.beam:
+            out.update(_rates(edits, "_beam", vocab))
+    if generated and exact[2]:
+        out["exact_seqs"] = exact[0] / exact[2]
+        if decoding.beam:
+            out["exact_seqs_beam"] = exact[1] / exact[2]
     return {k: v for k, v in out.items() if v is not None}
+
+
+def _rates(edits: dict, suffix: str, vocab) -> dict:
+    """CER (over class numbers without a vocabulary) and WER (words need a vocabulary)."""
+    out = {f"cer{suffix}": edits["chars" + suffix][0] / edits["chars" + suffix][1]}
+    if vocab is not None:
+        out[f"wer{suffix}"] = edits["words" + suffix][0] / max(1, edits["words" + suffix][1])
+    return out
 
 
 def _language_model(spec: ir.Model) -> bool:
@@ -96,17 +135,59 @@ def _accuracy(result: dict, batch: dict, lengths: dict, output: str, target: str
     return int((guess == truth).sum()), int(truth.size)
 
 
-def _ctc_edits(result, batch, lengths, scores: str, labels: str, blank: int, vocab, edits: dict) -> None:
-    greedy = device.to_host(result[scores].argmax(axis=-1))     # (T, B): the best class at each step
+def _ctc_edits(result, batch, lengths, scores: str, labels: str, blank: int, vocab, edits: dict,
+               width: int | None) -> None:
+    y = np.asarray(device.to_host(result[scores]), np.float64)       # (T, B, K)
     axes = list(lengths)
     frames, label_len = np.asarray(lengths[axes[0]]), np.asarray(lengths[axes[-1]])
-    for b in range(greedy.shape[1]):
-        best = greedy[:frames[b], b]
-        decoded = [int(k) for i, k in enumerate(best) if k != blank and (i == 0 or k != best[i - 1])]
+    for b in range(y.shape[1]):
+        logp = kernels.log_softmax(np, y[:frames[b], b])
         truth = [int(k) for k in np.asarray(batch[labels])[:label_len[b], b]]
-        hyp, ref = vocab.decode(decoded), vocab.decode(truth)
-        _count(edits["chars"], hyp, ref)
-        _count(edits["words"], hyp.split(), ref.split())
+        _edits(edits, "", ctcdecode.greedy(logp, blank), truth, vocab)
+        if width:
+            _edits(edits, "_beam", ctcdecode.prefix_beam(logp, width, blank)[0][0], truth, vocab)
+
+
+def _edits(edits: dict, suffix: str, decoded, truth: list, vocab) -> None:
+    if vocab is None:                                  # class numbers: an error rate over labels
+        _count(edits["chars" + suffix], list(decoded), truth)
+        return
+    hyp, ref = vocab.decode(list(decoded)), vocab.decode(truth)
+    _count(edits["chars" + suffix], hyp, ref)
+    _count(edits["words" + suffix], hyp.split(), ref.split())
+
+
+def _generated(spec: ir.Model) -> tuple | None:
+    """(fed input, target, axis) of a spec that generates a sequence that a target on the same
+    axis holds the truth of (seq2seq's tgt_out, captioning's cap_out); None for other specs."""
+    if spec.generate is None or not spec.generate.feed:
+        return None
+    fed = spec.generate.feed[0][0]
+    axis = next(i.axis for i in spec.inputs if i.name == fed)
+    targets = [i.name for i in spec.inputs if i.axis == axis and i.name != fed and i.type.kind is Kind.INDEX]
+    return (fed, targets[0], axis) if len(targets) == 1 else None
+
+
+def _exact(model, params: dict, batch: dict, fed: str, target: str, axis: str, decoding: Decoding,
+           exact: list) -> None:
+    """Count the examples whose decoded sequence equals the target up to and including its
+    stop class, each decoded from its own first fed step (its start symbol) with the other
+    inputs as context."""
+    steps = np.asarray(batch["lengths"][axis])
+    context = {i.name: batch[i.name] for i in model.spec.inputs if i.axis != axis}
+    context["lengths"] = batch["lengths"]
+    primes = [[int(batch[fed][0, b])] for b in range(len(steps))]
+    refs = [_upto(np.asarray(batch[target])[:steps[b], b], decoding.stop) for b in range(len(steps))]
+    max_len = model.spec.generate.max_len
+    for k, width in enumerate((1, decoding.beam) if decoding.beam else (1,)):
+        found = beams.search(model, params, primes, width, max_len, decoding.stop, decoding.alpha, context)
+        exact[k] += sum(bool(f) and f[0].ids == r for f, r in zip(found, refs))
+    exact[2] += len(refs)
+
+
+def _upto(ids: np.ndarray, stop: int) -> tuple:
+    ids = [int(i) for i in ids]
+    return tuple(ids[:ids.index(stop) + 1] if stop in ids else ids)
 
 
 def _count(acc: list, hyp, ref) -> None:

@@ -110,20 +110,37 @@ def stepwise(spec: ir.Model, feed_input: str, output: str) -> set | None:
 
 
 def _batch_of_one(spec, feed_input: str, seq: list, context: dict) -> dict:
-    """The fed input as (T, 1); the context as given; every other input a placeholder of the
-    right shape (a target is not needed to generate)."""
-    T = len(seq)
+    """One sequence's inputs: the fed `seq` as (T, 1), the unbatched `context` as a batch of one."""
+    return rows_batch(spec, feed_input, np.asarray(seq, np.int64)[:, None], batch_of_one(spec, context), [0])
+
+
+def batch_of_one(spec, context: dict) -> dict:
+    """Unbatched context values (a source sentence (S,), an image) as a batch of one."""
+    axis = {i.name: i.axis for i in spec.inputs}
+    return {name: np.asarray(v)[:, None] if axis.get(name) else np.asarray(v)[None] for name, v in context.items()}
+
+
+def rows_batch(spec, feed_input: str, fed: np.ndarray, context: dict, owners) -> dict:
+    """The inputs for rows of hypotheses: the fed input as `fed` (T, R); each row's context the
+    column `owners[r]` of the batched `context` (its "lengths" too); every other input a
+    placeholder of the right shape (a target is not needed to generate)."""
+    T, rows = fed.shape
+    owners = np.asarray(owners, np.int64)
     feed_axis = next(i.axis for i in spec.inputs if i.name == feed_input)
-    inputs = {}
+    inputs, lengths = {}, {feed_axis: np.full(rows, T, np.int64)}
+    for axis, n in (context.get("lengths") or {}).items():
+        if axis != feed_axis:
+            lengths[axis] = np.asarray(n)[owners]
     for inp in spec.inputs:
         if inp.name == feed_input:
-            inputs[inp.name] = np.asarray(seq, np.int64)[:, None]
+            inputs[inp.name] = fed
         elif inp.name in context:
-            value = np.asarray(context[inp.name])
-            inputs[inp.name] = value[:, None] if inp.axis else value[None]
+            inputs[inp.name] = np.take(np.asarray(context[inp.name]), owners, axis=1 if inp.axis else 0)
         else:
             steps = (T,) if inp.axis == feed_axis else (1,) if inp.axis else ()
-            shape = steps + (1,) + (inp.type.dims if inp.type.kind is Kind.FLOAT else ())
+            shape = steps + (rows,) + (inp.type.dims if inp.type.kind is Kind.FLOAT else ())
             dtype = np.float64 if inp.type.kind is Kind.FLOAT else np.int64
             inputs[inp.name] = np.zeros(shape, dtype)
-    return inputs
+            if inp.axis and inp.axis != feed_axis:
+                lengths.setdefault(inp.axis, np.ones(rows, np.int64))
+    return {**inputs, "lengths": lengths}
