@@ -117,7 +117,7 @@ ERRORS = [
     ("  ctx[t] = q[t] * k[s]\n", "or by attention, inside a reduction over s"),
     ("  a[t, s] = q[t] @ k[s]\n  ctx[t] = sum_s a[t] * k[s]\n", "read it as a[t, s]"),
     ("  a[t, s] = sum_s q[t] @ k[s]\n", "s already runs here"),
-    ("  ctx[t] = softmax_s(q[t])\n", "softmax_s normalises over s"),
+    ("  ctx[t] = softmax_s(q[t])\n", "softmax_s normalises over the steps of s"),
     ("  a[t, t] = q[t] @ q[t]\n", "the two axes must differ"),
     ("  a[t, s] = q[t] @ k[s]\n  ctx[t] = sum_s a[t, s-1] * k[s]\n", "the second is s itself"),
     ("  a[t, s] = q[t] @ k[s]\n  z = a[0, s]\n", "read as a[t-k, s]"),
@@ -133,3 +133,40 @@ def test_misused_attention_is_a_located_error(equations, message):
         rnndsl.loads_spec(text)
     text = info.value.format()
     assert message in text and text.startswith("<spec>:1") and "hint:" in text
+
+
+POOL = """name: pool
+dims: {F: 3, H: 4, K: 2}
+inputs:
+  x: {float: [F], axis: t}
+  label: {index: K}
+params:
+  W: {shape: [H, F]}
+  U: {shape: [H, H]}
+  v: {shape: [H], init: normal(0.5)}
+  W_y: {shape: [K, H]}
+equations: |
+  h[t] = tanh(W @ x[t] + U @ h[t-1])
+  a[t] = softmax_t(v @ h[t])
+  z = sum_t a[t] * h[t]
+  y = W_y @ z
+loss: cross_entropy(y, label)
+outputs: [y, a]
+"""
+
+
+@given(st.integers(1, 6), st.integers(1, 4), st.integers(0, 2**16))
+def test_attention_pooling_over_one_axis(steps, batch, seed):
+    spec, params, inputs = case(POOL, {"t": steps}, batch, seed)
+    out = rnndsl.compile(spec).forward(params, inputs)
+    assert_forward_matches(spec, rnndsl.compile(spec), params, inputs)
+    np.testing.assert_allclose(out["a"].sum(axis=0), 1.0)
+    grads = rnndsl.compile(spec).loss_and_grad(params, inputs)[1]
+    bad = {name: e for name, e in fd_errors(spec, params, inputs, grads, seed).items() if e[0] > 1e-6}
+    assert not bad, bad
+
+
+def test_a_recurrence_cannot_run_through_a_softmax_over_its_axis():
+    text = POOL.replace("U @ h[t-1])", "U @ h[t-1] + a[t-1])")
+    with pytest.raises(rnndsl.SpecError, match="as a whole sequence"):
+        rnndsl.loads_spec(text)

@@ -304,7 +304,7 @@ def show(e: Expr, axis: str = "t") -> str:
     if e.op is Op.NEG:
         return f"-{_wrap(e.args[0], axis, 3)}"
     if e.op is Op.SOFTMAX_OVER:
-        return f"softmax_{e.args[0].inner}({show(e.args[0], axis)})"
+        return f"softmax_{e.args[0].inner or e.args[0].axis}({show(e.args[0], axis)})"
     attrs = e.attr
     args = [show(a, axis) for a in e.args]
     args += [f"{attrs[k]:g}" if default is None else f"{k}={attrs[k]:g}"

@@ -309,19 +309,23 @@ class Typer:
         return self.apply(op, args[:n], attrs, node)
 
     def _softmax_over(self, node: parse.Call, axis, over: str) -> ir.Expr:
-        """`softmax_s(e[t, s])`: a softmax over the steps of s, at each step of t and entry."""
+        """`softmax_s(e[t, s])`: a softmax over the steps of s, at each step of t and entry; in an
+        equation over s itself, `softmax_s(v @ h[s])` normalises over the whole sequence."""
         if len(node.args) != 1 or node.kwargs:
             raise SpecError.at(node.pos, f"{node.fn} takes one argument: {node.fn}(e[t, {over}])")
-        if over != self.inner:
-            raise SpecError.at(head(node.pos, len(node.fn)), f"{node.fn} normalises over {over}, which does not run "
-                               "here besides the equation's axis",
-                               f"use it in a variable over two axes, a[t, {over}] = {node.fn}(e[t, {over}]), or "
-                               f"inside a reduction: sum_{over} {node.fn}(e[t, {over}]) * v[{over}]")
+        if over not in (self.inner, axis):
+            raise SpecError.at(head(node.pos, len(node.fn)), f"{node.fn} normalises over the steps of {over}, "
+                               "which does not run here",
+                               f"use it in an equation over {over} (a[{over}] = {node.fn}(v @ h[{over}])), in a "
+                               f"variable over two axes (a[t, {over}] = {node.fn}(e[t, {over}])) or inside a "
+                               f"reduction: sum_{over} {node.fn}(e[t, {over}]) * v[{over}]")
         x = self.expr(node.args[0], axis)
-        if not self.guess and x.inner != over or x.type.kind is Kind.INDEX:
-            raise SpecError.at(node.pos, f"the argument of {node.fn} does not vary over {axis} and {over}",
-                               f"a softmax over {over} normalises scores that depend on both, such as "
-                               f"q[{axis}] @ k[{over}]")
+        varies = x.inner == over if over == self.inner else (x.axis == over and x.inner is None)
+        if not self.guess and not varies or x.type.kind is Kind.INDEX:
+            what = f"{axis} and {over}" if over == self.inner else over
+            raise SpecError.at(node.pos, f"the argument of {node.fn} does not vary over {what}",
+                               f"a softmax over {over} normalises scores that depend on its steps, such as "
+                               + (f"q[{axis}] @ k[{over}]" if over == self.inner else f"v @ h[{over}]"))
         return self.apply(Op.SOFTMAX_OVER, [x], (), node)
 
     def _unknown_function(self, node: parse.Call) -> SpecError:

@@ -125,8 +125,8 @@ class Sequence:
         if isinstance(e, ir.Reduce):
             parts = np.stack([self.eval(e.body, {**steps, e.over: s}) for s in range(self.lengths[e.over])])
             return REDUCERS[e.fn](parts)
-        if e.op is Op.SOFTMAX_OVER:            # needs its argument at every step of the inner axis
-            inner = e.args[0].inner
+        if e.op is Op.SOFTMAX_OVER:            # needs its argument at every step of its axis
+            inner = e.args[0].inner or e.args[0].axis
             parts = np.stack([self.eval(e.args[0], {**steps, inner: s}) for s in range(self.lengths[inner])])
             return TABLE[e.op].forward(np, parts)[steps[inner]]
         return self._apply(e, [self.eval(a, steps) for a in e.args])

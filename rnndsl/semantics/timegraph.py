@@ -16,6 +16,7 @@ import networkx as nx
 
 from ..frontend import ir
 from ..core.errors import Diagnostic, SpecError
+from ..core.ops import Op
 
 
 class Class(enum.Enum):
@@ -52,9 +53,16 @@ def reads(expr: ir.Expr, axis: str | None = None):
         yield expr.var, "whole", None
     elif isinstance(expr, ir.ReadStatic):
         yield expr.var, "static", None
-    inside = None if isinstance(expr, ir.Reduce) and expr.over == axis else axis
+    inside = None if _over_whole(expr, axis) else axis
     for child in ir.children(expr):
         yield from reads(child, inside)
+
+
+def _over_whole(expr: ir.Expr, axis: str | None) -> bool:
+    """A reduction or softmax over the axis the equation runs on: it reads every step."""
+    if isinstance(expr, ir.Reduce):
+        return expr.over == axis
+    return isinstance(expr, ir.Apply) and expr.op is Op.SOFTMAX_OVER and expr.args[0].inner is None
 
 
 def offset_graph(model: ir.Model) -> nx.MultiDiGraph:

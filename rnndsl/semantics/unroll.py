@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 import networkx as nx
 
+from ..core.ops import Op
 from ..frontend import ir
 
 
@@ -93,6 +94,9 @@ def _pattern(model: ir.Model, expr: ir.Expr, lengths: dict) -> tuple:
         return (_Fixed(tuple((NodeId(expr.var, s), None) for s in range(lengths[expr.axis]))),)
     if isinstance(expr, ir.Reduce):
         return (_Over(expr.over, lengths[expr.over], _pattern(model, expr.body, lengths)),)
+    if isinstance(expr, ir.Apply) and expr.op is Op.SOFTMAX_OVER:      # every step of its axis
+        over = expr.args[0].inner or expr.args[0].axis
+        return (_Over(over, lengths[over], _pattern(model, expr.args[0], lengths)),)
     return tuple(item for arg in ir.children(expr) for item in _pattern(model, arg, lengths))
 
 
