@@ -29,7 +29,8 @@ BY_RULE = {Op.TANH_VJP: Op.TANH, Op.SIGMOID_VJP: Op.SIGMOID, Op.RELU_VJP: Op.REL
            Op.CONV2D_VJP_X: Op.CONV2D, Op.CONV2D_VJP_W: Op.CONV2D, Op.MAXPOOL2D_VJP: Op.MAXPOOL2D,
            Op.REDUCE_SUM_VJP: Op.REDUCE_SUM, Op.REDUCE_MEAN_VJP: Op.REDUCE_MEAN,
            Op.REDUCE_EXTREME_VJP: Op.REDUCE_MAX, Op.GATHER_VJP: Op.GATHER, Op.SOFTMAX_OVER_VJP: Op.SOFTMAX_OVER}
-SAMPLED = {Op.SAMPLE}          # random: checked by its distribution (test_sample_...)
+SAMPLED = {Op.SAMPLE,          # random: checked by its distribution (test_sample_...)
+           Op.DROPOUT}         # the checker makes it a product with a mask (test_dropout.py)
 NO_ADJOINT = {Op.ONEHOT}       # class indices: the rule gives no adjoint (test_every_op_...)
 DIFFERENTIABLE = sorted((op for op in CASES if TABLE[op].vjp is not None and op not in NO_ADJOINT),
                         key=lambda o: o.name)

@@ -52,7 +52,7 @@ class _Lowerer:
         self.model, self.analysis = model, analysis
         self.items: list = []
         self.notes: list = []
-        self.bufs = {i.name: buf_for(i.name, i.type, i.axis, Role.INPUT) for i in model.inputs}
+        self.bufs = {i.name: buf_for(i.name, i.type, i.axis, Role.INPUT) for i in model.all_inputs}
         self.bufs.update({p.name: Buf(p.name, p.type.dims, None, Role.PARAM) for p in model.params})
         self.bufs.update({e.name: buf_for(e.name, e.type, e.axis, Role.VALUE, e.inner) for e in model.equations})
         self.eqs = {e.name: e for e in model.equations}

@@ -57,6 +57,7 @@ class Op(enum.Enum):
     CTC = "ctc"
     SAMPLE = "sample"
     SOFTMAX_OVER = "softmax_<axis>"     # softmax_s(e[t, s]): over the steps of an inner axis
+    DROPOUT = "dropout"                 # the checker makes it a product with a mask (frontend/noise.py)
     # ops the compiler introduces in programs
     COPY = "copy"
     EMBED = "embed"                    # W @ onehot(i): a column gather
@@ -237,6 +238,8 @@ TABLE: dict[Op, OpDef] = {d.op: d for d in [
     OpDef(Op.CTC, 2, K.ctc, X, shapes.ctc, lambda v: [v.apply(Op.CTC_VJP, v.x[0], v.x[1], v.dy, **v.attrs), None],
           attrs=(("blank", 0),), context="seq_lengths", rank=_fixed(0), doc="whole sequences: ctc(y, labels, blank=0)"),
     OpDef(Op.SAMPLE, 1, K.sample, X, shapes.sample, rank=_fixed(0)),
+    OpDef(Op.DROPOUT, 1, K.dropout_off, X, shapes.dropout, attrs=(("p", None), ("same", 0)), rank=_first,
+          doc="dropout(x, p, same=0): x * mask; rewritten into a product with a mask input"),
     OpDef(Op.SOFTMAX_OVER, 1, K.softmax_over, X, shapes.unary, _vjp_unary(Op.SOFTMAX_OVER_VJP), context="valid",
           rank=_first, doc="softmax_s(e[t, s]): over the steps of s, each example over its own"),
     # program ops

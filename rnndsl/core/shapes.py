@@ -29,6 +29,15 @@ def unary(types, attrs):
     return float_arg(types[0], "the argument")
 
 
+def dropout(types, attrs):
+    if not 0 <= attrs["p"] < 1:
+        raise ShapeError(f"{{expr}}: the dropout probability must lie in [0, 1), got {attrs['p']:g}",
+                         "p is the fraction of units dropped: dropout(h[t-1], 0.25)")
+    if attrs["same"] not in (0, 1):
+        raise ShapeError("{expr}: same is 0 (a new mask at every step) or 1 (one mask per sequence)")
+    return float_arg(types[0], "the argument")
+
+
 def vector(types, attrs):
     t = float_arg(types[0], "the argument")
     if t.rank == 0:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections import deque
 
-from . import ir, parse, settings
+from . import ir, noise, parse, settings
 from .declare import (declare, declare_dims, declare_inputs, declare_params, dim_names, is_name,
                       poison, shape_of, time_axes)
 from ..core.errors import Diagnostics, SourcePos, SpecError, did_you_mean
@@ -46,10 +46,11 @@ def check(tree: YNode, dims: dict | None = None, name: str = "") -> ir.Model:
     title = _text(sections.get("name"), name, "name", errs)
     doc = _text(sections.get("doc"), "", "doc", errs)
     errs.check()
+    typed, loss, masks = noise.rewrite(typed, loss)
     return ir.verify(ir.Model(
         name=title, doc=doc, path=tree.pos.path, dims=tuple(dim_map.items()), axes=axes, inputs=tuple(inputs),
         params=tuple(params + init_params), equations=tuple(typed), states=tuple(states),
-        loss=loss, outputs=outputs, generate=generate, train=train))
+        loss=loss, outputs=outputs, generate=generate, train=train, masks=masks))
 
 
 # ---- small helpers ------------------------------------------------------------------------

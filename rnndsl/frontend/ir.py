@@ -113,6 +113,7 @@ class Input:
     type: Type
     axis: str | None
     pos: SourcePos | None = field(**_POS)
+    dropout: float = field(default=0.0, kw_only=True)    # > 0: a dropout mask (frontend/noise.py)
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,12 @@ class Model:
     outputs: tuple = ()
     generate: Generate | None = None
     train: tuple = ()            # ((key, value), ...)
+    masks: tuple = ()            # Input: dropout masks, drawn by the runtime (ones when absent)
+
+    @property
+    def all_inputs(self) -> tuple:
+        """The data inputs, then the dropout masks: everything a forward pass reads."""
+        return self.inputs + self.masks
 
     def lookup(self, name: str):
         """The Input, Param or Equation called `name`, or None."""
@@ -201,7 +208,7 @@ class Model:
         """name -> its first Input, Param or Equation: a lookup per read must not scan them
         all (that made unrolling and checking quadratic in the spec's size)."""
         index: dict = {}
-        for item in self.inputs + self.params + self.equations:
+        for item in self.all_inputs + self.params + self.equations:
             index.setdefault(item.name, item)
         return index
 
@@ -235,7 +242,7 @@ class IRError(Exception):
 
 def verify(model: Model) -> Model:
     """Check the IR's invariants: names resolve, axes agree, every type follows its op's rule."""
-    names = [x.name for x in model.inputs + model.params + model.equations]
+    names = [x.name for x in model.all_inputs + model.params + model.equations]
     if len(names) != len(set(names)):
         raise IRError(f"duplicate names in {names}")
     for eq in model.equations:
@@ -327,6 +334,8 @@ def pretty(model: Model) -> str:
     out = [f"model {model.name}  # {model.path}",
            "dims " + " ".join(f"{n}={d.value}" for n, d in model.dims)]
     out += [f"input {i.name}: {i.type}" + (f" over {i.axis}" if i.axis else "") for i in model.inputs]
+    out += [f"mask {i.name}: {i.type}" + (f" over {i.axis}" if i.axis else " (the same at every step)")
+            + f", dropout {i.dropout:g}" for i in model.masks]
     out += [f"param {p.name}: {p.type} = {p.init}" for p in model.params]
     out += [f"state {s.var}: init {'learned ' if s.learned else ''}{s.source or 'zeros'}"
             for s in model.states]

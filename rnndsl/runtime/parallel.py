@@ -198,7 +198,7 @@ def _share(spec, batch, carry: dict | None, lo: int, hi: int) -> tuple:
     lengths = {axis: np.asarray(ls[lo:hi]) for axis, ls in batch.lengths.items()}
     steps = {axis: max(1, int(ls.max())) for axis, ls in lengths.items()}
     inputs = {}
-    for inp in spec.inputs:
+    for inp in spec.all_inputs:
         a = batch.arrays[inp.name]
         inputs[inp.name] = a[:steps[inp.axis], lo:hi] if inp.axis else a[lo:hi]
     return inputs, lengths, ({k: np.asarray(v)[lo:hi] for k, v in carry.items()} if carry else None)

@@ -27,7 +27,7 @@ def prepare(model: ir.Model, inputs: dict) -> Batch:
     """Check a batch and fill in defaults (full lengths); raises DataError."""
     inputs = dict(inputs)
     lengths = inputs.pop("lengths", None)
-    unknown = set(inputs) - {i.name for i in model.inputs}
+    unknown = set(inputs) - {i.name for i in model.all_inputs}
     if unknown:
         raise DataError(f"unknown input {', '.join(sorted(unknown))}",
                         f"{model.name} takes {', '.join(i.name for i in model.inputs)}")
@@ -47,10 +47,34 @@ def prepare(model: ir.Model, inputs: dict) -> Batch:
                             "pad every sequence on one axis to the same length and pass lengths")
     size = next(iter(sizes.values()), 1)
     steps = {axis: next(iter(ts.values())) for axis, ts in steps.items()}
+    arrays.update(_masks(model, inputs, steps, size))
     batch = Batch(size, steps, _lengths(model, lengths, steps, size), arrays)
-    for inp in model.inputs:
+    for inp in model.all_inputs:
         _check_values(inp, batch)
     return batch
+
+
+def _masks(model: ir.Model, inputs: dict, steps: dict, size: int) -> dict:
+    """The dropout masks given (training), or ones (evaluation: dropout is off)."""
+    out = {}
+    for m in model.masks:
+        lead = (steps[m.axis], size) if m.axis else (size,)
+        out[m.name] = _array(m, inputs[m.name]) if m.name in inputs else np.ones(lead + m.type.dims)
+        if out[m.name].shape[:len(lead)] != lead:
+            raise DataError(f"dropout mask {m.name} has shape {out[m.name].shape}; expected {lead + m.type.dims}")
+    return out
+
+
+def dropout_masks(model: ir.Model, inputs: dict, rng: np.random.Generator) -> dict:
+    """Masks for one training batch: each unit kept with probability 1-p and scaled by 1/(1-p)
+    (inverted dropout), a new mask per step, or per sequence for `same=1` masks."""
+    batch = prepare(model, inputs)
+    out = {}
+    for m in model.masks:
+        lead = (batch.steps[m.axis], batch.size) if m.axis else (batch.size,)
+        keep = rng.random(lead + m.type.dims) >= m.dropout
+        out[m.name] = keep / (1.0 - m.dropout)
+    return out
 
 
 def _describe(inp: ir.Input) -> str:

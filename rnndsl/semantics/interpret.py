@@ -73,7 +73,7 @@ class Sequence:
         self.model, self.params, self.batch, self.b = model, params, batch, b
         self.lengths = axis_lengths(model, lengths)
         self.values: dict = {}
-        self.roles = {i.name: i for i in model.inputs}
+        self.roles = {i.name: i for i in model.all_inputs}
         self.equations = {eq.name: eq for eq in model.equations}
 
     def compute(self, node: NodeId) -> None:

@@ -67,7 +67,7 @@ def _over_whole(expr: ir.Expr, axis: str | None) -> bool:
 
 def offset_graph(model: ir.Model) -> nx.MultiDiGraph:
     g = nx.MultiDiGraph()
-    for inp in model.inputs:
+    for inp in model.all_inputs:
         g.add_node(inp.name, axis=inp.axis, role="input")
     for eq in model.equations:
         g.add_node(eq.name, axis=eq.axis, role="var", line=eq.pos.line if eq.pos else 0, text=eq.text,

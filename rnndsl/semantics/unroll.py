@@ -120,7 +120,7 @@ def unroll(model: ir.Model, lengths) -> nx.DiGraph:
     """The acyclic DAG for the given lengths (an int for every axis, or {axis: length})."""
     lengths = axis_lengths(model, lengths)
     g = nx.DiGraph()
-    for inp in model.inputs:
+    for inp in model.all_inputs:
         g.add_nodes_from(_steps(inp.name, inp.axis, lengths), role="input")
     g.add_nodes_from((NodeId(p.name) for p in model.params), role="param")
     for eq in model.equations:

@@ -33,6 +33,7 @@ import numpy as np
 from . import checkpoint, data, optim, rundir, runfiles
 from ..core.errors import DataError, SpecError, printable
 from ..runtime import device
+from ..semantics.inputs import dropout_masks
 from .job import MIN_TO_HOLD_OUT, Job, prepare, split_settings   # noqa: F401 (train.prepare is the API)
 from ..pipeline import compile as compile_spec
 from ..pipeline import loads_spec
@@ -96,6 +97,8 @@ class Trainer:
         p = self.progress
         lr = self.schedule.lr(p.step, p.epoch)
         carry = p.carry if self.streaming() and p.carry else None
+        if self.model.spec.masks:          # drawn from the seed and the step: a resumed run draws the same
+            batch = {**batch, **dropout_masks(self.model.spec, batch, np.random.default_rng([self.s.seed, p.step]))}
         with np.errstate(over="ignore", invalid="ignore"):      # a non-finite loss is reported below
             result = self.model.step(self.params, batch, carry=carry, truncate=self.s.truncate or None)
             grads, norm = optim.clip_global_norm(result.grads, self.s.clip, self.xp)
