@@ -128,3 +128,34 @@ def test_training_draws_masks_from_the_seed_and_resumes_exactly(tmp_path, monkey
     plain.write_text(SERIES.replace("dropout(h[t-1], 0.3, same=1)", "h[t-1]").replace("dropout(h[t], 0.3)", "h[t]"))
     train.train(plain, data, tmp_path / "D", sets, quiet=True)
     assert not np.array_equal(params_of(tmp_path / "A")["U"], params_of(tmp_path / "D")["U"])
+
+
+def test_variational_dropout_lstm_matches_torch_with_the_same_masks():
+    """specs/lstm_dropout.yaml against the same LSTM written in torch, masks shared, float64."""
+    torch = pytest.importorskip("torch")
+    from conftest import SPECS
+    path = next(p for p in SPECS if p.stem == "lstm_dropout")
+    spec = rnndsl.load_spec(path, dims={"V": 7, "E": 3, "H": 4})
+    rng = np.random.default_rng(0)
+    params = {k: v + rng.normal(0, 0.3, np.shape(v)) for k, v in rnndsl.init_params(spec, 0).items()}
+    inputs = random_inputs(spec, {"t": 6}, 3, rng)
+    inputs["lengths"] = np.full(3, 6)
+    inputs.update(dropout_masks(spec, inputs, rng))
+    loss, grads = rnndsl.compile(spec, backend="numpy").loss_and_grad(params, inputs)
+    P = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
+    m_e, m_h, m_y = (torch.tensor(inputs[f"_drop{k}"]) for k in (1, 2, 3))
+    x, target = torch.tensor(inputs["x"]), torch.tensor(inputs["target"])
+    h, c, losses = torch.zeros(3, 4, dtype=torch.float64), torch.zeros(3, 4, dtype=torch.float64), []
+    for t in range(6):
+        e, r = P["E_x"][:, x[t]].T * m_e, h * m_h
+        gate = lambda k, act: act(e @ P[f"W_{k}"].T + r @ P[f"U_{k}"].T + P[f"b_{k}"])
+        i, f, o, g = gate("i", torch.sigmoid), gate("f", torch.sigmoid), gate("o", torch.sigmoid), gate("g", torch.tanh)
+        c = f * c + i * g
+        h = o * torch.tanh(c)
+        y = (h * m_y) @ P["W_y"].T + P["b_y"]
+        losses.append(torch.nn.functional.cross_entropy(y, target[t], reduction="none"))
+    want = torch.stack(losses).mean(0).mean()
+    want.backward()
+    assert abs(loss - want.item()) < 1e-10
+    for name, p in P.items():
+        np.testing.assert_allclose(grads[name], p.grad.numpy(), rtol=1e-10, atol=1e-12, err_msg=name)
