@@ -10,7 +10,7 @@ from .types import SCALAR, Dim, Kind, ShapeError, Type, floats
 def float_arg(t: Type, what: str) -> Type:
     if t.kind is Kind.INDEX:
         raise ShapeError(f"{what} is a class index, not a number",
-                         "class indices are used by cross_entropy, ctc or as onehot inputs")
+                         "class indices are used by cross_entropy and ctc, or look up a column: W @ x[t]")
     return Type(Kind.FLOAT, t.shape)
 
 
@@ -77,7 +77,7 @@ def slice_vector(types, attrs):
     if t.rank != 1:
         raise ShapeError(f"slice takes a vector, got {t}")
     if start != int(start) or stop != int(stop) or not 0 <= start < stop <= t.dims[0]:
-        raise ShapeError(f"slice({start:g}, {stop:g}) is not a part of {t}",
+        raise ShapeError(f"{{expr}} is not a part of {t}",
                          f"whole numbers with 0 <= start < stop <= {t.dims[0]}")
     return floats(Dim(int(stop - start)))
 

@@ -96,7 +96,9 @@ def _equations(sections, tree, names, axes, errs) -> list | None:
 
 def expand_splits(equations: list, axes, names, errs) -> list:
     """`i, f = split(z[t], 2)` becomes one equation per name, each over the axis its argument
-    is read at (z's), whose expression is that part of the vector."""
+    is read at (z's), whose expression is that part of the vector. A vector that is not a
+    variable's step (`split(W @ x[t] + b, 2)`) becomes the variable i_f first, so that it is
+    computed once, not once per part."""
     out = []
     for eq in equations:
         if not isinstance(eq, parse.SplitEquation):
@@ -110,6 +112,10 @@ def expand_splits(equations: list, axes, names, errs) -> list:
                 poison(names, name, "var")
             continue
         axis = _free_axis(of, set(axes))
+        if not isinstance(of, (parse.Indexed, parse.Name)):      # computed once, as a variable
+            whole = "_".join(n for n, _ in eq.names)
+            out.append(parse.Equation(eq.pos, whole, axis, of, eq.expr.pos))
+            of = parse.Indexed(of.pos, whole, parse.Name(of.pos, axis)) if axis else parse.Name(of.pos, whole)
         out += [parse.Equation(eq.pos, name, axis, parse.SplitPart(eq.expr.pos, of, parts, k), pos)
                 for k, (name, pos) in enumerate(eq.names)]
     return out
