@@ -58,7 +58,9 @@ def _scaled(draw, shape: tuple, mode: str) -> np.ndarray:
 
 UNARY = {Op.NEG: (-1e3, 1e3), Op.TANH: (-40, 40), Op.SIGMOID: (-800, 800), Op.RELU: (-1e3, 1e3),
          Op.EXP: (-700, 700), Op.LOG: (1e-6, 1e6), Op.SOFTPLUS: (-800, 800), Op.ABS: (-1e3, 1e3),
-         Op.COPY: (-1e3, 1e3), Op.CLIP: (-10, 10), Op.MIN: (-10, 10), Op.MAX: (-10, 10)}
+         Op.COPY: (-1e3, 1e3), Op.CLIP: (-10, 10), Op.MIN: (-10, 10), Op.MAX: (-10, 10),
+         Op.SQRT: (1e-6, 1e6), Op.POW: (1e-2, 1e2)}
+POWERS = [2.0, 3.0, 0.5, -1.0, 1.5, -0.5]
 
 
 @st.composite
@@ -69,7 +71,9 @@ def _unary(draw, mode, op):
         attrs = {"lo": lo, "hi": lo + draw(st.floats(0.1, 5))}
     elif op in (Op.MIN, Op.MAX):
         attrs = {"c": draw(st.floats(-5, 5))}
-    kinks = list(attrs.values()) + ([0.0] if op in (Op.RELU, Op.ABS) else [])
+    elif op is Op.POW:
+        attrs = {"p": draw(st.sampled_from(POWERS))}
+    kinks = ([] if op is Op.POW else list(attrs.values())) + ([0.0] if op in (Op.RELU, Op.ABS) else [])
     spec = _shape(draw, draw(st.integers(0, 2)))
     x = _values(draw, draw(LEAD) + spec, *UNARY[op], mode, kinks)
     return Case((x,), (len(spec),), attrs, diff=(0,))
@@ -109,6 +113,18 @@ def _rows(draw, mode, op):
     """softmax, log_softmax: over the last axis of a vector or matrix."""
     spec = _shape(draw, draw(st.integers(1, 2)), hi=5)
     return Case((_scaled(draw, draw(LEAD) + spec, mode),), (len(spec),), diff=(0,))
+
+
+@st.composite
+def _entries(draw, mode, op):
+    """sum, mean, max, min and layer_norm: over the last axis of a vector or matrix; at
+    several scales, and with a row of equal entries (layer_norm's variance 0) in "any"."""
+    spec = _shape(draw, draw(st.integers(1, 2)), hi=5)
+    x = _scaled(draw, draw(LEAD) + spec, mode)
+    if mode == "any" and draw(st.booleans()):
+        x[..., :] = x[..., :1]
+    attrs = {"eps": draw(st.sampled_from([1e-5, 1e-3, 0.1]))} if op is Op.LAYER_NORM else {}
+    return Case((x,), (len(spec),), attrs, diff=(0,))
 
 
 @st.composite
@@ -228,7 +244,7 @@ def _slice(draw, mode):
     spec = _shape(draw, draw(st.integers(1, 2)))
     start = draw(st.integers(0, spec[0] - 1))
     attrs = {"start": start, "stop": draw(st.integers(start + 1, spec[0]))}
-    return Case((_values(draw, draw(LEAD) + spec, -10, 10, mode),), (len(spec),), attrs)
+    return Case((_values(draw, draw(LEAD) + spec, -10, 10, mode),), (len(spec),), attrs, diff=(0,))
 
 
 def _bind(strategy, *extra):
@@ -240,6 +256,7 @@ CASES = {**{op: _bind(_unary, op) for op in UNARY},
          **{op: _bind(_rows, op) for op in (Op.SOFTMAX, Op.LOG_SOFTMAX)},
          **{op: _bind(_reduce, op) for op in (Op.REDUCE_SUM, Op.REDUCE_MEAN, Op.REDUCE_MAX, Op.REDUCE_MIN,
                                               Op.SOFTMAX_OVER, Op.SUM_INNER)},
+         **{op: _bind(_entries, op) for op in (Op.SUM, Op.MEAN, Op.MAX_OF, Op.MIN_OF, Op.LAYER_NORM)},
          Op.MATMUL: _matmul, Op.CONCAT: _concat, Op.FLATTEN: _flatten, Op.CONV2D: _conv2d,
          Op.MAXPOOL2D: _maxpool2d, Op.CROSS_ENTROPY: _cross_entropy, Op.MSE: _mse, Op.CTC: _ctc,
          Op.EMBED: _embed, Op.GATHER: _gather, Op.ONEHOT: _onehot, Op.SLICE: _slice}

@@ -66,7 +66,8 @@ def _logsumexp(values: list) -> float:
 # ---- scalar definitions ---------------------------------------------------------------------------
 
 UNARY = {Op.NEG: operator.neg, Op.TANH: math.tanh, Op.SIGMOID: sigmoid, Op.RELU: lambda v: max(v, 0.0),
-         Op.EXP: math.exp, Op.LOG: math.log, Op.SOFTPLUS: softplus, Op.ABS: abs, Op.COPY: lambda v: v}
+         Op.EXP: math.exp, Op.LOG: math.log, Op.SOFTPLUS: softplus, Op.ABS: abs, Op.COPY: lambda v: v,
+         Op.SQRT: math.sqrt}
 BINARY = {Op.ADD: operator.add, Op.SUB: operator.sub, Op.MUL: operator.mul, Op.DIV: operator.truediv}
 
 
@@ -255,6 +256,23 @@ def _onehot(c) -> np.ndarray:
     return out
 
 
+def _over_entries(f):
+    """f of each row of entries (the last axis), a number per row."""
+    def of_rows(c):
+        x = c.args[0]
+        out = np.empty(x.shape[:-1])
+        for i in np.ndindex(out.shape):
+            out[i] = f([float(v) for v in x[i]])
+        return out
+    return of_rows
+
+
+def layer_norm_row(row: list, eps: float) -> list:
+    mean = math.fsum(row) / len(row)
+    var = math.fsum((v - mean) ** 2 for v in row) / len(row)
+    return [(v - mean) / math.sqrt(var + eps) for v in row]
+
+
 def _slice(c) -> np.ndarray:
     x, rank = c.args[0], c.ranks[0]
     rows = range(c.attrs["start"], c.attrs["stop"])
@@ -272,7 +290,10 @@ SCALAR = {**{op: _unary(op) for op in UNARY}, **{op: _binary(op) for op in BINAR
           Op.EMBED: _embed, Op.REDUCE_SUM: _reduce(math.fsum), Op.REDUCE_MEAN: _reduce(lambda v: math.fsum(v) / len(v)),
           Op.REDUCE_MAX: _reduce(max), Op.REDUCE_MIN: _reduce(min), Op.GATHER: _gather, Op.ONEHOT: _onehot,
           Op.SOFTMAX_OVER: _softmax_over, Op.SUM_INNER: _sum_inner,
-          Op.SLICE: _slice}
+          Op.SLICE: _slice, Op.POW: lambda c: each(lambda v: math.pow(v, c.attrs["p"]), c.args[0]),
+          Op.SUM: _over_entries(math.fsum), Op.MEAN: _over_entries(lambda r: math.fsum(r) / len(r)),
+          Op.MAX_OF: _over_entries(max), Op.MIN_OF: _over_entries(min),
+          Op.LAYER_NORM: lambda c: _rows(lambda r: layer_norm_row(r, c.attrs["eps"]), c.args[0])}
 
 
 # ---- torch's ops: (torch, tensors, case) -> tensor -------------------------------------------------
@@ -359,4 +380,11 @@ TORCH = {Op.NEG: _t_unary("neg"), Op.TANH: _t_unary("tanh"), Op.SIGMOID: _t_unar
          Op.LOG_SOFTMAX: lambda torch, args, case: torch.log_softmax(args[0], -1),
          Op.FLATTEN: lambda torch, args, case: args[0].flatten(start_dim=args[0].ndim - case.ranks[0]),
          Op.MATMUL: _t_matmul, Op.CONCAT: _t_concat, Op.CONV2D: _t_conv2d, Op.MAXPOOL2D: _t_maxpool2d,
-         Op.CROSS_ENTROPY: _t_cross_entropy, Op.MSE: _t_mse, Op.CTC: _t_ctc, Op.EMBED: _t_embed}
+         Op.CROSS_ENTROPY: _t_cross_entropy, Op.MSE: _t_mse, Op.CTC: _t_ctc, Op.EMBED: _t_embed,
+         Op.SQRT: _t_unary("sqrt"), Op.POW: lambda torch, args, case: torch.pow(args[0], case.attrs["p"]),
+         Op.SUM: lambda torch, args, case: args[0].sum(-1), Op.MEAN: lambda torch, args, case: args[0].mean(-1),
+         Op.MAX_OF: lambda torch, args, case: args[0].amax(-1), Op.MIN_OF: lambda torch, args, case: args[0].amin(-1),
+         Op.LAYER_NORM: lambda torch, args, case: torch.nn.functional.layer_norm(
+             args[0], args[0].shape[-1:], eps=case.attrs["eps"]),
+         Op.SLICE: lambda torch, args, case: args[0].narrow(args[0].ndim - case.ranks[0], case.attrs["start"],
+                                                             case.attrs["stop"] - case.attrs["start"])}

@@ -47,10 +47,11 @@ from test_specs import random_inputs
 # stay moderate for any T; exp, log and / only see arguments kept away from trouble.
 
 UNARY = ["tanh", "sigmoid", "relu", "softplus", "abs", "neg", "exp", "log", "softmax",
-         "log_softmax", "clip", "min", "max", "scale", "one_minus", "halve"]
+         "log_softmax", "clip", "min", "max", "scale", "one_minus", "halve",
+         "sqrt", "pow", "layer_norm", "sum", "mean", "max_of", "min_of", "slice"]
 BINARY = ["add", "sub", "mul", "div_tanh", "div_softplus"]
 PRODUCTS = ["param_left", "param_right", "param_param", "dot_scale"]
-BOUNDED_TOPS = ["tanh", "sigmoid", "softmax", "gated", "clip"]
+BOUNDED_TOPS = ["tanh", "sigmoid", "softmax", "gated", "clip", "split_gated"]
 
 
 
@@ -149,7 +150,7 @@ def _var_window(draw, b: SpecBuilder, i: int):
 def _input_read(draw, b: SpecBuilder, embedded: bool = True):
     """(read text, size text) of an input: a frame, a context window, or a onehot (used as
     a vector unless `embedded`, a parameter's column gather)."""
-    kind = draw(st.sampled_from(["frame", "window", "onehot"]))
+    kind = draw(st.sampled_from(["frame", "window", "onehot"] + ["index"] * embedded))
     if kind == "window":
         lo = draw(st.integers(-2, 2))
         hi = draw(st.integers(lo, 2))
@@ -157,6 +158,8 @@ def _input_read(draw, b: SpecBuilder, embedded: bool = True):
     if kind == "onehot":
         offset = draw(_offset(None))
         return f"{b.use('c', '{onehot: V, axis: t}')}[{_at(offset)}]", "V"
+    if kind == "index":                                   # an embedding: W @ w[t], w class indices
+        return f"{b.use('w', '{index: V, axis: t}')}[{_at(draw(_offset(None)))}]", "V"
     return f"{b.use('x', '{float: [F], axis: t}')}[{_at(draw(_offset(None)))}]", "F"
 
 
@@ -232,6 +235,21 @@ def _unary(draw, b: SpecBuilder, op: str, e: str) -> str:
         return f"(1 - {e})"
     if op == "halve":
         return f"({e} / 2)"
+    return _entries(draw, b, op, e)
+
+
+def _entries(draw, b: SpecBuilder, op: str, e: str) -> str:
+    """The ops over a vector's entries and the powers, kept to [H] and away from trouble."""
+    if op == "sqrt":
+        return f"sqrt(1 + softplus({e}))"
+    if op == "pow":
+        return f"pow(1 + softplus({e}), {draw(st.sampled_from([2, 3, 0.5, -1]))})"
+    if op == "layer_norm":
+        return draw(st.sampled_from([f"layer_norm({e})", f"layer_norm({e}, eps=0.5)"]))
+    if op in ("sum", "mean", "max_of", "min_of"):                # a number per example, broadcast
+        return f"({op.removesuffix('_of')}({e}) + {b.param('H')})"
+    if op == "slice":
+        return f"slice(concat({b.param('H')}, {e}, {b.param('H')}), H, 2*H)"
     return _call(b, op, e)
 
 
@@ -256,6 +274,10 @@ def _equation(draw, b: SpecBuilder, i: int) -> str:
         return f"v{i}[t] = {gate} * {me} + (1 - {gate}) * tanh({_varying(b, tree)})"
     if top == "clip":
         return f"v{i}[t] = clip({tree} + {recur}, -2, 2)"
+    if top == "split_gated":                                        # a fused gate weight's split
+        both = f"concat({draw(_expr(b, i, 1))}, {tree} + {recur})"
+        return (f"g{i}, u{i} = split({b.param('2*H, 2*H')} @ {both}, 2)\n"
+                f"  v{i}[t] = sigmoid(g{i}[t]) * {me} + (1 - sigmoid(g{i}[t])) * tanh(u{i}[t])")
     return f"v{i}[t] = {_call(b, top, f'{tree} + {recur}')}"
 
 

@@ -30,7 +30,13 @@ def test_every_op_has_a_kink_entry():
     assert set(KINKS) == set(Op)
     assert all(TABLE[op].kinks is KINKS[op] for op in Op)
     kinked = {op for op, entry in KINKS.items() if entry is not None}
-    assert kinked == set(ELEMENTWISE_KINKS) | {Op.MAXPOOL2D, Op.REDUCE_MAX, Op.REDUCE_MIN}
+    assert kinked == set(ELEMENTWISE_KINKS) | {Op.MAXPOOL2D, Op.REDUCE_MAX, Op.REDUCE_MIN, Op.MAX_OF, Op.MIN_OF}
+
+
+def test_max_and_min_of_entries_kink_where_two_entries_tie_for_the_extreme():
+    x = np.array([[1.0, 3.0, 3.0], [1.0, 1.0, 3.0], [-2.0, 0.5, -2.0]])
+    np.testing.assert_array_equal(KINKS[Op.MAX_OF](x)[0], [0.0, 2.0, 2.5])
+    np.testing.assert_array_equal(KINKS[Op.MIN_OF](x)[0], [2.0, 0.0, 0.0])
 
 
 def slopes(op: Op, x: float, attrs: dict, h: float = 1e-7) -> tuple:

@@ -28,7 +28,9 @@ BY_RULE = {Op.TANH_VJP: Op.TANH, Op.SIGMOID_VJP: Op.SIGMOID, Op.RELU_VJP: Op.REL
            Op.CTC_VJP: Op.CTC, Op.MATMUL_VJP: Op.MATMUL, Op.EMBED_VJP: Op.EMBED, Op.RESHAPE_LIKE: Op.FLATTEN,
            Op.CONV2D_VJP_X: Op.CONV2D, Op.CONV2D_VJP_W: Op.CONV2D, Op.MAXPOOL2D_VJP: Op.MAXPOOL2D,
            Op.REDUCE_SUM_VJP: Op.REDUCE_SUM, Op.REDUCE_MEAN_VJP: Op.REDUCE_MEAN,
-           Op.REDUCE_EXTREME_VJP: Op.REDUCE_MAX, Op.GATHER_VJP: Op.GATHER, Op.SOFTMAX_OVER_VJP: Op.SOFTMAX_OVER}
+           Op.REDUCE_EXTREME_VJP: Op.REDUCE_MAX, Op.GATHER_VJP: Op.GATHER, Op.SQRT_VJP: Op.SQRT, Op.POW_VJP: Op.POW,
+           Op.SUM_VJP: Op.SUM, Op.MEAN_VJP: Op.MEAN, Op.EXTREME_OF_VJP: Op.MAX_OF,
+           Op.LAYER_NORM_VJP: Op.LAYER_NORM, Op.SLICE_VJP: Op.SLICE, Op.SOFTMAX_OVER_VJP: Op.SOFTMAX_OVER}
 SAMPLED = {Op.SAMPLE,          # random: checked by its distribution (test_sample_...)
            Op.DROPOUT}         # the checker makes it a product with a mask (test_dropout.py)
 NO_ADJOINT = {Op.ONEHOT}       # class indices: the rule gives no adjoint (test_every_op_...)
@@ -235,7 +237,7 @@ def test_each_backward_op_is_reached_by_the_rule_that_checks_it(backward_op):
 # ---- scalar templates: the C and numba renderings of every elementwise op ------------------------
 
 TEMPLATED = sorted((op for op in TABLE if TABLE[op].scalar is not None), key=lambda o: o.name)
-OF_OUTPUT = {Op.TANH_VJP, Op.SIGMOID_VJP, Op.RELU_VJP}       # backward ops taking y, not x
+OF_OUTPUT = {Op.TANH_VJP, Op.SIGMOID_VJP, Op.RELU_VJP, Op.SQRT_VJP}       # backward ops taking y, not x
 
 
 @pytest.fixture(scope="module")

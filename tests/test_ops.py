@@ -20,7 +20,7 @@ def test_every_op_is_in_the_table_with_every_rule_it_needs():
 
 ELEMENTWISE = {Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.NEG, Op.TANH, Op.SIGMOID, Op.RELU, Op.EXP, Op.LOG,
                Op.SOFTPLUS, Op.ABS, Op.CLIP, Op.MIN, Op.MAX, Op.TANH_VJP, Op.SIGMOID_VJP, Op.RELU_VJP,
-               Op.ABS_VJP, Op.CLIP_VJP, Op.MIN_VJP, Op.MAX_VJP}
+               Op.ABS_VJP, Op.CLIP_VJP, Op.MIN_VJP, Op.MAX_VJP, Op.SQRT, Op.POW, Op.SQRT_VJP, Op.POW_VJP}
 
 
 def test_every_op_has_a_category_and_exactly_the_elementwise_ones_a_template():
@@ -36,12 +36,12 @@ def test_every_op_has_a_category_and_exactly_the_elementwise_ones_a_template():
 
 def test_an_elementwise_op_is_one_ufunc_call_exactly_when_its_template_is_one_primitive():
     assert {op.name for op in ELEMENTWISE if TABLE[op].ufunc} == {
-        "ADD", "SUB", "MUL", "DIV", "NEG", "TANH", "EXP", "LOG", "ABS", "CLIP", "MIN", "MAX"}
+        "ADD", "SUB", "MUL", "DIV", "NEG", "TANH", "EXP", "LOG", "ABS", "CLIP", "MIN", "MAX", "SQRT", "POW"}
     x = np.linspace(-3, 3, 13)
     for op in ELEMENTWISE:
         d = TABLE[op]
         if d.ufunc:
-            args = [x] * d.arity + [{"lo": -1.0, "hi": 2.0, "c": 0.5}[k] for k, _ in d.attrs]
+            args = [x] * d.arity + [{"lo": -1.0, "hi": 2.0, "c": 0.5, "p": 3.0}[k] for k, _ in d.attrs]
             with np.errstate(all="ignore"):
                 np.testing.assert_array_equal(getattr(np, d.ufunc)(*args), d.forward(np, *args))
 
@@ -49,7 +49,7 @@ def test_an_elementwise_op_is_one_ufunc_call_exactly_when_its_template_is_one_pr
 def test_kinks_are_in_the_entries():
     assert set(KINKS) == set(Op) and all(KINKS[op] is TABLE[op].kinks for op in Op)
     assert {op for op in Op if KINKS[op]} == {Op.RELU, Op.ABS, Op.CLIP, Op.MIN, Op.MAX, Op.MAXPOOL2D,
-                                               Op.REDUCE_MAX, Op.REDUCE_MIN}
+                                               Op.REDUCE_MAX, Op.REDUCE_MIN, Op.MAX_OF, Op.MIN_OF}
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -77,6 +77,9 @@ SAMPLES = {
     Op.MAXPOOL2D: ([F(2, 4, 4)], {"size": 2, "stride": 2}),
     Op.CROSS_ENTROPY: ([F(4), Type(Kind.INDEX, (), Dim(4))], {}),
     Op.MSE: ([F(3), F(3)], {}),
+    Op.SQRT: ([F(3)], {}), Op.POW: ([F(3)], {"p": 1.5}), Op.SUM: ([F(2, 3)], {}), Op.MEAN: ([F(3)], {}),
+    Op.MAX_OF: ([F(2, 3)], {}), Op.MIN_OF: ([F(3)], {}), Op.LAYER_NORM: ([F(4)], {"eps": 1e-5}),
+    Op.SLICE: ([F(5)], {"start": 1, "stop": 4}),
 }
 
 

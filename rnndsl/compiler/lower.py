@@ -151,16 +151,19 @@ class _Lowerer:
         return ref
 
     def _specialise(self, e: ir.Apply, args: tuple) -> tuple:
-        """W @ onehot(x) becomes a gather; other uses of a onehot become vectors."""
-        if e.op is Op.MATMUL and _is_onehot(args[1]) and args[0].buf.role is Role.PARAM:
+        """W @ onehot(x) or W @ index becomes a gather; other uses of a onehot become vectors
+        (and an index multiplied by a matrix that is not a parameter, a onehot vector)."""
+        if e.op is Op.MATMUL and _is_class(args[1]) and args[0].buf.role is Role.PARAM:
             return Op.EMBED, args, e.attrs
+        if e.op is Op.MATMUL and _is_class(args[1]):
+            return e.op, (args[0], self._as_vector(args[1])), e.attrs
         if e.op not in (Op.CROSS_ENTROPY, Op.CTC):
             args = tuple(self._as_vector(a) if _is_onehot(a) else a for a in args)
         return e.op, args, e.attrs
 
     def _as_vector(self, ref: Ref) -> Ref:
         mode = Mode.SEQ if ref.buf.axis else Mode.STATIC
-        out = self._temp(ref.buf.dims, ref.buf.axis)
+        out = self._temp(ref.buf.dims or (ref.buf.classes,), ref.buf.axis)    # an index: no dims
         self.items.append(Instr(out, Op.ONEHOT, (Ref(ref.buf),), mode, (("classes", ref.buf.classes),)))
         return Ref(out, ref.offset, ref.fill)
 
@@ -201,6 +204,11 @@ def _over_two_axes(e: ir.Expr) -> bool:
 
 def _is_onehot(a) -> bool:
     return isinstance(a, Ref) and a.buf.kind is Kind.ONEHOT
+
+
+def _is_class(a) -> bool:
+    """A onehot or an index value: class indices, which W @ gathers a column by."""
+    return isinstance(a, Ref) and a.buf.kind in (Kind.ONEHOT, Kind.INDEX)
 
 
 def _params_only(e: ir.Expr, model: ir.Model) -> bool:

@@ -156,7 +156,18 @@ class Diagnostics:
         """Raise everything collected so far, in source order."""
         if self.items:
             key = lambda d: (d.pos.line, d.pos.col) if d.pos else (0, 0)
-            raise SpecError(sorted(self.items, key=key))
+            raise SpecError(sorted(_once(self.items), key=key))
+
+
+def _once(items: list) -> list:
+    """Each diagnostic once: the equations `i, f = split(...)` makes share a mistake."""
+    seen, out = set(), []
+    for d in items:
+        key = (d.pos.line, d.pos.col, d.pos.end_line, d.pos.end_col) if d.pos else None, d.message, d.hint
+        if key not in seen:
+            seen.add(key)
+            out.append(d)
+    return out
 
 
 def did_you_mean(name: str, candidates) -> str:

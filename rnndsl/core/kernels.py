@@ -13,6 +13,7 @@ each other.
 """
 import numpy as np
 
+from . import features
 from .scalar_numpy import numpy_function
 from .templates import TEMPLATES
 
@@ -46,6 +47,8 @@ def param_gemm(form, args):
 
 def matmul(xp, a, b, ranks):
     """Spec-level `a @ b` for vectors and matrices, with leading batch axes on either side."""
+    if ranks[1] == 0:                            # W @ w[t] with w a class index: W's column
+        return embed(xp, a, b)
     form = _PARAM_GEMM.get((*ranks, None))
     if form and (a, b)[form[1]].ndim == 2:       # a parameter times a batch: one GEMM
         return param_gemm(form, (a, b))
@@ -441,3 +444,13 @@ DERIVED = {name: _rendered(name) for name in TEMPLATES}
 sigmoid, relu, softplus = DERIVED["sigmoid"], DERIVED["relu"], DERIVED["softplus"]
 tanh_vjp, sigmoid_vjp, relu_vjp, abs_vjp = (DERIVED[n] for n in ("tanh_vjp", "sigmoid_vjp", "relu_vjp", "abs_vjp"))
 clip_vjp, min_vjp, max_vjp = DERIVED["clip_vjp"], DERIVED["min_vjp"], DERIVED["max_vjp"]
+sqrt_vjp, pow_vjp = DERIVED["sqrt_vjp"], DERIVED["pow_vjp"]
+
+
+# ---- ops over a value's own entries (rnndsl/core/features.py), found here by the emitters ------
+
+from .features import (extreme_last_vjp, layer_norm, layer_norm_vjp, max_last, mean_last,  # noqa: E402
+                       mean_last_vjp, min_last, slice_vjp, sum_last, sum_last_vjp)
+for _fn in features.KERNELS:
+    _fn.__module__ = __name__
+del _fn

@@ -47,3 +47,8 @@ def extreme_gap(sign: float):
             x = np.where(kernels._expand(valid, x), x, -np.inf)
         return [_gap(x, 0)]
     return kinks
+
+
+def last_gap(sign: float):
+    """max (sign 1) or min (-1) over a value's entries: the gap between its two best entries."""
+    return lambda x: [_gap(sign * np.asarray(x, np.float64), -1)]

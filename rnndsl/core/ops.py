@@ -58,6 +58,13 @@ class Op(enum.Enum):
     SAMPLE = "sample"
     SOFTMAX_OVER = "softmax_<axis>"     # softmax_s(e[t, s]): over the steps of an inner axis
     DROPOUT = "dropout"                 # the checker makes it a product with a mask (frontend/noise.py)
+    SQRT = "sqrt"
+    POW = "pow"
+    SUM = "sum"                        # of a vector's entries (over time: sum_t, a Reduce)
+    MEAN = "mean"
+    MAX_OF = "max(x)"                  # max(x) of one argument: spelt max, as max(x, c)
+    MIN_OF = "min(x)"
+    LAYER_NORM = "layer_norm"
     # ops the compiler introduces in programs
     COPY = "copy"
     EMBED = "embed"                    # W @ onehot(i): a column gather
@@ -93,6 +100,13 @@ class Op(enum.Enum):
     REDUCE_MEAN_VJP = "reduce_mean_vjp"
     REDUCE_EXTREME_VJP = "reduce_extreme_vjp"
     GATHER_VJP = "gather_vjp"
+    SQRT_VJP = "sqrt_vjp"
+    POW_VJP = "pow_vjp"
+    SUM_VJP = "sum_vjp"
+    MEAN_VJP = "mean_vjp"
+    EXTREME_OF_VJP = "extreme_of_vjp"
+    LAYER_NORM_VJP = "layer_norm_vjp"
+    SLICE_VJP = "slice_vjp"
 
 
 class Category(enum.Enum):
@@ -190,12 +204,24 @@ def _vjp_gather(v):
     return parts
 
 
+def _vjp_of(grad_op: Op):
+    """sum, mean, max, min of a vector's entries."""
+    def rule(v):
+        extra = (v.y,) if grad_op is Op.EXTREME_OF_VJP else ()
+        return [v.apply(grad_op, v.dy, v.x[0], *extra)]
+    return rule
+
+
 def _fixed(rank: int):
     return lambda r, a: rank
 
 
 def _first(r, a):
     return r[0]
+
+
+def _less(r, a):
+    return r[0] - 1
 
 
 def _second(r, a):
@@ -242,6 +268,17 @@ TABLE: dict[Op, OpDef] = {d.op: d for d in [
           doc="dropout(x, p, same=0): x * mask; rewritten into a product with a mask input"),
     OpDef(Op.SOFTMAX_OVER, 1, K.softmax_over, X, shapes.unary, _vjp_unary(Op.SOFTMAX_OVER_VJP), context="valid",
           rank=_first, doc="softmax_s(e[t, s]): over the steps of s, each example over its own"),
+    _elementwise(Op.SQRT, shapes.unary, _vjp_unary(Op.SQRT_VJP)),
+    _elementwise(Op.POW, shapes.unary, _vjp_unary(Op.POW_VJP, of_output=False)),
+    *[OpDef(op, 1, fn, R, shapes.last_axis, _vjp_of(grad), rank=_less, kinks=kink, doc=doc)
+      for op, fn, grad, kink, doc in [
+        (Op.SUM, K.sum_last, Op.SUM_VJP, None, "sum(x): of x's entries, [n] -> [], [m, n] -> [m]"),
+        (Op.MEAN, K.mean_last, Op.MEAN_VJP, None, "mean(x): of x's entries"),
+        (Op.MAX_OF, K.max_last, Op.EXTREME_OF_VJP, kinks.last_gap(1.0), "max(x): x's largest entry"),
+        (Op.MIN_OF, K.min_last, Op.EXTREME_OF_VJP, kinks.last_gap(-1.0), "min(x): x's smallest entry")]],
+    OpDef(Op.LAYER_NORM, 1, K.layer_norm, X, shapes.vector,
+          lambda v: [v.apply(Op.LAYER_NORM_VJP, v.x[0], v.dy, **v.attrs)], attrs=(("eps", 1e-5),), rank=_first,
+          doc="(x - mean) / sqrt(var + eps) over the last axis"),
     # program ops
     OpDef(Op.COPY, 1, lambda xp, x: x, I, None, lambda v: [v.dy], rank=_first),
     OpDef(Op.EMBED, 2, K.embed, I, None,
@@ -256,10 +293,12 @@ TABLE: dict[Op, OpDef] = {d.op: d for d in [
           context="lengths", rank=_first, doc="x[end+offset] or x[offset]; outside the sequence the optional fill"),
     OpDef(Op.ONEHOT, 1, K.onehot, I, None, lambda v: [None], attrs=(("classes", None),), rank=_fixed(1)),
     OpDef(Op.SUM_INNER, 1, K.sum_inner, R, None, None, rank=_first),
-    OpDef(Op.SLICE, 1, K.slice_last, I, None, None, attrs=(("start", None), ("stop", None)), ranked=True, rank=_first),
+    OpDef(Op.SLICE, 1, K.slice_last, I, shapes.slice_vector,
+          lambda v: [v.apply(Op.SLICE_VJP, v.dy, v.x[0], **v.attrs)], attrs=(("start", None), ("stop", None)),
+          ranked=True, rank=_first, doc="slice(x, start, stop); also a part of a fused buffer"),
     # backward ops (first order only: they have no VJP of their own)
     *[_elementwise(op) for op in (Op.TANH_VJP, Op.SIGMOID_VJP, Op.RELU_VJP, Op.ABS_VJP, Op.CLIP_VJP,
-                                  Op.MIN_VJP, Op.MAX_VJP)],
+                                  Op.MIN_VJP, Op.MAX_VJP, Op.SQRT_VJP, Op.POW_VJP)],
     *[OpDef(op, n, fn, category, attrs=attrs, ranked=ranked, context=ctx, rank=rank)
       for op, n, fn, category, attrs, ranked, ctx, rank in [
         (Op.SOFTMAX_VJP, 2, K.softmax_vjp, X, (), False, "", _first),
@@ -279,6 +318,11 @@ TABLE: dict[Op, OpDef] = {d.op: d for d in [
         (Op.REDUCE_MEAN_VJP, 2, K.reduce_mean_vjp, I, (), False, "valid", _second),
         (Op.REDUCE_EXTREME_VJP, 3, K.reduce_extreme_vjp, X, (), False, "valid", _second),
         (Op.GATHER_VJP, 2, K.gather_vjp, I, (("from_end", 1), ("offset", 0), ("fill", 0)), False, "lengths", _second),
+        (Op.SUM_VJP, 2, K.sum_last_vjp, I, (), False, "", _second),
+        (Op.MEAN_VJP, 2, K.mean_last_vjp, I, (), False, "", _second),
+        (Op.EXTREME_OF_VJP, 3, K.extreme_last_vjp, X, (), False, "", _second),
+        (Op.LAYER_NORM_VJP, 2, K.layer_norm_vjp, X, (("eps", 1e-5),), False, "", _first),
+        (Op.SLICE_VJP, 2, K.slice_vjp, I, (("start", None), ("stop", None)), True, "", _second),
     ]],
 ]}
 

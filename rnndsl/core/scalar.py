@@ -115,6 +115,7 @@ def _call(prim: str):
 exp, log, log1p, tanh = _call("exp"), _call("log"), _call("log1p"), _call("tanh")
 sign, sigmoid, logaddexp = _call("sign"), _call("sigmoid"), _call("logaddexp")
 maximum, minimum, clip, where = _call("maximum"), _call("minimum"), _call("clip"), _call("where")
+sqrt, power = _call("sqrt"), _call("power")
 
 
 def leaves(e: Expr, cls) -> list:
@@ -184,6 +185,8 @@ PRIMS: dict = {p.name: p for p in [
     _math("log1p", "log1p", "log1p", libm=True),
     _math("tanh", "tanh", "tanh", py32="tanh_f32({0})", libm=True),
     _math("abs", "absolute", "fabs"),
+    _math("sqrt", "sqrt", "sqrt"),
+    Prim("power", "ff", "f", "power", "pow{f}({0}, {1})", "np.power({0}, {1})", libm=True),
     # NumPy's sign in one pass; it keeps NaN, which (x > 0) - (x < 0) would make 0
     Prim("sign", "f", "f", "sign", "({0} != {0} ? {0} : ({0} > 0) - ({0} < 0))", "np.sign({0})"),
     Prim("maximum", "ff", "f", "maximum", _MAX_C, "np.maximum({0}, {1})"),

@@ -10,7 +10,7 @@ from .types import SCALAR, Dim, Kind, ShapeError, Type, floats
 def float_arg(t: Type, what: str) -> Type:
     if t.kind is Kind.INDEX:
         raise ShapeError(f"{what} is a class index, not a number",
-                         "class indices are used by cross_entropy, ctc or as onehot inputs")
+                         "class indices are used by cross_entropy and ctc, or look up a column: W @ x[t]")
     return Type(Kind.FLOAT, t.shape)
 
 
@@ -47,8 +47,10 @@ def vector(types, attrs):
 
 def matmul(types, attrs):
     a, b = types
+    if b.kind is Kind.INDEX and a.kind is not Kind.INDEX:
+        return _embed(a, b)
     if Kind.INDEX in (a.kind, b.kind):
-        raise ShapeError("a class index cannot be multiplied", "declare the input as {onehot: V} to use W @ x")
+        raise ShapeError("a class index cannot be multiplied", "an embedding is written W @ x: the matrix first")
     if not (1 <= a.rank <= 2 and 1 <= b.rank <= 2):
         raise ShapeError(f"@ takes vectors and matrices, got {a} @ {b}")
     inner_a, inner_b = a.shape[-1], b.shape[0]
@@ -56,6 +58,37 @@ def matmul(types, attrs):
         raise ShapeError(f"shape mismatch in {{expr}}: {a} @ {b}",
                          f"the inner sizes differ: {inner_a} vs {inner_b}")
     return floats(*(a.shape[:-1] + b.shape[1:]))
+
+
+def _embed(w: Type, index: Type) -> Type:
+    """W @ w[t] with w a class index: W's column for that class (an embedding lookup)."""
+    if w.rank != 2:
+        raise ShapeError(f"W @ a class index takes a matrix W [m, classes], got {w}")
+    if w.shape[1] != index.classes:
+        raise ShapeError(f"shape mismatch in {{expr}}: {w} @ a class of {index.classes}",
+                         f"the matrix needs one column per class: {index.classes}")
+    return floats(w.shape[0])
+
+
+def last_axis(types, attrs):
+    """sum, mean, max, min of a value's entries: [n] -> [], [m, n] -> [m]."""
+    t = float_arg(types[0], "the argument")
+    if t.rank == 0:
+        raise ShapeError("{expr} reduces the entries of a vector, got a scalar",
+                         "over time write sum_t, mean_t, max_t or min_t; max(x, c) takes a constant c")
+    return floats(*t.shape[:-1])
+
+
+def slice_vector(types, attrs):
+    """slice(x, start, stop): entries start..stop-1 of a vector."""
+    t = float_arg(types[0], "the argument")
+    start, stop = attrs["start"], attrs["stop"]
+    if t.rank != 1:
+        raise ShapeError(f"slice takes a vector, got {t}")
+    if start != int(start) or stop != int(stop) or not 0 <= start < stop <= t.dims[0]:
+        raise ShapeError(f"{{expr}} is not a part of {t}",
+                         f"whole numbers with 0 <= start < stop <= {t.dims[0]}")
+    return floats(Dim(int(stop - start)))
 
 
 def concat(types, attrs):

@@ -5,7 +5,7 @@ Keyed by the op's name in lower case (Op.ADD: "add"). Backward ops take the forw
 pin (tests/test_op_oracles.py): relu' and clip' are 0 at a bound, abs' is sign(x) (0 at 0).
 rnndsl/core/kernels.py renders their NumPy functions, backends their numba and C forms.
 """
-from .scalar import clip, exp, log, logaddexp, maximum, minimum, sigmoid, sign, tanh
+from .scalar import clip, exp, log, logaddexp, maximum, minimum, power, sigmoid, sign, sqrt, tanh
 from .scalar import template as _t
 
 TEMPLATES = {
@@ -24,6 +24,8 @@ TEMPLATES = {
     "clip": _t("x", "lo hi", clip),
     "min": _t("x", "c", minimum),
     "max": _t("x", "c", maximum),
+    "sqrt": _t("x", "", sqrt),
+    "pow": _t("x", "p", power),
     "tanh_vjp": _t("y dy", "", lambda y, dy: dy * (1 - y * y)),
     "sigmoid_vjp": _t("y dy", "", lambda y, dy: dy * (y * (1 - y))),
     "relu_vjp": _t("y dy", "", lambda y, dy: dy * (y > 0)),
@@ -31,4 +33,6 @@ TEMPLATES = {
     "clip_vjp": _t("x dy", "lo hi", lambda x, dy, lo, hi: dy * ((x > lo) & (x < hi))),
     "min_vjp": _t("x dy", "c", lambda x, dy, c: dy * (x < c)),
     "max_vjp": _t("x dy", "c", lambda x, dy, c: dy * (x > c)),
+    "sqrt_vjp": _t("y dy", "", lambda y, dy: dy / (2 * y)),
+    "pow_vjp": _t("x dy", "p", lambda x, dy, p: dy * (p * power(x, p - 1))),
 }

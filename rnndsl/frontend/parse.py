@@ -19,11 +19,13 @@ from .spec import YNode
 MAX_DEPTH = 32          # nesting of parentheses and calls
 MAX_OPERATORS = 100     # per expression; with MAX_DEPTH this bounds the AST depth (recursion)
 MAX_EQUATION_CHARS = 20_000
-_TARGET = re.compile(r"^\s*([A-Za-z_]\w*)\s*(?:\[[^\]]*\])?\s*=", re.MULTILINE)  # `h[t] =`, `e[t, s] =`
+_TARGET = re.compile(r"^\s*([A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*)\s*(?:\[[^\]]*\])?\s*=",
+                     re.MULTILINE)                                      # `h[t] =`, `e[t, s] =`, `i, f =`
 _OPERATOR = re.compile(r"[-+*/@]|\b(sum|mean|max|min)_[A-Za-z]")
 
 GRAMMAR = r"""
 equation: NAME ("[" NAME ("," NAME)? "]")? "=" expr
+    | NAME ("," NAME)+ "=" expr -> split_equation
 
 ?expr: sum
 ?sum: term
@@ -129,6 +131,22 @@ class Equation(Node):
     inner: str | None = None     # e[t, s] = ...: a variable over t whose every step is over s
 
 
+@dataclass(frozen=True)
+class SplitEquation(Node):
+    """`i, f, o, g = split(z[t], 4)`: several variables from one vector (check.py expands it)."""
+    names: tuple                 # ((name, pos), ...)
+    expr: Node
+
+
+@dataclass(frozen=True)
+class SplitPart(Node):
+    """Part `part` of `parts` equal parts of the vector `of`: the expression of one target of a
+    SplitEquation, which only the checker makes."""
+    of: Node
+    parts: int
+    part: int
+
+
 # ---- parsing -------------------------------------------------------------------------------
 
 @lru_cache(maxsize=None)
@@ -139,7 +157,7 @@ def _parser() -> Lark:
 
 @dataclass(frozen=True)
 class ParsedEquations:
-    equations: list           # Equation, in spec order
+    equations: list           # Equation or SplitEquation, in spec order
     errors: list              # SpecError, one per statement that did not parse
     broken: frozenset         # names those statements seem to define, so nothing else reports them
 
@@ -160,7 +178,7 @@ def parse_equations(node: YNode) -> ParsedEquations:
             equations.append(_parse(node, start, text, "equation"))
         except SpecError as exc:
             errors.append(exc)
-            broken.update(_TARGET.findall(text))
+            broken.update(n.strip() for names in _TARGET.findall(text) for n in names.split(","))
     return ParsedEquations(equations, errors, frozenset(broken))
 
 
@@ -323,6 +341,9 @@ class _ToAst(Transformer):
         axis = str(c[1]) if len(c) >= 3 else None
         inner = str(c[2]) if len(c) == 4 else None
         return Equation(self._pos(meta), str(c[0]), axis, c[-1], self._pos_of_target(c), inner)
+
+    def split_equation(self, meta, c):
+        return SplitEquation(self._pos(meta), tuple((str(n), self._tok(n)) for n in c[:-1]), c[-1])
 
     def _pos_of_target(self, c):
         first, last = c[0], c[-2]

@@ -298,6 +298,8 @@ class Typer:
             args = [self._whole(a) for a in node.args]
         else:
             args = self.exprs(node.args, axis)
+        if op in (Op.MIN, Op.MAX) and len(args) == 1 and not node.kwargs:    # max(x): of x's entries
+            op = Op.MAX_OF if op is Op.MAX else Op.MIN_OF
         d = TABLE[op]
         if op in (Op.MIN, Op.MAX) and len(args) == 2 and isinstance(args[0], ir.Const):
             args = args[::-1]
@@ -306,6 +308,8 @@ class Typer:
             raise SpecError.at(node.pos, f"{node.fn} takes {_signature(node.fn, d)}, got {len(args)} "
                                f"argument{'s' * (len(args) != 1)}")
         attrs = self._attrs(node, d, args[n:])
+        if op is Op.SLICE:           # positions: whole numbers (the shape rule says so otherwise)
+            attrs = tuple((k, int(v) if v == int(v) else v) for k, v in attrs)
         return self.apply(op, args[:n], attrs, node)
 
     def _softmax_over(self, node: parse.Call, axis, over: str) -> ir.Expr:
@@ -327,10 +331,31 @@ class Typer:
                                f"a softmax over {over} normalises scores that depend on its steps, such as "
                                + (f"q[{axis}] @ k[{over}]" if over == self.inner else f"v @ h[{over}]"))
         return self.apply(Op.SOFTMAX_OVER, [x], (), node)
+    def _splitpart(self, node: parse.SplitPart, axis) -> ir.Expr:
+        """Part `part` of `parts` equal parts of a vector: one target of `i, f = split(z[t], 2)`."""
+        x = self.expr(node.of, axis)
+        if self.guess and x.type is HOLE:
+            return x
+        t = x.type
+        if t.kind is Kind.INDEX or t.rank != 1:
+            raise SpecError.at(node.of.pos, f"split takes a vector, got {t}",
+                               "split divides a vector's entries: i, f = split(z[t], 2)")
+        size, n = t.shape[0], node.parts
+        if size.value % n:
+            raise SpecError.at(node.pos, f"split: {size} entries do not divide into {n} equal parts",
+                               f"the vector's size must be a multiple of {n}, the number of names on the left")
+        width = size.value // n
+        prefix = f"{n}*"
+        name = size.name[len(prefix):] if size.name.startswith(prefix) else ""
+        bounds = (("start", node.part * width), ("stop", (node.part + 1) * width))
+        return ir.Apply(floats(Dim(width, name)), x.axis, Op.SLICE, (x,), bounds, pos=node.pos)
 
     def _unknown_function(self, node: parse.Call) -> SpecError:
         pos = head(node.pos, len(node.fn))
         ent = self.names.get(node.fn)
+        if node.fn == "split" and ent is None:
+            return SpecError.at(pos, "split gives several values: name them on the left of the equation",
+                                "for example i, f, o, g = split(z[t], 4)")
         if ent is not None:
             role = {"var": "a variable", "input": "an input"}.get(ent.role, f"a {ent.role}")
             hint = (f"read a step with square brackets: {node.fn}[{ent.axis}-1]" if ent.axis

@@ -85,7 +85,7 @@ def _node_flops(spec: ir.Model, node: ir.Expr, grads: set) -> tuple:
         return 0, 0
     if node.op is Op.MATMUL:
         a, b = node.args
-        if Kind.ONEHOT in (a.type.kind, b.type.kind):
+        if {a.type.kind, b.type.kind} & {Kind.ONEHOT, Kind.INDEX}:
             return 0, 0                                      # a column gather / scatter-add
         f = 2 * _size(node.type) * a.type.dims[-1]
         return f, f * sum(_needs_grad(x, spec, grads) for x in node.args)
