@@ -72,6 +72,16 @@ class _Fusion:
             return loop
         return replace(loop, body=body)
 
+    def rebase(self, renames: dict, moved: dict) -> None:
+        """Views of results that just became views themselves point into the new base: a view
+        of a view would name a buffer nothing writes (two relu groups over slices of one
+        stacked product, fused again in a later round)."""
+        for table in (self.views, dict(renames)):
+            for name, buf in table.items():
+                if buf.view and buf.view[0] in moved:
+                    base, start, _ = moved[buf.view[0]]
+                    renames[name] = replace(buf, view=(base, start + buf.view[1], start + buf.view[2]))
+
     def names_in(self, loop: Loop) -> frozenset:
         seen = self.names_in_loop.get(id(loop))
         if seen is None or seen[0] is not loop:
@@ -236,6 +246,7 @@ class _Fusion:
         for i in instrs:
             renames[i.out.name] = replace(i.out, view=(out.name, start, start + i.out.dims[0]))
             start += i.out.dims[0]
+        self.rebase(renames, {i.out.name: renames[i.out.name].view for i in instrs})
         fused = Instr(out, instrs[0].op, tuple(args), instrs[0].mode, instrs[0].attrs, line=_lines(instrs))
         first = min(k for k, _ in run)
         drop = {k for k, _ in run}
