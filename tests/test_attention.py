@@ -3,7 +3,7 @@
 Hypothesis draws attention specs: an encoder over s (time-parallel, or recurrent either way), a
 query over t that is plain or recurrent through the attention's own context (q[t] reads
 ctx[t-1] or ctx[t+1], so the recurrence runs through e, a and ctx), dot, general, scaled or
-additive scores, softmax_s or a sigmoid gate, sum_s or mean_s readouts, the scores named as
+additive scores, location-aware scores that read the last alignment a[t-1, s] (or a[t+1, s]), softmax_s or a sigmoid gate, sum_s or mean_s readouts, the scores named as
 variables or written inline, and an alignment term in the loss; lengths are ragged on both
 axes. Each spec must agree with the interpreter (numpy and numba, 1e-10), and its gradients
 with central differences of the interpreter's loss. The checker's errors for misuse are
@@ -34,8 +34,10 @@ def attention_specs(draw) -> str:
              "through_ctx_backward": " + U_q @ ctx[t+1]"}[query]
     eqs = [f"k[s] = tanh(W_k @ x[s]{k_rec})", f"q[t] = tanh(W_q @ u[t]{q_rec})"]
     weights = f"{norm}(e[t, s])" if named else f"{norm}({SCORES[score]})"
+    location = named and draw(st.booleans())      # location-aware: the score reads the last alignment
     if named:
-        eqs += [f"e[t, s] = {SCORES[score]}", f"a[t, s] = {weights}"]
+        step = "t+1" if query == "through_ctx_backward" else "t-1"
+        eqs += [f"e[t, s] = {SCORES[score]}" + (f" + 0.5 * a[{step}, s]" if location else ""), f"a[t, s] = {weights}"]
         weights = "a[t, s]"
     eqs += [f"ctx[t] = {reduce} {weights} * k[s]", "y[t] = W_o @ ctx[t] + q[t]"]
     loss = "mean_t mse(y[t], tgt[t])" + (" + mean_t sum_s a[t, s] * a[t, s]" if named and draw(st.booleans()) else "")
@@ -45,7 +47,7 @@ def attention_specs(draw) -> str:
     lines = ["name: attention", f"dims: {{F: {f}, H: {h}, A: 2}}", "inputs:",
              "  x: {float: [F], axis: s}", "  u: {float: [F], axis: t}", "  tgt: {float: [H], axis: t}",
              "params:", *[f"  {n}: {{shape: {shape}, init: normal(0.5)}}" for n, shape in params.items()],
-             "equations: |", *[f"  {e}" for e in eqs], f"loss: {loss}"]
+             *(["state:", "  a: {shape: []}"] if location else []), "equations: |", *[f"  {e}" for e in eqs], f"loss: {loss}"]
     return "\n".join(lines) + "\n"
 
 

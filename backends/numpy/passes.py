@@ -494,13 +494,14 @@ def _two_axes(instr: Instr) -> bool:
 
 def _carried(prog: Program) -> dict:
     """Recurrent variables whose reads before the start may take a carried state (streams cut
-    into windows): name -> the default fill (a learned init parameter) or None (zeros)."""
+    into windows): name -> the default fill (a learned init parameter) or None (zeros). An
+    alignment over two axes (a[t-1, s]) is not carried: the next window attends to other steps."""
     out = {}
     for instr in instructions(prog.forward):
         if instr.mode is not Mode.STEP:
             continue
         for r in instr.refs:
-            if r.offset < 0 and r.buf.role is Role.VALUE and r.buf.axis and (
+            if r.offset < 0 and r.buf.role is Role.VALUE and r.buf.axis and not r.buf.inner and (
                     r.fill is None or r.fill.role is Role.PARAM):
                 out[r.buf.name] = r.fill.name if r.fill is not None else None
     return out

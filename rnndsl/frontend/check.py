@@ -181,15 +181,18 @@ def _states(node, equations, dims, names, errs) -> tuple:
         eq, pos = by_name.get(var), node.key_pos[var]
         if f is None or getattr(names.get(var), "type", None) is ERROR:
             continue                      # its equation did not parse: reported there
-        if eq is None or eq.axis is None or eq.inner is not None:
+        if eq is None or eq.axis is None or (eq.inner is not None and "init" in f):
             errs.add(pos, f"state {var}: no recurrent variable {var}" if eq is None else
-                     f"state {var}: {var} is over two axes; it has no state" if eq.inner else
+                     f"state {var}: {var} is over two axes; before its first step it reads zeros" if eq.inner else
                      f"state {var}: {var} is static; only sequences have states",
+                     "give it only a shape: state: {" + var + ": {shape: []}}" if eq and eq.inner else
                      did_you_mean(var, by_name) or "state: names a variable defined as v[t] = ...")
             continue
         shape = shape_of(f.get("shape"), dims, errs)
         if shape is not None:
-            names[var] = Entity(var, "var", floats(*shape), eq.axis, eq.target_pos)
+            names[var] = Entity(var, "var", floats(*shape), eq.axis, eq.target_pos, eq.inner)
+        if eq.inner is not None:
+            continue                      # a shape only: reads outside give zeros
         state, init_eq = _state_init(var, f.get("init"), pos, names, errs)
         states += [state] if state else []
         init_eqs += [init_eq] if init_eq else []
