@@ -56,6 +56,12 @@ class CompiledModel:
             self.workers = Workers(self, count)
         return self
 
+    def use_ranks(self, ranks) -> "CompiledModel":
+        """Run step on the ranks of an MPI job (rnndsl.runtime.mpi.Ranks), each with its share."""
+        self.close()
+        self.workers, ranks.model = ranks, self
+        return self
+
     def check_workers(self, count: int) -> None:
         """DataError for more than one worker on a device backend: workers are CPU processes."""
         if count > 1 and self.xp is not np:

@@ -39,13 +39,21 @@ def main(argv: list[str] | None = None) -> int:
         print(exc.format(), file=sys.stderr)
         return 2
     except SpecError as exc:
-        print(exc.format(), file=sys.stderr)
+        if _first_rank():                    # every rank of an MPI job finds the same mistake
+            print(exc.format(), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("rnndsl: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
+
+
+def _first_rank() -> bool:
+    """True unless this is an MPI job's rank other than 0."""
+    from ..runtime.mpi import Ranks
+    ranks = Ranks.world()
+    return ranks is None or ranks.rank == 0
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -20,6 +20,7 @@ checkpoints hold host copies, one format: a GPU run resumes on a CPU and the oth
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import threading
@@ -33,6 +34,7 @@ import numpy as np
 from . import checkpoint, data, optim, rundir, runfiles
 from ..core.errors import DataError, SpecError, printable
 from ..runtime import device
+from ..runtime.mpi import Ranks
 from ..semantics.inputs import dropout_masks
 from .job import MIN_TO_HOLD_OUT, Job, prepare, split_settings   # noqa: F401 (train.prepare is the API)
 from ..pipeline import compile as compile_spec
@@ -69,8 +71,11 @@ class Trainer:
     """`source` is the run's spec.yaml text, recorded in every checkpoint; `publish`, when the
     run is staged (--overwrite), moves it over the old run after its first checkpoint."""
 
-    def __init__(self, job: Job, run: Path, quiet: bool = False, source: str | None = None, publish=None):
+    def __init__(self, job: Job, run: Path, quiet: bool = False, source: str | None = None, publish=None,
+                 writer: bool = True):
         self.job, self.run, self.quiet = job, run, quiet
+        self.writer = writer             # False on MPI ranks other than 0: they compute, rank 0 writes
+        self.ranks = None                # the MPI job's ranks (rnndsl.runtime.mpi), set by _fit
         self.source = job.spec_text if source is None else source
         self.publish = publish
         self.model, self.s = job.model, job.settings
@@ -138,11 +143,11 @@ class Trainer:
                     batches = self.epoch_batches(p.epoch)
                     for batch in batches[p.batch:]:
                         self.after_step(self.step(batch), bar)
-                        if self.done() or ctrl_c.pressed:
+                        if self.done() or self._stop(ctrl_c):
                             break
                     if p.batch >= len(batches):
                         self.end_epoch(bar)
-                    if ctrl_c.pressed:
+                    if self._stop(ctrl_c):
                         raise KeyboardInterrupt
             self.save()
         except _Abort:                                 # a second Ctrl-C: keep the last checkpoint
@@ -159,9 +164,14 @@ class Trainer:
             raise
         self.finish(bar)
 
+    def _stop(self, ctrl_c) -> bool:
+        """Ctrl-C pressed here, or on any rank of an MPI job (they must stop at the same step)."""
+        return self.ranks.any(ctrl_c.pressed) if self.ranks is not None else ctrl_c.pressed
+
     def finish(self, bar) -> None:
         bar.close()
-        rundir.plot(self.run, self.model.spec.name)
+        if self.writer:
+            rundir.plot(self.run, self.model.spec.name)
 
     def total_steps(self) -> int:
         per_epoch = len(self.epoch_batches(0))
@@ -175,10 +185,11 @@ class Trainer:
         p = self.progress
         if self.s.eval_every and p.step % self.s.eval_every == 0:
             record.update(self._validation())
-        rundir.log(self.run, record)
+        if self.writer:
+            rundir.log(self.run, record)
         bar.update(1)
         bar.set_postfix(loss=f"{record['loss']:.4f}", refresh=False)
-        if time.monotonic() - self.last_save > CHECKPOINT_SECONDS:
+        if self.writer and time.monotonic() - self.last_save > CHECKPOINT_SECONDS:
             self.save()
             rundir.plot(self.run, self.model.spec.name)
 
@@ -187,7 +198,7 @@ class Trainer:
         record = {"step": p.step, "epoch": p.epoch, "epoch_end": True}
         if not self.s.eval_every:
             record.update(self._validation())
-        if len(record) > 3:
+        if len(record) > 3 and self.writer:
             rundir.log(self.run, record)
         p.epoch += 1
         p.batch = 0
@@ -213,6 +224,8 @@ class Trainer:
         bad = checkpoint.invalid_params(params)
         if bad:
             self._stop_on_params(bad)
+        if not self.writer:
+            return
         state = optim.training_state(self.opt, self.schedule)
         state.update({f"carry/{k}": v for k, v in device.to_host(p.carry).items()})
         meta = {**checkpoint.spec_meta(self.model.spec), **checkpoint.source_meta(self.source),
@@ -244,7 +257,8 @@ class Trainer:
         self.progress = Progress(m["step"], m["epoch"], m["batch"], m.get("best") or math.inf,
                                  device.to_device(self.xp, carry))
         self.saved_step = m["step"]
-        rundir.truncate_metrics(self.run, m["step"])
+        if self.writer:
+            rundir.truncate_metrics(self.run, m["step"])
 
     def _check_carry(self, path: str, carry: dict) -> None:
         """Carried states are the spec's variables, one row per stream, finite."""
@@ -322,10 +336,39 @@ def train(spec_path, data_path=None, out=None, sets: dict | None = None, backend
     job.model.check_workers(workers)
     run = Path(out) if out else default_folder(job.model.spec.name)
     source = _resolved_spec(job)
-    with rundir.new_run(run, overwrite) as place:
-        rundir.start(place.folder, source, job.info)
-        _fit(Trainer(job, place.folder, quiet, source, place.publish if place.staging else None), workers)
+    ranks = Ranks.world()
+    if ranks is not None and ranks.rank != 0:           # rank 0 makes the folder; the others compute
+        _joined(ranks)
+        _fit(Trainer(job, run, True, source, writer=False), workers, ranks)
+        return run
+    with contextlib.ExitStack() as stack:
+        with _setup(ranks):
+            place = stack.enter_context(rundir.new_run(run, overwrite))
+            rundir.start(place.folder, source, job.info)
+        _fit(Trainer(job, place.folder, quiet, source, place.publish if place.staging else None), workers, ranks)
     return run
+
+
+class SetupFailed(SystemExit):
+    """Rank 0 could not set the run up (and said why); the other ranks stop quietly."""
+
+
+@contextlib.contextmanager
+def _setup(ranks):
+    """Rank 0's part of starting an MPI job: the others wait for its word before training."""
+    try:
+        yield
+    except BaseException:
+        if ranks is not None:
+            ranks.agree(False)
+        raise
+    if ranks is not None:
+        ranks.agree(True)
+
+
+def _joined(ranks) -> None:
+    if not ranks.agree(True):
+        raise SetupFailed(1)
 
 
 def default_folder(name: str) -> Path:
@@ -333,12 +376,32 @@ def default_folder(name: str) -> Path:
     return Path("runs") / f"{runfiles.safe_name(name)}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def _fit(trainer: "Trainer", workers: int) -> None:
-    trainer.job.model.use_workers(workers)
+def _fit(trainer: "Trainer", workers: int, ranks=None) -> None:
+    if ranks is not None:
+        trainer.ranks = ranks
+        trainer.job.model.use_ranks(ranks)
+    else:
+        trainer.job.model.use_workers(workers)
     try:
         trainer.fit()
+    except (Interrupted, TrainingStopped):
+        raise                            # every rank stops at the same step, with the same message
+    except BaseException as exc:
+        if ranks is not None:            # the other ranks would wait for this one for ever
+            _abort(ranks, exc)
+        raise
     finally:
         trainer.job.model.close()
+
+
+def _abort(ranks, exc: BaseException) -> None:
+    """Say what failed on this rank, then stop the whole MPI job."""
+    import sys
+    import traceback
+    text = exc.format() if isinstance(exc, SpecError) else "".join(traceback.format_exception(exc))
+    print(f"rnndsl: rank {ranks.rank} of {ranks.size} failed; stopping every rank:\n{text}", file=sys.stderr, flush=True)
+    time.sleep(0.5)                      # the launcher forwards output asynchronously; an abort drops what is in flight
+    ranks.abort(1)
 
 
 def resume(run, quiet: bool = False, workers: int = 1, backend: str | None = None) -> Path:
@@ -346,18 +409,29 @@ def resume(run, quiet: bool = False, workers: int = 1, backend: str | None = Non
     `backend` (None: the run's own where it can run here, else the default: device.runnable)."""
     run = Path(run)
     backend = device.runnable(rundir.read_info(run)["backend"], backend)   # before a lock file is made
+    ranks = Ranks.world()
+    if ranks is not None and ranks.rank != 0:           # rank 0 holds the lock; the others only read
+        _joined(ranks)
+        _fit(_resumed(run, True, backend, writer=False), workers, ranks)
+        return run
     with runfiles.lock(run):
-        info = rundir.read_info(run)
-        rundir.check_files(run)
-        rundir.remove_leftovers(run)
-        source = rundir.read_spec(run)
-        ckpt, _ = _checked_checkpoint(run, source, info)
-        job = prepare(source, _data_path(info), info["dims"], backend, info,
-                      optim.Settings(**info["settings"]), dtype=info["dtype"])
-        trainer = Trainer(job, run, quiet, source.text)
-        trainer.restore(ckpt)
-        _fit(trainer, workers)
+        with _setup(ranks):
+            rundir.check_files(run)
+            rundir.remove_leftovers(run)
+        _fit(_resumed(run, quiet, backend), workers, ranks)
     return run
+
+
+def _resumed(run: Path, quiet: bool, backend, writer: bool = True) -> "Trainer":
+    """A trainer at the run's checkpoint."""
+    info = rundir.read_info(run)
+    source = rundir.read_spec(run)
+    ckpt, _ = _checked_checkpoint(run, source, info)
+    job = prepare(source, _data_path(info), info["dims"], backend, info,
+                  optim.Settings(**info["settings"]), dtype=info["dtype"])
+    trainer = Trainer(job, run, quiet, source.text, writer=writer)
+    trainer.restore(ckpt)
+    return trainer
 
 
 def _data_path(info: dict):

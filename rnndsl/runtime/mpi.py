@@ -1,0 +1,127 @@
+"""Data parallelism over MPI ranks: each rank runs its share of every batch, and one in-place
+all-reduce of a fused buffer gives every rank the whole batch's gradient.
+
+    mpiexec -n 4 rnndsl train SPEC --data DATA --out RUN        # any MPI launcher, any hosts
+
+Every rank prepares the same data, settings and initial parameters (all of them come from the
+seed), cuts each global batch into the same contiguous shares of sequences and runs share
+`rank`; the shares' gradients, each weighted by its share of the sequences, are summed by one
+`Allreduce` into a single buffer, so every rank applies the same update and the ranks stay
+identical without ever sending parameters. The result equals one process on the whole batch up
+to the order of the floating-point sums. Rank 0 alone writes the run folder.
+
+mpi4py is imported only when a launcher started this process (its environment says so): a plain
+`rnndsl train` never initialises MPI.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .parallel import _share, _shares
+
+# what MPICH (Hydra), Open MPI, Intel MPI, PMIx and Slurm put in a rank's environment
+_LAUNCHED = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS", "SLURM_NTASKS")
+
+
+def launched() -> bool:
+    """Whether an MPI launcher started this process with more than one rank."""
+    for key in _LAUNCHED:
+        value = os.environ.get(key, "")
+        if value.isdigit() and (key == "PMIX_RANK" or int(value) > 1):
+            return True
+    return False
+
+
+class Ranks:
+    """The ranks of one job (MPI.COMM_WORLD) as a model's data-parallel engine: the same
+    step() as the process pool's, so the trainer does not care which runs it."""
+
+    def __init__(self, comm):
+        self.comm, self.model = comm, None      # the model: set by CompiledModel.use_ranks
+        self.rank, self.size = comm.Get_rank(), comm.Get_size()
+
+    @classmethod
+    def world(cls) -> "Ranks | None":
+        """The job's ranks when an MPI launcher started this process with several, else None."""
+        if not launched():
+            return None
+        from mpi4py import MPI
+        return cls(MPI.COMM_WORLD) if MPI.COMM_WORLD.Get_size() > 1 else None
+
+    def step(self, params: dict, batch, carry: dict | None, truncate: int | None, grad: bool):
+        """(mean loss, per-sequence losses, gradients, final states) of the whole batch."""
+        shares = _shares(batch.size, self.size)
+        sizes = [hi - lo for lo, hi in shares] + [0] * (self.size - len(shares))
+        mine = self._run(params, batch, carry, truncate, grad, shares)
+        names = sorted(params) if grad else []
+        fused = _fuse(mine, names, params, sizes[self.rank] / batch.size)
+        self.comm.Allreduce(self._mpi().IN_PLACE, fused, op=self._mpi().SUM)
+        grads = _unfuse(fused, names, params)
+        mine_rows = sizes[self.rank]
+        losses = self._gather(mine[1][:mine_rows], sizes, ())
+        final = {k: self._gather(np.asarray(v)[:mine_rows], sizes, np.shape(v)[1:]) for k, v in sorted(mine[3].items())}
+        return float(fused[-1]), losses, grads, final
+
+    def _run(self, params, batch, carry, truncate, grad, shares) -> tuple:
+        """This rank's share: (loss, losses, grads, final). A rank without a share (a batch
+        smaller than the job) runs the first sequence with weight 0 and sends no rows, so that
+        every rank takes part in the same collective calls with the same arrays."""
+        lo, hi = shares[self.rank] if self.rank < len(shares) else (0, 1)
+        inputs, lengths, part_carry = _share(self.model.spec, batch, carry, lo, hi)
+        module = self.model.module
+        tape = module.forward(params, inputs, lengths, self.model.dtype, part_carry)
+        grads = module.backward(params, tape, truncate, self.model.buffers()) if grad else {}
+        return tape["_total_loss"], np.asarray(tape["_loss"]), grads, tape["_final"]
+
+    def _gather(self, local, sizes: list, trailing: tuple) -> np.ndarray:
+        """Every rank's rows of a per-sequence array, in rank order (the batch's order)."""
+        local = np.ascontiguousarray(local, dtype=np.float64).reshape((-1,) + tuple(trailing))
+        row = int(np.prod(trailing, dtype=np.int64)) if trailing else 1
+        out = np.empty((sum(sizes),) + tuple(trailing), np.float64)
+        self.comm.Allgatherv(local, [out, [n * row for n in sizes]])
+        return out
+
+    def agree(self, ok: bool) -> bool:
+        """Whether every rank says ok (a rank that failed its part of the setup says no)."""
+        return bool(self.comm.allreduce(int(ok), op=self._mpi().MIN))
+
+    def any(self, flag: bool) -> bool:
+        """Whether some rank raised `flag` (Ctrl-C reaches the ranks at different moments)."""
+        return bool(self.comm.allreduce(int(flag), op=self._mpi().MAX))
+
+    def abort(self, code: int) -> None:
+        """Stop every rank of the job now: one rank's error must not leave the others waiting."""
+        self.comm.Abort(code)
+
+    def close(self) -> None:
+        """Nothing to stop: the ranks are the launcher's."""
+
+    @staticmethod
+    def _mpi():
+        from mpi4py import MPI
+        return MPI
+
+
+def _fuse(mine: tuple, names: list, params: dict, weight: float) -> np.ndarray:
+    """One float64 buffer: each gradient times this share's weight, then the weighted loss."""
+    loss, _, grads, _ = mine
+    fused = np.zeros(sum(int(np.size(params[n])) for n in names) + 1, np.float64)
+    start = 0
+    for n in names:
+        size = int(np.size(params[n]))
+        if n in grads:                       # a rank without a share adds zeros
+            fused[start:start + size] = np.ravel(grads[n]) * weight
+        start += size
+    fused[-1] = loss * weight
+    return fused
+
+
+def _unfuse(fused: np.ndarray, names: list, params: dict) -> dict:
+    out, start = {}, 0
+    for n in names:
+        size = int(np.size(params[n]))
+        out[n] = fused[start:start + size].reshape(np.shape(params[n]))
+        start += size
+    return out
