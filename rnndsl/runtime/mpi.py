@@ -34,6 +34,24 @@ def launched() -> bool:
     return False
 
 
+def launcher(ranks: int, command: list) -> list:
+    """The command line that runs `command` on `ranks` ranks of this machine: the mpiexec next to
+    this Python (the mpich wheel's), else the first on PATH. DataError without mpi4py or one."""
+    import shutil
+    import sys
+    from ..core.errors import DataError
+    try:
+        import mpi4py  # noqa: F401  (only whether it is installed)
+    except ImportError:
+        raise DataError(f"--workers {ranks} runs an MPI job, and mpi4py is not installed",
+                        "pip install -e '.[mpi]' (mpi4py and the mpich wheel), or train with --workers 1") from None
+    here = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
+    if here is None:
+        raise DataError(f"--workers {ranks} runs an MPI job, and there is no mpiexec",
+                        "pip install mpich (an MPI from a wheel), or put your MPI's mpiexec on PATH")
+    return [here, "-n", str(ranks), *command]
+
+
 class Ranks:
     """The ranks of one job (MPI.COMM_WORLD) as a model's data-parallel engine: the same
     step() as the process pool's, so the trainer does not care which runs it."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import subprocess
 import sys
 from pathlib import Path
 
@@ -32,7 +33,9 @@ BATCH = cliargs.whole(1, limits.MAX_BATCH)
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = _parser().parse_args(argv)
+    args.argv = argv
     try:
         return args.run(args)
     except BackendUnavailable as exc:        # this machine lacks what the backend runs on
@@ -47,6 +50,34 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+
+
+def _as_mpi_job(args) -> int:
+    """`train --workers N`: this command again as an N-rank MPI job on this machine (the one
+    data-parallel path: rnndsl.runtime.mpi), through the launcher the mpich wheel installs."""
+    from ..runtime.mpi import launcher, launched
+    if launched():
+        raise SpecError.at(None, "--workers inside an MPI job: the launcher already gave it its ranks",
+                           "leave --workers out under mpiexec (mpiexec -n N sets the number of ranks)")
+    command = launcher(args.workers, [sys.executable, "-m", "rnndsl", *_without_workers(args.argv)])
+    job = subprocess.Popen(command)
+    while True:
+        try:
+            return job.wait()            # the ranks' exit status, through the launcher
+        except KeyboardInterrupt:        # Ctrl-C reached the ranks too: they save and stop
+            continue
+
+
+def _without_workers(argv: list) -> list:
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--workers":
+            skip = True
+        elif not arg.startswith("--workers="):
+            out.append(arg)
+    return out
 
 
 def _first_rank() -> bool:
@@ -116,8 +147,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="default: the fastest installed (numba, else numpy); with --resume, the run's own "
                         "where it can run here")
     t.add_argument("--workers", type=cliargs.workers, default=1, metavar="N",
-                   help="processes that share each batch, one core each (default 1: this one, "
-                        "with multithreaded BLAS); 2 on a 2-core machine trains an LSTM about 1.2x faster")
+                   help="MPI ranks on this machine that share each batch, one core each: the same as "
+                        "`mpiexec -n N rnndsl train ...` (default 1: this process, with multithreaded BLAS)")
     t.add_argument("--dtype", choices=("float32", "float64"), default=None,
                    help="default float32; the run records it, and --resume, sample and eval use it")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -365,6 +396,8 @@ def _skipped(p) -> str:
 
 def cmd_train(args) -> int:
     from ..training import train
+    if args.workers > 1:
+        return _as_mpi_job(args)
     if args.resume:
         _only_resume(args)
     elif args.spec is None:
@@ -374,9 +407,12 @@ def cmd_train(args) -> int:
             args.spec, args.data, args.out, parse_settings(args.set), args.backend, args.quiet, args.overwrite,
             loader={"level": args.level, "features": args.features}, workers=args.workers, dtype=args.dtype)
     except train.Interrupted as stop:
-        print(f"rnndsl: interrupted; the checkpoint holds every finished step: continue with --resume {stop.run}",
-              file=sys.stderr)
+        if _first_rank():
+            print(f"rnndsl: interrupted; the checkpoint holds every finished step: continue with --resume {stop.run}",
+                  file=sys.stderr)
         return 130
+    if not _first_rank():                # rank 0 reports for the whole MPI job
+        return 0
     last = _last_loss(run)
     shown = printable(run)
     print(f"trained {shown}" + (f": loss {last:.4f}" if last is not None else "") + f"; see {shown}/loss.png")
