@@ -112,11 +112,11 @@ class LoadMeter:
 
 def run_shape(shape: Shape, repeat: int, warmup: int, use_torch: bool, dtype: str,
               details_wanted: bool = True, settle: float = 0.0, alone: bool = False,
-              workers: int = 1) -> bench.Result:
+              ) -> bench.Result:
     """Compile, check against torch, time everything interleaved (or, `alone`, one
-    implementation after the other); a Result with extras. `workers` > 1: rnndsl shares each
-    batch out to that many processes (rnndsl.runtime.parallel)."""
-    run = bench.prepare(REPO / shape.spec, shape.T, shape.B, shape.dims, dtype, workers=workers)
+    implementation after the other); a Result with extras. Data parallelism over MPI ranks is
+    timed by benchmarks/mpi_steps.py."""
+    run = bench.prepare(REPO / shape.spec, shape.T, shape.B, shape.dims, dtype)
     model = run["model"]
     try:
         return _time_shape(shape, run, repeat, warmup, use_torch, dtype, details_wanted, settle, alone)
@@ -136,9 +136,7 @@ def _time_shape(shape, run, repeat, warmup, use_torch, dtype, details_wanted, se
                "train": run["train"], "torch_train": ref["train"]}
     gemm_list = bench.gemms(model, shape.T, shape.B)
     fns["gemm"] = bench.gemm_program(gemm_list, dtype)
-    if model.workers is not None:
-        run["train"]()                                  # starts the worker processes
-    meter = LoadMeter([p.pid for p in model.workers.procs] if model.workers else ()).start()
+    meter = LoadMeter(()).start()
     t = _timings(fns, repeat, warmup, settle, alone)
     extra["other_load"] = meter.stop()
     extra.update({k: v for k, v in t.items() if k.startswith("torch")})
@@ -263,9 +261,6 @@ def main(argv=None) -> int:
                          "and would take the other library's core)")
     ap.add_argument("--alone", action="store_true",
                     help="time each implementation in its own block instead of alternating")
-    ap.add_argument("--workers", type=int, default=1,
-                    help="rnndsl shares each batch out to this many processes, one BLAS thread each "
-                         "(rnndsl.runtime.parallel); PyTorch keeps its threads")
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = ap.parse_args(argv)
@@ -280,7 +275,7 @@ def main(argv=None) -> int:
     if settle is None:
         settle = 0.1 if not args.no_torch and args.threads != 1 else 0.0
     mode = "each alone, one block after the other" if args.alone else f"alternating, settle {settle:g} s"
-    print(f"threads: {args.threads or 'default'}; rnndsl workers: {args.workers}; dtype {args.dtype}; {mode}; load average "
+    print(f"threads: {args.threads or 'default'}; dtype {args.dtype}; {mode}; load average "
           f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}\n", flush=True)
     results, failed = [], []
     with bench.thread_cap(args.threads):
@@ -291,7 +286,7 @@ def main(argv=None) -> int:
                 repeat, warmup = auto_repeat(shape, args.budget, args.quick, args.repeat,
                                              most=50 if settle else 200)
                 results.append(run_shape(shape, repeat, warmup, not args.no_torch, args.dtype,
-                                         settle=settle, alone=args.alone, workers=args.workers))
+                                         settle=settle, alone=args.alone))
             except Exception as exc:            # a compiler bug in one shape: report, go on
                 print(f"{name}: failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
                 failed.append(name)

@@ -134,3 +134,27 @@ def test_only_rank_zero_writes_and_a_taken_folder_stops_every_rank(tmp_path, tex
     assert job.stderr.count("error:") == 1
     assert [p.name for p in (tmp_path / "taken").iterdir()] == ["notes.txt"]
     assert json.dumps(sorted(os.listdir(tmp_path))) == json.dumps(["taken"])
+
+
+def test_shares_are_even_contiguous_and_never_empty():
+    from rnndsl.runtime.mpi import _shares
+    assert _shares(7, 2) == [(0, 3), (3, 7)]
+    assert _shares(2, 4) == [(0, 1), (1, 2)]
+    assert _shares(7, 1) == [(0, 7)]
+
+
+def test_train_workers_is_an_mpi_job_with_the_same_run(tmp_path, capsys):
+    from rnndsl.tools.cli import main
+    data = write_reviews(tmp_path / "reviews.npz")
+    sets = [a for k, v in CLS.items() for a in ("--set", f"{k}={v}")] + ["--dtype", "float64", "--quiet"]
+    for name, workers in (("one", "1"), ("two", "2")):
+        assert main(["train", str(SENTIMENT), "--data", str(data), "--out", str(tmp_path / name),
+                     "--workers", workers, *sets]) == 0
+    assert_close_params(params_of(tmp_path / "one"), params_of(tmp_path / "two"))
+
+
+def test_python_api_workers_says_how_to_start_an_mpi_job(tmp_path, text):
+    from rnndsl.core.errors import DataError
+    with pytest.raises(DataError, match="mpiexec -n 2 python script.py"):
+        train.train(ROOT / "specs/lstm.yaml", text, tmp_path / "run", LM, quiet=True, workers=2)
+    assert not (tmp_path / "run").exists()

@@ -105,10 +105,3 @@ def test_buffers_are_reused_from_call_to_call_and_fresh_without_a_dict():
     assert not set(vars(model.module)) & {"_SCRATCH", "SCRATCH"}     # no module-level buffers
 
 
-def test_a_model_with_workers_serves_two_threads_one_after_another():
-    model = _model("rnn_lm", H=8).use_workers(2)
-    try:
-        batches = [random_batch(model.spec, 6, 4, seed=s) for s in (1, 2)]
-        _concurrently(_jobs([model, model], batches))
-    finally:
-        model.close()

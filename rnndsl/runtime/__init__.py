@@ -1,2 +1,2 @@
-"""Compiled models at run time: parameters, the loaded model, worker processes for data
-parallelism, and the optional float32 kernels."""
+"""Compiled models at run time: parameters, the loaded model, devices, and data parallelism over
+the ranks of an MPI job (mpi.py)."""

@@ -34,7 +34,7 @@ class CompiledModel:
         self.backend = backend
         self.dtype = np.dtype(dtype)
         self.xp = device.array_module(module)     # numpy, or the device's array module (cupy)
-        self.workers = None
+        self.workers = None            # an MPI job's ranks (rnndsl.runtime.mpi), or None
         self._local = threading.local()
 
     def buffers(self) -> dict:
@@ -46,30 +46,23 @@ class CompiledModel:
             buffers = self._local.buffers = {}
         return buffers
 
-    def use_workers(self, count: int) -> "CompiledModel":
-        """Run loss_and_grad and step on `count` processes, this one included, each with its
-        share of the batch and one BLAS thread (rnndsl.runtime.parallel); 1 runs everything here."""
-        self.close()
-        self.check_workers(count)
-        if count > 1:
-            from .parallel import Workers
-            self.workers = Workers(self, count)
-        return self
-
     def use_ranks(self, ranks) -> "CompiledModel":
-        """Run step on the ranks of an MPI job (rnndsl.runtime.mpi.Ranks), each with its share."""
+        """Run step on the ranks of an MPI job (rnndsl.runtime.mpi.Ranks), each with its share
+        of every batch: `mpiexec -n K python script.py` with `model.use_ranks(Ranks.world())`."""
         self.close()
+        self.check_workers(ranks.size)
         self.workers, ranks.model = ranks, self
         return self
 
     def check_workers(self, count: int) -> None:
-        """DataError for more than one worker on a device backend: workers are CPU processes."""
+        """DataError for several MPI ranks on a device backend: their all-reduce runs on the host."""
         if count > 1 and self.xp is not np:
-            raise DataError(f"--workers {count} shares each batch among CPU processes, and the {self.backend} "
-                            "backend runs on a device", "leave --workers at 1: the device takes the whole batch")
+            raise DataError(f"{count} ranks share each batch through host memory, and the {self.backend} "
+                            "backend runs on a device", "train on one rank (leave --workers at 1): the device "
+                            "takes the whole batch")
 
     def close(self) -> None:
-        """Stop the worker processes, if any."""
+        """Leave the MPI job's ranks (they stay the launcher's)."""
         if self.workers is not None:
             self.workers.close()
             self.workers = None

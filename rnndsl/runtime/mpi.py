@@ -15,11 +15,11 @@ mpi4py is imported only when a launcher started this process (its environment sa
 """
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
 
-from .parallel import _share, _shares
 
 # what MPICH (Hydra), Open MPI, Intel MPI, PMIx and Slurm put in a rank's environment
 _LAUNCHED = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS", "SLURM_NTASKS")
@@ -40,11 +40,10 @@ def launcher(ranks: int, command: list) -> list:
     import shutil
     import sys
     from ..core.errors import DataError
-    try:
-        import mpi4py  # noqa: F401  (only whether it is installed)
-    except ImportError:
+    import importlib.util
+    if importlib.util.find_spec("mpi4py") is None:
         raise DataError(f"--workers {ranks} runs an MPI job, and mpi4py is not installed",
-                        "pip install -e '.[mpi]' (mpi4py and the mpich wheel), or train with --workers 1") from None
+                        "pip install -e '.[mpi]' (mpi4py and the mpich wheel), or train with --workers 1")
     here = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
     if here is None:
         raise DataError(f"--workers {ranks} runs an MPI job, and there is no mpiexec",
@@ -60,13 +59,11 @@ class Ranks:
         self.comm, self.model = comm, None      # the model: set by CompiledModel.use_ranks
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
 
-    @classmethod
-    def world(cls) -> "Ranks | None":
-        """The job's ranks when an MPI launcher started this process with several, else None."""
-        if not launched():
-            return None
-        from mpi4py import MPI
-        return cls(MPI.COMM_WORLD) if MPI.COMM_WORLD.Get_size() > 1 else None
+    @staticmethod
+    def world() -> "Ranks | None":
+        """The job's ranks when an MPI launcher started this process with several, else None;
+        the same object at every call (finding them once is collective: every rank must)."""
+        return _world()
 
     def step(self, params: dict, batch, carry: dict | None, truncate: int | None, grad: bool):
         """(mean loss, per-sequence losses, gradients, final states) of the whole batch."""
@@ -120,6 +117,49 @@ class Ranks:
     def _mpi():
         from mpi4py import MPI
         return MPI
+
+
+@functools.cache
+def _world() -> Ranks | None:
+    if not launched():
+        return None
+    from mpi4py import MPI
+    if MPI.COMM_WORLD.Get_size() == 1:
+        return None
+    _share_cores(MPI.COMM_WORLD)
+    return Ranks(MPI.COMM_WORLD)
+
+
+def _share_cores(comm) -> None:
+    """The ranks on one machine split its cores between their BLAS thread pools: two ranks with
+    two BLAS threads each on two cores would fight over them (a rank of its own machine keeps
+    them all)."""
+    from threadpoolctl import threadpool_limits
+    local = comm.Split_type(_mpi_shared()).Get_size()
+    threadpool_limits(limits=max(1, (os.cpu_count() or 1) // local), user_api="blas")
+
+
+def _mpi_shared():
+    from mpi4py import MPI
+    return MPI.COMM_TYPE_SHARED
+
+
+def _shares(size: int, count: int) -> list:
+    """[(lo, hi)] contiguous row ranges, as even as possible, none empty."""
+    n = max(1, min(count, size))
+    bounds = [size * i // n for i in range(n + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def _share(spec, batch, carry: dict | None, lo: int, hi: int) -> tuple:
+    """(inputs, lengths, carry) of sequences lo..hi, each axis cut to their longest."""
+    lengths = {axis: np.asarray(ls[lo:hi]) for axis, ls in batch.lengths.items()}
+    steps = {axis: max(1, int(ls.max())) for axis, ls in lengths.items()}
+    inputs = {}
+    for inp in spec.all_inputs:
+        a = batch.arrays[inp.name]
+        inputs[inp.name] = a[:steps[inp.axis], lo:hi] if inp.axis else a[lo:hi]
+    return inputs, lengths, ({k: np.asarray(v)[lo:hi] for k, v in carry.items()} if carry else None)
 
 
 def _fuse(mine: tuple, names: list, params: dict, weight: float) -> np.ndarray:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..frontend import ir
+from ..runtime.mpi import Ranks
 from ..core import limits
 from ..core.errors import DataError
 from ..core.ops import Kind, Op
@@ -321,11 +322,11 @@ def random_inputs(spec: ir.Model, T: int, B: int, seed: int = 0, dtype="float32"
     arrays = {k: v.astype(dtype) if v.dtype.kind == "f" else v for k, v in batch.items()}
     return arrays, lengths
 
-def prepare(spec_path, T: int, B: int, dims: dict | None = None, dtype="float32", seed: int = 0,
-            workers: int = 1) -> dict:
+def prepare(spec_path, T: int, B: int, dims: dict | None = None, dtype="float32", seed: int = 0) -> dict:
     """Compile a spec and make the two closures to time: forward, forward+backward. They
-    call the emitted module directly (inputs checked once here, not in the timed part); with
-    `workers` > 1, through the worker pool (rnndsl.runtime.parallel), which shares out each batch."""
+    call the emitted module directly (inputs checked once here, not in the timed part); in an
+    MPI job of several ranks (`rnndsl bench --workers N`), through the ranks, which share out
+    each batch and all-reduce its gradient as training does."""
     from ..semantics.inputs import prepare as check_inputs
     from ..pipeline import compile as compile_spec
     start = time.perf_counter()
@@ -337,21 +338,22 @@ def prepare(spec_path, T: int, B: int, dims: dict | None = None, dtype="float32"
     mod, dt = model.module, model.dtype
     fwd = lambda: mod.forward(params, arrays, lengths, dt)
     train = lambda: mod.backward(params, mod.forward(params, arrays, lengths, dt), None, model.buffers())
-    if workers > 1:
-        pool = model.use_workers(workers).workers
-        fwd = lambda: pool.step(params, batch, None, None, False)
-        train = lambda: pool.step(params, batch, None, None, True)
+    ranks = Ranks.world()
+    if ranks is not None:
+        model.use_ranks(ranks)
+        fwd = lambda: ranks.step(params, batch, None, None, False)
+        train = lambda: ranks.step(params, batch, None, None, True)
     return {"model": model, "params": params, "arrays": arrays, "lengths": lengths,
             "forward": fwd, "train": train, "compile_s": compile_s}
 
 
 def bench(spec_path, T: int, B: int, dims: dict | None = None, dtype="float32", repeat: int = 10,
-          warmup: int = 2, threads: int | None = None, workers: int = 1) -> Result:
+          warmup: int = 2, threads: int | None = None) -> Result:
     """Time forward and forward+backward of a spec at T steps, batch B (interleaved)."""
     for what, value, lo, top in (("repeat", repeat, 1, limits.MAX_REPEAT), ("warmup", warmup, 0, limits.MAX_REPEAT)):
         if not isinstance(value, int) or not lo <= value <= top:
             raise DataError(f"bench: {what} must be a whole number from {lo} to {top:,}, got {value!r}")
-    run = prepare(spec_path, T, B, dims, dtype, workers=workers)
+    run = prepare(spec_path, T, B, dims, dtype)
     model = run["model"]
     try:
         with thread_cap(threads):

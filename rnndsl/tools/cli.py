@@ -22,6 +22,7 @@ from .graphviz import graph_dot, graph_json, graph_text
 from ..core.ops import Kind
 from ..runtime.params import check_memory as check_param_memory
 from ..runtime.device import BackendUnavailable
+from ..runtime.mpi import Ranks
 from ..pipeline import load_spec
 from ..frontend.scalars import resolve_plain
 from ..core.textsafe import printable
@@ -82,7 +83,6 @@ def _without_workers(argv: list) -> list:
 
 def _first_rank() -> bool:
     """True unless this is an MPI job's rank other than 0."""
-    from ..runtime.mpi import Ranks
     ranks = Ranks.world()
     return ranks is None or ranks.rank == 0
 
@@ -202,7 +202,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--threads", type=cliargs.whole(1, 4096), default=None,
                    help="cap BLAS and OpenMP threads (threadpoolctl)")
     b.add_argument("--workers", type=cliargs.workers, default=1, metavar="N",
-                   help="processes that share each batch, one core each (as train --workers)")
+                   help="MPI ranks that share each batch, one core each (as train --workers)")
     _add_set(b)
     b.set_defaults(run=cmd_bench)
     return p
@@ -484,9 +484,14 @@ def _run_info(run):
 
 def cmd_bench(args) -> int:
     from . import bench
+    if args.workers > 1:
+        return _as_mpi_job(args)
     result = bench.bench(args.spec, args.steps, args.batch, parse_settings(args.set) or None,
-                         args.dtype, args.repeat, threads=args.threads, workers=args.workers)
-    notes = f", {args.workers} workers" if args.workers > 1 else ""
+                         args.dtype, args.repeat, threads=args.threads)
+    if not _first_rank():                # rank 0 reports for the whole MPI job
+        return 0
+    ranks = Ranks.world()
+    notes = f", {ranks.size} MPI ranks" if ranks is not None else ""
     title = f"{args.spec}: T={args.steps} B={args.batch} {args.dtype}, {backends.default()} backend{notes}"
     print(_lines(bench.report([result], title)))
     print(f"compile {result.compile_s:.2f} s; the first forward+backward {result.first_s:.2f} s"

@@ -330,13 +330,12 @@ def train(spec_path, data_path=None, out=None, sets: dict | None = None, backend
     """A new run; returns its directory. `overwrite` replaces a run already in `out` (after this
     run's first checkpoint: until then the old run stays whole); `loader` picks how data is read:
     {"level": "char"|"word", "features": "mfcc"|"logspec"}; `workers` processes share each batch
-    (rnndsl.runtime.parallel; the result is the same up to rounding); `dtype`: "float32" (None:
+    (an MPI job's ranks: rnndsl.runtime.mpi; the result is the same up to rounding); `dtype`: "float32" (None:
     job.DTYPE) or "float64", recorded in run.json."""
     job = prepare(spec_path, data_path, sets, backend, loader=loader, dtype=dtype)   # all that can fail, first
-    job.model.check_workers(workers)
+    ranks = _ranks(job.model, workers)
     run = Path(out) if out else default_folder(job.model.spec.name)
     source = _resolved_spec(job)
-    ranks = Ranks.world()
     if ranks is not None and ranks.rank != 0:           # rank 0 makes the folder; the others compute
         _joined(ranks)
         _fit(Trainer(job, run, True, source, writer=False), workers, ranks)
@@ -347,6 +346,17 @@ def train(spec_path, data_path=None, out=None, sets: dict | None = None, backend
             rundir.start(place.folder, source, job.info)
         _fit(Trainer(job, place.folder, quiet, source, place.publish if place.staging else None), workers, ranks)
     return run
+
+
+def _ranks(model, workers: int):
+    """The MPI job's ranks (None in a plain process), once they can train `model`."""
+    ranks = Ranks.world()
+    if workers > 1 and ranks is None:
+        raise DataError(f"workers={workers} trains as an MPI job of {workers} ranks, started by a launcher",
+                        f"run `rnndsl train ... --workers {workers}`, or your script under "
+                        f"`mpiexec -n {workers} python script.py` (the ranks find each other)")
+    model.check_workers(ranks.size if ranks else workers)
+    return ranks
 
 
 class SetupFailed(SystemExit):
@@ -380,8 +390,6 @@ def _fit(trainer: "Trainer", workers: int, ranks=None) -> None:
     if ranks is not None:
         trainer.ranks = ranks
         trainer.job.model.use_ranks(ranks)
-    else:
-        trainer.job.model.use_workers(workers)
     try:
         trainer.fit()
     except (Interrupted, TrainingStopped):
@@ -410,6 +418,8 @@ def resume(run, quiet: bool = False, workers: int = 1, backend: str | None = Non
     run = Path(run)
     backend = device.runnable(rundir.read_info(run)["backend"], backend)   # before a lock file is made
     ranks = Ranks.world()
+    if workers > 1 and ranks is None:
+        _ranks(None, workers)                             # says how to start the job
     if ranks is not None and ranks.rank != 0:           # rank 0 holds the lock; the others only read
         _joined(ranks)
         _fit(_resumed(run, True, backend, writer=False), workers, ranks)
