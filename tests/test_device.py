@@ -198,7 +198,7 @@ def test_sample_and_eval_on_the_device_print_what_numpy_prints(standin, cpu_run,
 def test_workers_are_refused_on_a_device_before_a_run_is_made(standin, cpu_run, text, tmp_path):
     model, _, _ = train.load_run(cpu_run, backend=standin)
     assert model.xp is standin_device.xp
-    with pytest.raises(DataError, match="(?s)2 ranks share each batch through host memory.*leave --workers at 1"):
+    with pytest.raises(DataError, match="(?s)2 ranks on the standin backend all-reduce through NCCL.*leave --workers at 1"):
         model.check_workers(2)
     with pytest.raises(DataError, match="trains as an MPI job"):
         train.train(CHAR_RNN, text, tmp_path / "new", sets(), backend=standin, quiet=True, workers=2)

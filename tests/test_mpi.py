@@ -158,3 +158,32 @@ def test_python_api_workers_says_how_to_start_an_mpi_job(tmp_path, text):
     with pytest.raises(DataError, match="mpiexec -n 2 python script.py"):
         train.train(ROOT / "specs/lstm.yaml", text, tmp_path / "run", LM, quiet=True, workers=2)
     assert not (tmp_path / "run").exists()
+
+
+def test_ranks_on_a_device_sum_their_gradients_where_they_are(tmp_path, text):
+    """The device path's host logic (rnndsl.runtime.mpi.NcclSum's place): on the stand-in device
+    of tests/standin_device.py, with a stand-in all-reduce that works on device arrays, a 2-rank
+    job trains as one NumPy process does; the fused buffer never becomes a host array."""
+    train.train(ROOT / "specs/lstm.yaml", text, tmp_path / "one", LM, quiet=True, dtype="float64", backend="numpy")
+    job = mpirun(2, f"""
+        import numpy as np, pytest
+        import standin_device
+        from rnndsl.runtime import mpi
+        from rnndsl.training import train
+
+        class StandinSum:          # what NCCL does, on the stand-in device's arrays
+            def __init__(self, comm, xp):
+                self.host, self.xp = mpi.HostSum(comm), xp
+            def zeros(self, n):
+                return self.xp.zeros(n, np.float64)
+            def sum(self, buf):
+                assert isinstance(buf, standin_device.DeviceArray)
+                return self.xp.asarray(self.host.sum(buf.get()))
+
+        mpi.device_sum, mpi.nccl_ready = StandinSum, lambda xp: True
+        with pytest.MonkeyPatch.context() as m:
+            name = standin_device.register(m)
+            train.train({str(ROOT / 'specs/lstm.yaml')!r}, {str(text)!r}, {str(tmp_path / 'two')!r}, {LM!r},
+                        quiet=True, dtype="float64", backend=name)""")
+    assert job.returncode == 0, job.stderr
+    assert_close_params(params_of(tmp_path / "one"), params_of(tmp_path / "two"))

@@ -51,15 +51,16 @@ class CompiledModel:
         of every batch: `mpiexec -n K python script.py` with `model.use_ranks(Ranks.world())`."""
         self.close()
         self.check_workers(ranks.size)
-        self.workers, ranks.model = ranks, self
+        self.workers = ranks.attach(self)
         return self
 
     def check_workers(self, count: int) -> None:
-        """DataError for several MPI ranks on a device backend: their all-reduce runs on the host."""
-        if count > 1 and self.xp is not np:
-            raise DataError(f"{count} ranks share each batch through host memory, and the {self.backend} "
-                            "backend runs on a device", "train on one rank (leave --workers at 1): the device "
-                            "takes the whole batch")
+        """DataError for several MPI ranks on a device backend without NCCL to all-reduce with."""
+        from .mpi import nccl_ready
+        if count > 1 and self.xp is not np and not nccl_ready(self.xp):
+            raise DataError(f"{count} ranks on the {self.backend} backend all-reduce through NCCL, which "
+                            "this CuPy does not have", "train on one rank (leave --workers at 1): the device "
+                            "takes the whole batch; or install a CuPy with NCCL")
 
     def close(self) -> None:
         """Leave the MPI job's ranks (they stay the launcher's)."""

@@ -20,6 +20,8 @@ import os
 
 import numpy as np
 
+from .device import to_device, to_host
+
 
 # what MPICH (Hydra), Open MPI, Intel MPI, PMIx and Slurm put in a rank's environment
 _LAUNCHED = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS", "SLURM_NTASKS")
@@ -56,8 +58,16 @@ class Ranks:
     step() as the process pool's, so the trainer does not care which runs it."""
 
     def __init__(self, comm):
-        self.comm, self.model = comm, None      # the model: set by CompiledModel.use_ranks
+        self.comm, self.model = comm, None      # the model: set by attach()
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
+        self.summer = None                      # the all-reduce: MPI's on the host, NCCL's on GPUs
+
+    def attach(self, model) -> "Ranks":
+        """Serve `model` (before its parameters are made: a GPU rank picks its device here)."""
+        if self.model is not model:
+            self.model = model
+            self.summer = HostSum(self.comm) if model.xp is np else device_sum(self.comm, model.xp)
+        return self
 
     @staticmethod
     def world() -> "Ranks | None":
@@ -71,12 +81,12 @@ class Ranks:
         sizes = [hi - lo for lo, hi in shares] + [0] * (self.size - len(shares))
         mine = self._run(params, batch, carry, truncate, grad, shares)
         names = sorted(params) if grad else []
-        fused = _fuse(mine, names, params, sizes[self.rank] / batch.size)
-        self.comm.Allreduce(self._mpi().IN_PLACE, fused, op=self._mpi().SUM)
+        fused = self.summer.sum(_fuse(mine, names, params, sizes[self.rank] / batch.size, self.summer))
         grads = _unfuse(fused, names, params)
-        mine_rows = sizes[self.rank]
-        losses = self._gather(mine[1][:mine_rows], sizes, ())
-        final = {k: self._gather(np.asarray(v)[:mine_rows], sizes, np.shape(v)[1:]) for k, v in sorted(mine[3].items())}
+        rows = sizes[self.rank]
+        losses = self._gather(to_host(mine[1])[:rows], sizes, ())
+        final = {k: to_device(self.model.xp, self._gather(to_host(v)[:rows], sizes, np.shape(to_host(v))[1:]))
+                 for k, v in sorted(mine[3].items())}
         return float(fused[-1]), losses, grads, final
 
     def _run(self, params, batch, carry, truncate, grad, shares) -> tuple:
@@ -88,7 +98,7 @@ class Ranks:
         module = self.model.module
         tape = module.forward(params, inputs, lengths, self.model.dtype, part_carry)
         grads = module.backward(params, tape, truncate, self.model.buffers()) if grad else {}
-        return tape["_total_loss"], np.asarray(tape["_loss"]), grads, tape["_final"]
+        return tape["_total_loss"], tape["_loss"], grads, tape["_final"]
 
     def _gather(self, local, sizes: list, trailing: tuple) -> np.ndarray:
         """Every rank's rows of a per-sequence array, in rank order (the batch's order)."""
@@ -159,27 +169,83 @@ def _share(spec, batch, carry: dict | None, lo: int, hi: int) -> tuple:
     for inp in spec.all_inputs:
         a = batch.arrays[inp.name]
         inputs[inp.name] = a[:steps[inp.axis], lo:hi] if inp.axis else a[lo:hi]
-    return inputs, lengths, ({k: np.asarray(v)[lo:hi] for k, v in carry.items()} if carry else None)
+    return inputs, lengths, ({k: v[lo:hi] for k, v in carry.items()} if carry else None)
 
 
-def _fuse(mine: tuple, names: list, params: dict, weight: float) -> np.ndarray:
-    """One float64 buffer: each gradient times this share's weight, then the weighted loss."""
+def _fuse(mine: tuple, names: list, params: dict, weight: float, summer) -> object:
+    """One float64 buffer where the all-reduce runs (host or device): each gradient times this
+    share's weight, then the weighted loss."""
     loss, _, grads, _ = mine
-    fused = np.zeros(sum(int(np.size(params[n])) for n in names) + 1, np.float64)
+    fused = summer.zeros(sum(_size(params[n]) for n in names) + 1)
     start = 0
     for n in names:
-        size = int(np.size(params[n]))
-        if n in grads:                       # a rank without a share adds zeros
-            fused[start:start + size] = np.ravel(grads[n]) * weight
+        size = _size(params[n])
+        fused[start:start + size] = grads[n].reshape(-1) * weight
         start += size
-    fused[-1] = loss * weight
+    fused[-1] = float(loss) * weight
     return fused
+
+
+def _size(a) -> int:
+    return int(np.prod(a.shape, dtype=np.int64))
+
+
+class HostSum:
+    """MPI's in-place Allreduce of a host buffer."""
+
+    def __init__(self, comm):
+        self.comm = comm
+
+    def zeros(self, n: int) -> np.ndarray:
+        return np.zeros(n, np.float64)
+
+    def sum(self, buf: np.ndarray) -> np.ndarray:
+        from mpi4py import MPI
+        self.comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
+        return buf
+
+
+class NcclSum:
+    """NCCL's in-place all-reduce of a device buffer, each rank on its own GPU (the local
+    rank's, round robin): the gradients never leave the devices. The communicator's id is
+    made by rank 0 and sent to the others over MPI."""
+
+    def __init__(self, comm, xp):
+        from cupy.cuda import nccl
+        local = comm.Split_type(_mpi_shared()).Get_rank()
+        xp.cuda.Device(local % xp.cuda.runtime.getDeviceCount()).use()
+        uid = comm.bcast(nccl.get_unique_id() if comm.Get_rank() == 0 else None, root=0)
+        self.xp, self.nccl = xp, nccl
+        self.comm = nccl.NcclCommunicator(comm.Get_size(), uid, comm.Get_rank())
+
+    def zeros(self, n: int):
+        return self.xp.zeros(n, self.xp.float64)
+
+    def sum(self, buf):
+        stream = self.xp.cuda.get_current_stream()
+        self.comm.allReduce(buf.data.ptr, buf.data.ptr, buf.size, self.nccl.NCCL_FLOAT64, self.nccl.NCCL_SUM,
+                            stream.ptr)
+        return buf
+
+
+def device_sum(comm, xp):
+    """The all-reduce for ranks whose model runs on a device (tests put a stand-in here)."""
+    return NcclSum(comm, xp)
+
+
+def nccl_ready(xp) -> bool:
+    """Whether xp (CuPy) has NCCL to all-reduce with."""
+    try:
+        from cupy.cuda import nccl
+    except ImportError:
+        return False
+    return bool(getattr(nccl, "available", True)) and xp is not np
 
 
 def _unfuse(fused: np.ndarray, names: list, params: dict) -> dict:
     out, start = {}, 0
     for n in names:
-        size = int(np.size(params[n]))
-        out[n] = fused[start:start + size].reshape(np.shape(params[n]))
+        size = _size(params[n])
+        out[n] = fused[start:start + size].reshape(params[n].shape)
         start += size
     return out

@@ -356,7 +356,7 @@ def _ranks(model, workers: int):
                         f"run `rnndsl train ... --workers {workers}`, or your script under "
                         f"`mpiexec -n {workers} python script.py` (the ranks find each other)")
     model.check_workers(ranks.size if ranks else workers)
-    return ranks
+    return ranks.attach(model) if ranks is not None else None      # before the parameters are made
 
 
 class SetupFailed(SystemExit):
@@ -422,23 +422,26 @@ def resume(run, quiet: bool = False, workers: int = 1, backend: str | None = Non
         _ranks(None, workers)                             # says how to start the job
     if ranks is not None and ranks.rank != 0:           # rank 0 holds the lock; the others only read
         _joined(ranks)
-        _fit(_resumed(run, True, backend, writer=False), workers, ranks)
+        _fit(_resumed(run, True, backend, ranks, writer=False), workers, ranks)
         return run
     with runfiles.lock(run):
         with _setup(ranks):
             rundir.check_files(run)
             rundir.remove_leftovers(run)
-        _fit(_resumed(run, quiet, backend), workers, ranks)
+        _fit(_resumed(run, quiet, backend, ranks), workers, ranks)
     return run
 
 
-def _resumed(run: Path, quiet: bool, backend, writer: bool = True) -> "Trainer":
-    """A trainer at the run's checkpoint."""
+def _resumed(run: Path, quiet: bool, backend, ranks, writer: bool = True) -> "Trainer":
+    """A trainer at the run's checkpoint (its model attached to the MPI job's ranks, if any,
+    before the parameters are made)."""
     info = rundir.read_info(run)
     source = rundir.read_spec(run)
     ckpt, _ = _checked_checkpoint(run, source, info)
     job = prepare(source, _data_path(info), info["dims"], backend, info,
                   optim.Settings(**info["settings"]), dtype=info["dtype"])
+    if ranks is not None:
+        _ranks(job.model, ranks.size)
     trainer = Trainer(job, run, quiet, source.text, writer=writer)
     trainer.restore(ckpt)
     return trainer
