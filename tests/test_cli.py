@@ -66,7 +66,7 @@ def test_graph_dot_shows_both_directions(capsys):
 def test_graph_json_is_node_link_data(capsys):
     assert main(["graph", str(ROOT / "specs/seq2seq.yaml"), "--unroll", "s=3,t=2", "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    g = nx.node_link_graph(data, edges="links")
+    g = nx.node_link_graph(data)            # the installed networkx reads it as it is
     assert "enc@2" in g and "dec@1" in g and g.has_edge("enc@2", "dec_init")
     assert nx.is_directed_acyclic_graph(g)
 
@@ -116,3 +116,17 @@ def test_bench_reports_times_and_the_backend_that_ran(capsys):
     out = capsys.readouterr().out
     assert "fwd+bwd ms" in out and "T=5 B=2 float32, numpy backend" in out      # conftest pins numpy
     assert re.search(r"compile \d+\.\d\d s; the first forward\+backward \d+\.\d\d s", out)
+
+
+def test_version_and_mistyped_commands_and_options(capsys):
+    from rnndsl import __version__
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"rnndsl {__version__}"
+    with pytest.raises(SystemExit) as exit_:
+        main(["trian", "specs/elman.yaml"])
+    assert exit_.value.code == 2 and "unknown command 'trian'; did you mean train?" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["sample", "runs/x", "--bogus"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.startswith("usage: rnndsl sample") and "rnndsl sample: error: unrecognized" in err

@@ -172,4 +172,4 @@ def test_graph_json_is_networkx_node_link_data_of_the_named_graph(spec):
     named = nx.relabel_nodes(g, {n: str(n) for n in g.nodes})
     for node in g.nodes:
         named.nodes[str(node)].update(var=node.var, t=node.t)
-    assert graphviz.graph_json(model, g) == json.dumps(nx.node_link_data(named, edges="links"), indent=1)
+    assert graphviz.graph_json(model, g) == json.dumps(nx.node_link_data(named), indent=1)

@@ -35,7 +35,9 @@ BATCH = cliargs.whole(1, limits.MAX_BATCH)
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    _suggest_command(parser, argv)
+    args = parser.parse_args(argv)
     args.argv = argv
     try:
         return args.run(args)
@@ -81,15 +83,40 @@ def _without_workers(argv: list) -> list:
     return out
 
 
+class _CommandParser(argparse.ArgumentParser):
+    """A command's parser: an unknown option is reported with that command's usage, not the
+    top-level one (argparse hands unknown arguments up to `rnndsl`'s own parser)."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
+
+
 def _first_rank() -> bool:
     """True unless this is an MPI job's rank other than 0."""
     ranks = Ranks.world()
     return ranks is None or ranks.rank == 0
 
 
+COMMANDS = ("check", "graph", "compile", "gradcheck", "train", "sample", "eval", "bench")
+
+
+def _suggest_command(parser: argparse.ArgumentParser, argv: list) -> None:
+    """A mistyped command is a usage error that names the nearest one (argparse lists them all)."""
+    if not argv or argv[0].startswith("-") or argv[0] in COMMANDS:
+        return
+    from ..core.errors import did_you_mean
+    hint = did_you_mean(argv[0], COMMANDS) or f"commands: {', '.join(COMMANDS)}"
+    parser.error(f"unknown command {argv[0]!r}; {hint}")
+
+
 def _parser() -> argparse.ArgumentParser:
+    from .. import __version__
     p = argparse.ArgumentParser(prog="rnndsl", description="Compile recurrent networks written as YAML specs.")
-    sub = p.add_subparsers(required=True, metavar="COMMAND")
+    p.add_argument("--version", action="version", version=f"rnndsl {__version__}")
+    sub = p.add_subparsers(required=True, metavar="COMMAND", parser_class=_CommandParser)
 
     c = sub.add_parser("check", help="parse and check specs; print a summary")
     c.add_argument("specs", nargs="+", metavar="SPEC")

@@ -49,11 +49,16 @@ def graph_dot(model: ir.Model, g: nx.DiGraph, params: bool = False) -> str:
 
 
 def graph_json(model: ir.Model, g: nx.DiGraph, params: bool = False) -> str:
-    """networkx node-link data; nodes are named `var@t` (static ones just `var`)."""
+    """networkx node-link data, in the form the installed networkx's own node_link_data writes
+    (its edges under "edges" since networkx 3.4, "links" before), so that its node_link_graph
+    reads it back with no arguments; nodes are named `var@t` (static ones just `var`)."""
     data = {"directed": True, "multigraph": False, "graph": g.graph,      # nx.node_link_data's form,
             "nodes": [{**d, "var": n.var, "t": n.t, "id": str(n)} for n, d in g.nodes(data=True)],
-            "links": [{**d, "source": str(u), "target": str(v)} for u, v, d in g.edges(data=True)]}
+            EDGES: [{**d, "source": str(u), "target": str(v)} for u, v, d in g.edges(data=True)]}
     return json.dumps(data, indent=1)      # without a relabelled copy of the graph (half the memory)
+
+
+EDGES = "edges" if "edges" in nx.node_link_data(nx.DiGraph()) else "links"
 
 
 def dot_string(text: str) -> str:
