@@ -668,3 +668,19 @@ train: {optimizer: adam, lr: 0.05, batch: 8, epochs: 3}
     assert main(["train", str(spec), "--data", str(tmp_path / "d.npz"), "--out", str(run), "--quiet"]) == 0
     losses = [r["loss"] for r in rundir.read_metrics(run) if "loss" in r]
     assert losses and losses[-1] < losses[0]
+
+
+def test_without_a_terminal_progress_is_a_line_now_and_then(monkeypatch):
+    import io
+    stream = io.StringIO()
+    assert isinstance(train._progress_bar(10, 0, False, "lm", stream), train.LineProgress)
+    clock = iter([0.0, 0.0, 1.0, 40.0, 41.0, 41.0])
+    monkeypatch.setattr(train.time, "monotonic", lambda: next(clock))
+    bar = train.LineProgress(10, 0, "lm", stream)
+    bar.set_postfix(loss="1.2345", refresh=False)
+    bar.update(1)          # 1 s: no line yet
+    bar.update(1)          # 40 s: a line
+    bar.close()            # the last line
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("lm: step 2/10, loss 1.2345") and lines[-1].startswith("lm: step 2/10")
+    assert "\r" not in stream.getvalue() and len(lines) == 2

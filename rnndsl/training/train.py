@@ -316,10 +316,41 @@ def evaluate_loss(model, params: dict, bound: data.Bound, settings: optim.Settin
     return float(np.mean(device.to_host(xp.concatenate(losses))))
 
 
-def _progress_bar(total: int, done: int, quiet: bool, name: str):
+def _progress_bar(total: int, done: int, quiet: bool, name: str, stream=None):
+    """tqdm's bar on a terminal; a plain line now and then where stderr is a file or a pipe
+    (a bar's carriage returns would pile up in a log as one endless line)."""
+    import sys
+    stream = stream or sys.stderr
+    if not quiet and not stream.isatty():
+        return LineProgress(total, done, printable(name), stream)
     from tqdm import tqdm
     return tqdm(total=total, initial=done, disable=quiet, desc=printable(name), unit="step", dynamic_ncols=True,
                 leave=True)
+
+
+class LineProgress:
+    """The progress bar's calls, written as one line at most every `every` seconds and at the end."""
+
+    def __init__(self, total: int, done: int, name: str, stream, every: float = 30.0):
+        self.total, self.n, self.name, self.stream, self.every = total, done, name, stream, every
+        self.postfix, self.start, self.last = {}, time.monotonic(), time.monotonic()
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        if time.monotonic() - self.last >= self.every:
+            self._line()
+
+    def set_postfix(self, refresh: bool = True, **values) -> None:
+        self.postfix = values
+
+    def close(self) -> None:
+        self._line()
+
+    def _line(self) -> None:
+        self.last = time.monotonic()
+        shown = "".join(f", {k} {v}" for k, v in self.postfix.items())
+        print(f"{self.name}: step {self.n}/{self.total}{shown} ({self.last - self.start:.0f} s)",
+              file=self.stream, flush=True)
 
 
 # ---- entry points --------------------------------------------------------------------------------
