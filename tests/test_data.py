@@ -345,3 +345,17 @@ def test_shared_tiny_shakespeare(shared_data):
     bound = data.bind(model, ds.split(0.05)[0])
     assert len(bound.examples) == -(-9_499 // 50)
     inputs.prepare(model, next(bound.stream_batches(8, 50)))
+
+
+def test_lengths_on_one_axis_but_not_the_other_is_an_error(tmp_path):
+    """seq2seq data padded on both axes with lengths_s only would train on t's padding."""
+    import rnndsl
+    from rnndsl.core.errors import DataError
+    from rnndsl.training.data import binding
+    from conftest import ROOT
+    spec = rnndsl.load_spec(ROOT / "specs" / "seq2seq.yaml", dims={"V": 5, "W": 5, "H": 3})
+    n = 4
+    np.savez(tmp_path / "d.npz", src=np.ones((n, 3), np.int64), tgt_in=np.ones((n, 4), np.int64),
+             tgt_out=np.ones((n, 4), np.int64), lengths_s=np.full(n, 2))
+    with pytest.raises(DataError, match="no lengths_t gives them on t"):
+        binding.bind(spec, data.load(tmp_path / "d.npz"))

@@ -231,6 +231,12 @@ def _bind_arrays(model: ir.Model, dataset: Dataset) -> Bound:
             raise _cannot(model, dataset, inp, f"arrays {held}", "each input from the array of its name")
         _check_array(dataset, inp, np.asarray(first[inp.name]))
     lengths = {axis: _lengths_of(model, dataset, axis) for axis in model.axes}
+    missing = [a for a, name in lengths.items() if name is None]
+    if missing and len(missing) < len(lengths):     # padded on one axis, silently full on another
+        given = ", ".join(name for name in lengths.values() if name)
+        raise DataError(f"{dataset.source}: {given} gives the lengths on one axis but no lengths_{missing[0]} "
+                        f"gives them on {missing[0]}, so every sequence there would count its padding",
+                        f"save lengths_{missing[0]} too (np.full(N, T) if none is padded)")
 
     def cut(e: Example, inp: ir.Input) -> np.ndarray:
         known = inp.axis and lengths[inp.axis] is not None
