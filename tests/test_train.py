@@ -684,3 +684,17 @@ def test_without_a_terminal_progress_is_a_line_now_and_then(monkeypatch):
     lines = stream.getvalue().splitlines()
     assert lines[0].startswith("lm: step 2/10, loss 1.2345") and lines[-1].startswith("lm: step 2/10")
     assert "\r" not in stream.getvalue() and len(lines) == 2
+
+
+def test_resume_with_more_epochs_trains_on_as_one_longer_run(tmp_path, capsys):
+    """--resume RUN --set epochs=N extends a run: the same parameters as a run that was that
+    long from the start; run.json records the new length; other settings are still refused."""
+    reviews = write_reviews(tmp_path / "reviews.npz")
+    sets = {"V": 6, "E": 4, "H": 5, "K": 2, "batch": 4}
+    train.train(SENTIMENT, reviews, tmp_path / "A", {**sets, "epochs": 4}, quiet=True)
+    train.train(SENTIMENT, reviews, tmp_path / "B", {**sets, "epochs": 2}, quiet=True)
+    assert main(["train", "--resume", str(tmp_path / "B"), "--set", "epochs=4", "--quiet"]) == 0
+    assert_same_params(params_of(tmp_path / "A"), params_of(tmp_path / "B"))
+    assert rundir.read_info(tmp_path / "B")["settings"]["epochs"] == 4
+    assert main(["train", "--resume", str(tmp_path / "B"), "--set", "lr=0.5", "--quiet"]) == 1
+    assert "--set lr would change it" in capsys.readouterr().err

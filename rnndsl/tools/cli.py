@@ -430,7 +430,8 @@ def cmd_train(args) -> int:
     elif args.spec is None:
         raise SpecError.at(None, "train needs a SPEC (or --resume RUN)", "for example: rnndsl train specs/char_rnn.yaml")
     try:
-        run = train.resume(args.resume, args.quiet, args.workers, args.backend) if args.resume else train.train(
+        run = train.resume(args.resume, args.quiet, args.workers, args.backend,
+                           parse_settings(args.set)) if args.resume else train.train(
             args.spec, args.data, args.out, parse_settings(args.set), args.backend, args.quiet, args.overwrite,
             loader={"level": args.level, "features": args.features}, workers=args.workers, dtype=args.dtype)
     except train.Interrupted as stop:
@@ -449,8 +450,7 @@ def cmd_train(args) -> int:
 def _only_resume(args) -> None:
     """--resume takes its spec, data and settings from the run: refuse any it would ignore."""
     given = [flag for flag, value in (("SPEC", args.spec), ("--data", args.data), ("--out", args.out),
-                                      ("--set", args.set), ("--overwrite", args.overwrite),
-                                      ("--dtype", args.dtype)) if value]
+                                      ("--overwrite", args.overwrite), ("--dtype", args.dtype)) if value]
     if given:
         raise SpecError.at(None, f"--resume continues a run as it was; it does not take {', '.join(given)}",
                            "to train with other settings or data, start a new run with another --out")

@@ -91,6 +91,13 @@ def start(folder: Path, spec_text: str, info: dict) -> None:
     runfiles.remove_regular(folder / PLOT)
 
 
+def update_settings(run: Path, changes: dict) -> None:
+    """run.json with some training settings changed (a resumed run trained longer)."""
+    info = read_info(run)
+    info["settings"] = {**info["settings"], **changes}
+    write_atomically(run / INFO, json.dumps(info, indent=1, sort_keys=True))
+
+
 def _make_folder(out: Path) -> None:
     if os.path.lexists(out) and not out.is_dir():
         raise DataError(f"{out} is a file, not a folder for a run", "choose another --out")

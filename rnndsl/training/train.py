@@ -443,34 +443,54 @@ def _abort(ranks, exc: BaseException) -> None:
     ranks.abort(1)
 
 
-def resume(run, quiet: bool = False, workers: int = 1, backend: str | None = None) -> Path:
+EXTENDABLE = ("epochs", "steps")          # what a resumed run may change: how long it trains
+
+
+def resume(run, quiet: bool = False, workers: int = 1, backend: str | None = None,
+           extend: dict | None = None) -> Path:
     """Continue a run exactly where its checkpoint stopped, holding the run's lock; with
-    `backend` (None: the run's own where it can run here, else the default: device.runnable)."""
+    `backend` (None: the run's own where it can run here, else the default: device.runnable);
+    `extend` {"epochs": N, "steps": M} trains it longer (recorded in run.json); nothing else
+    about a run changes on resume."""
     run = Path(run)
     backend = device.runnable(rundir.read_info(run)["backend"], backend)   # before a lock file is made
+    extend = _extension(rundir.read_info(run), extend or {})
     ranks = Ranks.world()
     if workers > 1 and ranks is None:
         _ranks(None, workers)                             # says how to start the job
     if ranks is not None and ranks.rank != 0:           # rank 0 holds the lock; the others only read
         _joined(ranks)
-        _fit(_resumed(run, True, backend, ranks, writer=False), workers, ranks)
+        _fit(_resumed(run, True, backend, ranks, extend, writer=False), workers, ranks)
         return run
     with runfiles.lock(run):
         with _setup(ranks):
             rundir.check_files(run)
             rundir.remove_leftovers(run)
-        _fit(_resumed(run, quiet, backend, ranks), workers, ranks)
+            if extend:
+                rundir.update_settings(run, extend)
+        _fit(_resumed(run, quiet, backend, ranks, extend), workers, ranks)
     return run
 
 
-def _resumed(run: Path, quiet: bool, backend, ranks, writer: bool = True) -> "Trainer":
+def _extension(info: dict, extend: dict) -> dict:
+    """Checked `extend`: only epochs and steps, typed and checked as --set checks them."""
+    other = sorted(set(extend) - set(EXTENDABLE))
+    if other:
+        raise SpecError.at(None, f"--resume continues a run as it was; --set {other[0]} would change it",
+                           "only epochs and steps may grow on resume (--set epochs=N); to train with other "
+                           "settings, start a new run with another --out")
+    typed = optim.settings_from((), dict(extend))
+    return {k: getattr(typed, k) for k in extend}
+
+
+def _resumed(run: Path, quiet: bool, backend, ranks, extend: dict | None = None, writer: bool = True) -> "Trainer":
     """A trainer at the run's checkpoint (its model attached to the MPI job's ranks, if any,
-    before the parameters are made)."""
+    before the parameters are made), trained for as long as `extend` says where it says."""
     info = rundir.read_info(run)
     source = rundir.read_spec(run)
     ckpt, _ = _checked_checkpoint(run, source, info)
     job = prepare(source, _data_path(info), info["dims"], backend, info,
-                  optim.Settings(**info["settings"]), dtype=info["dtype"])
+                  optim.Settings(**{**info["settings"], **(extend or {})}), dtype=info["dtype"])
     if ranks is not None:
         _ranks(job.model, ranks.size)
     trainer = Trainer(job, run, quiet, source.text, writer=writer)
