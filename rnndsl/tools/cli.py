@@ -17,9 +17,8 @@ from .. import backends
 from ..core import files, limits
 from ..frontend import ir
 from ..semantics import timegraph
-from ..core.errors import DataError, SpecError
+from ..core.errors import SpecError
 from .graphviz import graph_dot, graph_json, graph_text
-from ..core.ops import Kind
 from ..runtime.params import check_memory as check_param_memory
 from ..runtime.device import BackendUnavailable
 from ..runtime.mpi import Ranks
@@ -100,7 +99,7 @@ def _first_rank() -> bool:
     return ranks is None or ranks.rank == 0
 
 
-COMMANDS = ("check", "graph", "compile", "gradcheck", "train", "sample", "eval", "bench")
+COMMANDS = ("check", "graph", "compile", "gradcheck", "train", "sample", "eval", "export", "bench")
 
 
 def _suggest_command(parser: argparse.ArgumentParser, argv: list) -> None:
@@ -207,6 +206,14 @@ def _parser() -> argparse.ArgumentParser:
                    "best first, each after its score")
     _add_run_backend(s)
     s.set_defaults(run=cmd_sample)
+
+    x = sub.add_parser("export", help="a run's weights as safetensors or .npz, under the spec's names")
+    x.add_argument("run_dir", metavar="RUN")
+    x.add_argument("-o", "--output", metavar="FILE", help="default: NAME.safetensors (or .npz) here, NAME the run "
+                                                          "folder's name")
+    x.add_argument("--format", choices=("safetensors", "npz"), default=None,
+                   help="default: by FILE's suffix, else safetensors")
+    x.set_defaults(run=cmd_export)
 
     e = sub.add_parser("eval", help="loss and the metrics that fit the spec on a data set")
     e.add_argument("run_dir", metavar="RUN")
@@ -460,6 +467,17 @@ def _last_loss(run):
     from ..training import rundir
     losses = [r["loss"] for r in rundir.read_metrics(run) if "loss" in r]
     return losses[-1] if losses else None
+
+
+def cmd_export(args) -> int:
+    from ..training import runfiles
+    from .runs import load_run
+    run = load_run(args.run_dir)
+    kind = args.format or ("npz" if args.output and args.output.endswith(".npz") else "safetensors")
+    name = runfiles.safe_name(Path(args.run_dir).resolve().name)
+    path = run.export(args.output or f"{name}.{kind}", kind)
+    print(f"wrote {printable(path)}: {len(run.params)} tensors, {sum(v.size for v in run.params.values()):,} values")
+    return 0
 
 
 def cmd_eval(args) -> int:

@@ -76,6 +76,7 @@ class Trainer:
         self.job, self.run, self.quiet = job, run, quiet
         self.writer = writer             # False on MPI ranks other than 0: they compute, rank 0 writes
         self.ranks = None                # the MPI job's ranks (rnndsl.runtime.mpi), set by _fit
+        self.callbacks = ()              # functions called with each step's and epoch's record
         self.source = job.spec_text if source is None else source
         self.publish = publish
         self.model, self.s = job.model, job.settings
@@ -164,6 +165,10 @@ class Trainer:
             raise
         self.finish(bar)
 
+    def _tell(self, record: dict) -> None:
+        for callback in self.callbacks if self.writer else ():
+            callback(dict(record))
+
     def _stop(self, ctrl_c) -> bool:
         """Ctrl-C pressed here, or on any rank of an MPI job (they must stop at the same step)."""
         return self.ranks.any(ctrl_c.pressed) if self.ranks is not None else ctrl_c.pressed
@@ -187,6 +192,7 @@ class Trainer:
             record.update(self._validation())
         if self.writer:
             rundir.log(self.run, record)
+        self._tell(record)
         bar.update(1)
         bar.set_postfix(loss=f"{record['loss']:.4f}", refresh=False)
         if self.writer and time.monotonic() - self.last_save > CHECKPOINT_SECONDS:
@@ -200,6 +206,7 @@ class Trainer:
             record.update(self._validation())
         if len(record) > 3 and self.writer:
             rundir.log(self.run, record)
+        self._tell(record)
         p.epoch += 1
         p.batch = 0
         p.carry = {}
@@ -357,7 +364,7 @@ class LineProgress:
 
 def train(spec_path, data_path=None, out=None, sets: dict | None = None, backend: str | None = None,
           quiet: bool = False, overwrite: bool = False, loader: dict | None = None, workers: int = 1,
-          dtype: str | None = None) -> Path:
+          dtype: str | None = None, callbacks: tuple = ()) -> Path:
     """A new run; returns its directory. `overwrite` replaces a run already in `out` (after this
     run's first checkpoint: until then the old run stays whole); `loader` picks how data is read:
     {"level": "char"|"word", "features": "mfcc"|"logspec"}; `workers` processes share each batch
@@ -375,7 +382,9 @@ def train(spec_path, data_path=None, out=None, sets: dict | None = None, backend
         with _setup(ranks):
             place = stack.enter_context(rundir.new_run(run, overwrite))
             rundir.start(place.folder, source, job.info)
-        _fit(Trainer(job, place.folder, quiet, source, place.publish if place.staging else None), workers, ranks)
+        trainer = Trainer(job, place.folder, quiet, source, place.publish if place.staging else None)
+        trainer.callbacks = tuple(callbacks)
+        _fit(trainer, workers, ranks)
     return run
 
 

@@ -1,0 +1,79 @@
+"""The Python API for runs (rnndsl.train, load_run, Run, load_params) and `rnndsl export`.
+
+README's Python example is run as it is written; exported safetensors files are read back by
+the safetensors library itself where it is installed (an independent reader), and by
+load_params; callbacks see every step's record.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import rnndsl
+from rnndsl.tools.cli import main
+from conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    records = []
+    folder = tmp_path_factory.mktemp("api") / "lm"
+    made = rnndsl.train(ROOT / "specs" / "char_rnn.yaml", out=folder, epochs=3, H=8, callbacks=[records.append])
+    made.records = records
+    return made
+
+
+def test_a_run_trains_loads_samples_and_evaluates(run):
+    assert [r["step"] for r in run.records if "loss" in r] == [r["step"] for r in run.metrics if "loss" in r]
+    again = rnndsl.load_run(run.path)
+    assert sorted(again.params) == sorted(run.params) and again.settings["epochs"] == 3
+    text = again.sample("h", length=4, temperature=0)
+    assert text.startswith("h") and len(text) == 5 and set(text) <= set("helo")
+    assert again.evaluate()["tokens"] > 0 and again.vocab.symbols == ("h", "e", "l", "o")
+
+
+@pytest.mark.parametrize("suffix", ["safetensors", "npz"])
+def test_exported_weights_load_back_exactly(run, tmp_path, suffix):
+    path = run.export(tmp_path / f"w.{suffix}")
+    got = rnndsl.load_params(path)
+    assert sorted(got) == sorted(run.params)
+    for k, v in run.params.items():
+        assert got[k].dtype == v.dtype and np.array_equal(got[k], v)
+
+
+def test_safetensors_files_are_read_by_the_safetensors_library(run, tmp_path):
+    safetensors = pytest.importorskip("safetensors")
+    from safetensors.numpy import load_file
+    path = run.export(tmp_path / "w.safetensors")
+    got = load_file(str(path))
+    assert all(np.array_equal(got[k], v) for k, v in run.params.items())
+    with safetensors.safe_open(str(path), "np") as f:
+        assert "char_rnn" in f.metadata()["spec"] or "h[t]" in f.metadata()["spec"]
+
+
+def test_cli_export_writes_next_to_the_caller(run, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["export", str(run.path)]) == 0
+    assert (tmp_path / "lm.safetensors").exists() and "5 tensors" in capsys.readouterr().out
+    assert main(["export", str(run.path), "-o", str(tmp_path / "w.npz")]) == 0
+    assert sorted(rnndsl.load_params(tmp_path / "w.npz")) == sorted(run.params)
+
+
+def test_a_corrupt_safetensors_file_is_a_data_error(tmp_path):
+    (tmp_path / "bad.safetensors").write_bytes(b"\xff" * 16)
+    with pytest.raises(rnndsl.DataError, match="not a safetensors file"):
+        rnndsl.load_params(tmp_path / "bad.safetensors")
+
+
+def test_the_readme_python_example_runs(tmp_path, monkeypatch, capsys):
+    """README's "From Python" block, run as written, from a folder of its own: it trains the
+    embedded "hello", samples hello, and exports the weights."""
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"### From Python\n.*?```python\n(.*?)```", text, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "specs").symlink_to(ROOT / "specs")
+    exec(compile(block, "README.md", "exec"), {})
+    assert "\nhello\n" in capsys.readouterr().out
+    assert sorted(rnndsl.load_params(tmp_path / "lm.safetensors")) == ["W_hh", "W_hy", "W_xh", "b_h", "b_y"]
