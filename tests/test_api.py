@@ -77,3 +77,15 @@ def test_the_readme_python_example_runs(tmp_path, monkeypatch, capsys):
     exec(compile(block, "README.md", "exec"), {})
     assert "\nhello\n" in capsys.readouterr().out
     assert sorted(rnndsl.load_params(tmp_path / "lm.safetensors")) == ["W_hh", "W_hy", "W_xh", "b_h", "b_y"]
+
+
+def test_cli_export_torch_names_the_state_dict(tmp_path, monkeypatch, capsys):
+    text = tmp_path / "t.txt"
+    text.write_text("hello world, hello rnndsl\n" * 4)
+    run = rnndsl.train(ROOT / "specs" / "gru.yaml", data=text, out=tmp_path / "gru", H=4, epochs=1, bptt=5, batch=2)
+    monkeypatch.chdir(tmp_path)
+    assert main(["export", str(run.path), "--format", "torch"]) == 0
+    got = rnndsl.load_params(tmp_path / "gru.torch.safetensors")
+    assert sorted(got) == ["gru.bias_hh_l0", "gru.bias_ih_l0", "gru.weight_hh_l0", "gru.weight_ih_l0",
+                           "out.bias", "out.weight"]
+    assert got["gru.weight_ih_l0"].shape == (3 * 4, run.model.spec.dim["V"].value)

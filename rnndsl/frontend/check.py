@@ -17,6 +17,7 @@ from ..core.errors import Diagnostics, SourcePos, SpecError, did_you_mean
 from ..core.ops import SCALAR, Kind, Type, floats
 from .settings import TRAIN_KEYS
 from .spec import YNode, describe, fields, mapping
+from .export import check_export
 from .split import expand_splits
 from .typecheck import ERROR, HOLE, Entity, Pending, Poisoned, Typer, snippet
 
@@ -44,6 +45,7 @@ def check(tree: YNode, dims: dict | None = None, name: str = "") -> ir.Model:
     outputs = _outputs(sections.get("outputs"), names, errs)
     generate = _generate(sections.get("generate"), inputs, names, errs)
     train = _train(sections.get("train"), errs)
+    export = check_export(sections.get("export"), {p.name: p for p in params + init_params}, errs)
     title = _text(sections.get("name"), name, "name", errs)
     doc = _text(sections.get("doc"), "", "doc", errs)
     errs.check()
@@ -51,7 +53,7 @@ def check(tree: YNode, dims: dict | None = None, name: str = "") -> ir.Model:
     return ir.verify(ir.Model(
         name=title, doc=doc, path=tree.pos.path, dims=tuple(dim_map.items()), axes=axes, inputs=tuple(inputs),
         params=tuple(params + init_params), equations=tuple(typed), states=tuple(states),
-        loss=loss, outputs=outputs, generate=generate, train=train, masks=masks))
+        loss=loss, outputs=outputs, generate=generate, train=train, masks=masks, export=export))
 
 
 # ---- small helpers ------------------------------------------------------------------------

@@ -182,6 +182,7 @@ class Model:
     generate: Generate | None = None
     train: tuple = ()            # ((key, value), ...)
     masks: tuple = ()            # Input: dropout masks, drawn by the runtime (ones when absent)
+    export: tuple = ()           # ((target, ((name, params, zeros), ...)), ...): export.py
 
     @property
     def all_inputs(self) -> tuple:

@@ -22,7 +22,7 @@ MAX_NODES = 20_000
 MAX_YAML_DEPTH = 32        # pyyaml composes recursively; a spec is four or five levels deep
 
 TOP_LEVEL_KEYS = ("name", "doc", "dims", "inputs", "params", "state", "equations",
-                  "loss", "outputs", "generate", "train")
+                  "loss", "outputs", "generate", "train", "export")
 
 
 @dataclass(frozen=True)

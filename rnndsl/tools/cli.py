@@ -211,8 +211,9 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("run_dir", metavar="RUN")
     x.add_argument("-o", "--output", metavar="FILE", help="default: NAME.safetensors (or .npz) here, NAME the run "
                                                           "folder's name")
-    x.add_argument("--format", choices=("safetensors", "npz"), default=None,
-                   help="default: by FILE's suffix, else safetensors")
+    x.add_argument("--format", choices=("safetensors", "npz", "torch"), default=None,
+                   help="default: by FILE's suffix, else safetensors; torch: safetensors of the state_dict the "
+                        "spec's export: torch section names")
     x.set_defaults(run=cmd_export)
 
     e = sub.add_parser("eval", help="loss and the metrics that fit the spec on a data set")
@@ -472,11 +473,13 @@ def _last_loss(run):
 def cmd_export(args) -> int:
     from ..training import runfiles
     from .runs import load_run
+    from .weights import load_params
     run = load_run(args.run_dir)
     kind = args.format or ("npz" if args.output and args.output.endswith(".npz") else "safetensors")
     name = runfiles.safe_name(Path(args.run_dir).resolve().name)
-    path = run.export(args.output or f"{name}.{kind}", kind)
-    print(f"wrote {printable(path)}: {len(run.params)} tensors, {sum(v.size for v in run.params.values()):,} values")
+    suffix = {"torch": "torch.safetensors"}.get(kind, kind)
+    path = run.export(args.output or f"{name}.{suffix}", kind)
+    print(f"wrote {printable(path)}: {len(load_params(path))} tensors")
     return 0
 
 

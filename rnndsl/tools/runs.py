@@ -70,8 +70,13 @@ class Run:
 
     def export(self, path, format: str | None = None) -> Path:
         """The parameters under the spec's names, as safetensors (with the spec's text and dims
-        in its metadata) or .npz, chosen by `format` or the file's suffix."""
+        in its metadata) or .npz, chosen by `format` or the file's suffix; format="torch": a
+        safetensors file of the state_dict the spec's `export: torch` section maps them to
+        (`module.load_state_dict(safetensors.torch.load_file(path))`)."""
         meta = {"spec": self.source.text, "dims": self.info["dims"], "run": str(self.path)}
+        if format == "torch":
+            from ..frontend.export import stacked
+            return save_params(path, stacked(self.model.spec, "torch", self.params), meta, "safetensors")
         return save_params(path, self.params, meta, format)
 
 
