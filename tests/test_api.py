@@ -29,6 +29,7 @@ def test_a_run_trains_loads_samples_and_evaluates(run):
     assert [r["step"] for r in run.records if "loss" in r] == [r["step"] for r in run.metrics if "loss" in r]
     again = rnndsl.load_run(run.path)
     assert sorted(again.params) == sorted(run.params) and again.settings["epochs"] == 3
+    assert again.info["loader"] == {"level": "char"}          # a text run records no speech features
     text = again.sample("h", length=4, temperature=0)
     assert text.startswith("h") and len(text) == 5 and set(text) <= set("helo")
     assert again.evaluate()["tokens"] > 0 and again.vocab.symbols == ("h", "e", "l", "o")

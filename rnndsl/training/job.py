@@ -91,9 +91,17 @@ def prepare(spec_path, data_path=None, sets: dict | None = None, backend: str | 
               "dims": {k: d.value for k, d in model.spec.dims}, "settings": settings.as_dict(),
               "vocab": dataset.vocab.to_json() if dataset.vocab else None,
               "stats": dataset.stats.to_json() if dataset.stats else None, "backend": backend,
-              "dtype": dtype, "loader": loader}
+              "dtype": dtype, "loader": _relevant(loader, dataset.kind)}
     return Job(model, settings, data.bind(model.spec, train_part, bptt),
                data.bind(model.spec, valid_part, bptt) if valid_part else None, record, source.text)
+
+
+READS = {"text": ("level",), "speech": ("features",)}      # the loader settings each kind of data uses
+
+
+def _relevant(loader: dict, kind: str) -> dict:
+    """The loader settings the data's kind used: a text run records its level, not features."""
+    return {k: v for k, v in loader.items() if k in READS.get(kind, ())}
 
 
 def _dtype(dtype: str | None, info: dict | None) -> str:
