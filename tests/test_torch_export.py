@@ -57,3 +57,10 @@ def test_export_section_mistakes_are_located_errors(entry, message):
     text = (ROOT / "specs" / "gru.yaml").read_text().replace("    out.bias: b_y", f"    {entry}")
     with pytest.raises(rnndsl.SpecError, match=message):
         rnndsl.loads_spec(text)
+
+
+def test_a_parameter_that_failed_to_declare_is_not_reported_again_by_export():
+    text = (ROOT / "specs" / "gru.yaml").read_text().replace("dims: {V: 65, H: 128}", "dims: {V: 65, H: 0}")
+    with pytest.raises(rnndsl.SpecError) as info:
+        rnndsl.loads_spec(text)
+    assert info.value.format().count("error:") == 1 and "export" not in info.value.format()

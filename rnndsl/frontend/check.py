@@ -45,7 +45,8 @@ def check(tree: YNode, dims: dict | None = None, name: str = "") -> ir.Model:
     outputs = _outputs(sections.get("outputs"), names, errs)
     generate = _generate(sections.get("generate"), inputs, names, errs)
     train = _train(sections.get("train"), errs)
-    export = check_export(sections.get("export"), {p.name: p for p in params + init_params}, errs)
+    export = check_export(sections.get("export"), {p.name: p for p in params + init_params}, errs,
+                          {n for n, e in names.items() if e.role == "param"})
     title = _text(sections.get("name"), name, "name", errs)
     doc = _text(sections.get("doc"), "", "doc", errs)
     errs.check()

@@ -21,20 +21,21 @@ from .spec import fields, mapping
 TARGETS = ("torch",)
 
 
-def check_export(node, params: dict, errs) -> tuple:
-    """((target, ((name, (params...), zeros), ...)), ...) from the section, mistakes reported."""
+def check_export(node, params: dict, errs, declared=frozenset()) -> tuple:
+    """((target, ((name, (params...), zeros), ...)), ...) from the section, mistakes reported;
+    `declared`: parameters whose own declaration failed (reported there, not again here)."""
     if node is None:
         return ()
     out = []
     for target, entries in (fields(node, "export", TARGETS, "{torch: {name: [W_a, W_b]}}", errs) or {}).items():
         if target in TARGETS:
-            out.append((target, tuple(e for e in (_entry(name, value, params, errs)
+            out.append((target, tuple(e for e in (_entry(name, value, params, errs, declared)
                                                   for name, value in mapping(entries, f"export: {target}", errs).items())
                                       if e is not None)))
     return tuple(out)
 
 
-def _entry(name: str, value, params: dict, errs):
+def _entry(name: str, value, params: dict, errs, declared):
     zeros = value.is_map
     if zeros:
         f = fields(value, f"export: {name}", ("zeros",), "{zeros: [b_a, b_b]}", errs)
@@ -43,6 +44,8 @@ def _entry(name: str, value, params: dict, errs):
         value = f["zeros"]
     names = [v.value for v in value.value] if value.is_list else [value.value]
     missing = next((n for n in names if n not in params), None)
+    if missing in declared:
+        return None                       # its declaration's own error says what is wrong
     if missing is not None:
         from ..core.errors import did_you_mean
         errs.add(value.pos, f"export: {name}: {missing!r} is not a parameter", did_you_mean(str(missing), params)
