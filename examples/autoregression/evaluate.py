@@ -10,6 +10,7 @@ learned coefficient is further than --tol from the true one.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -17,8 +18,17 @@ import numpy as np
 
 from rnndsl.training import train
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_data import COEFFS  # noqa: E402  (the generator's truth, one definition)
+
+def _generator():
+    """This folder's make_data.py under a name of its own (every example has a make_data)."""
+    path = Path(__file__).resolve().with_name("make_data.py")
+    spec = importlib.util.spec_from_file_location(f"{path.parent.name}_make_data", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+COEFFS = _generator().COEFFS   # the generator's truth, one definition
 
 
 def lagged(x: np.ndarray, p: int) -> tuple:
