@@ -43,10 +43,10 @@ def greedy(model, params: dict, src: np.ndarray, src_len: np.ndarray, steps: int
 
 
 def text(ids, vocab: list, shift: int) -> str:
-    """Class ids as words or digits, up to <end>."""
+    """Class ids as words or digits; a target (shift 2: after <start>, <end>) up to <end>."""
     out = []
     for i in ids:
-        if i == END:
+        if shift and i == END:
             break
         out.append(vocab[i - shift] if 0 <= i - shift < len(vocab) else f"<{i}>")
     return " ".join(out)
@@ -57,6 +57,7 @@ def main(argv=None) -> None:
     ap.add_argument("run", type=Path)
     ap.add_argument("data", type=Path, help="an npz written by make_data.py")
     ap.add_argument("--show", type=int, default=5, help="decoded examples to print")
+    ap.add_argument("--errors", type=int, default=0, help="wrong translations to print")
     args = ap.parse_args(argv)
     model, params, _ = train.load_run(args.run)
     z = np.load(args.data)
@@ -67,7 +68,8 @@ def main(argv=None) -> None:
         part = z["lengths_t"] == k
         print(f"  target of {k - 1} symbols: {right[part].mean():.4f} of {part.sum()}")
     src_vocab, tgt_vocab = (WORDS, DIGITS) if z["src"].max() >= len(DIGITS) else (DIGITS, WORDS)
-    for i in range(min(args.show, len(right))):
+    wrong = np.flatnonzero(~right)[:args.errors]
+    for i in list(range(min(args.show, len(right)))) + list(wrong):
         src = text(z["src"][i, :z["lengths_s"][i]], src_vocab, 0)
         print(f"  {src} -> {text(pred[i], tgt_vocab, 2)}{'' if right[i] else '   (wrong)'}")
 
