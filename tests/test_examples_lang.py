@@ -1,6 +1,7 @@
 """The language examples' short versions (examples/lm_words, char_lstm, embeddings, captioning):
 each script and command of their READMEs run with tiny settings, so the examples cannot rot.
 The full runs are the READMEs' commands."""
+import importlib.util
 import json
 import math
 import os
@@ -16,9 +17,18 @@ from rnndsl.training import data
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
-sys.path.insert(0, str(EXAMPLES / "lm_words"))
-import make_data as lm_data  # noqa: E402
-import ngram  # noqa: E402
+
+
+def load_example(path: Path, name: str):
+    """An example's module by path, under its own name (other example folders have a make_data too)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+lm_data = load_example(EXAMPLES / "lm_words/make_data.py", "lang_lm_words_make_data")
+ngram = load_example(EXAMPLES / "lm_words/ngram.py", "lang_lm_words_ngram")
 
 TEXT = """First Citizen:
 Before we proceed any further, hear me speak.

@@ -10,15 +10,25 @@ and vocab.json (the words in id order) for neighbours.py.
     python examples/embeddings/make_data.py --text ../shared/data/text/tinyshakespeare.txt --out /tmp/embeddings
 """
 import argparse
+import importlib.util
 import json
-import sys
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lm_words"))
-from make_data import UNK, tokenize  # noqa: E402  (the shared tokeniser of the word examples)
+
+def _lm_words():
+    """examples/lm_words/make_data.py, loaded by path: the tokeniser all word examples share."""
+    spec = importlib.util.spec_from_file_location("lm_words_make_data",
+                                                  Path(__file__).resolve().parents[1] / "lm_words/make_data.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_LM = _lm_words()
+UNK, tokenize = _LM.UNK, _LM.tokenize
 
 
 def vocabulary(tokens: list, size: int) -> list:
