@@ -155,6 +155,8 @@ def test_captioning_strips(tmp_path, shared_data, capsys):
     capsys.readouterr()
     assert main(["eval", run, "--data", str(tmp_path / "test.npz")]) == 0
     assert "exact_seqs" in capsys.readouterr().out
+    table = script(EXAMPLES / "captioning/evaluate.py", run, str(tmp_path / "test.npz"))
+    assert [row.split("|")[1].strip() for row in table.splitlines()[2:]] == ["2", "3", "4", "all"]
     assert main(["sample", run, "--from", str(tmp_path / "test.npz"), "--temperature", "0"]) == 0
     out = capsys.readouterr().out.split()
     assert out[0] == "<start>" and set(out[1:]) <= set(data.DIGITS) | {"<end>"}
