@@ -77,7 +77,7 @@ class Trainer:
         self.xp = self.model.xp
         self.params = device.to_device(self.xp, self.model.init_params(self.s.seed))
         self.opt = optim.make_optimizer(self.s, self.params, self.xp)
-        self.schedule = optim.Schedule(self.s)
+        self.schedule = optim.Schedule(self.s, self.total_steps())
         self.progress = Progress()
         self.last_save, self.saved_step = time.monotonic(), None
 
