@@ -35,15 +35,19 @@ def small_manifest(speech, tmp_path, part: str, rows: int):
 
 # ---- without the shared data ---------------------------------------------------------------
 
-def test_shifted_adds_the_frames_asked_for_before_the_word():
+def test_placed_puts_the_word_at_its_offset_in_a_fixed_window():
     make = example("tdnn", "make_features")
     rng = np.random.default_rng(0)
     signal = np.concatenate([0.001 * rng.standard_normal(1600), np.sin(np.arange(8000) * 0.3)])
-    for frames in (0, 10, 37):
-        moved = make.shifted(signal, 16000, frames)
-        assert len(moved) == len(signal) + frames * 160
-        np.testing.assert_array_equal(moved[frames * 160:], signal)       # the word itself is untouched
-        assert len(log_mel(moved, 16000, 16)) == len(log_mel(signal, 16000, 16)) + frames
+    base = log_mel(make.placed(signal, 16000, 0, 90), 16000, 16)
+    for offset in (0, 10, 27):
+        window = make.placed(signal, 16000, offset, 90)
+        np.testing.assert_array_equal(window[offset * 160:offset * 160 + len(signal)], signal)
+        moved = log_mel(window, 16000, 16)
+        assert moved.shape == (90, 16)
+        np.testing.assert_allclose(moved[offset:offset + 50], base[:50])   # the same frames, later
+    with pytest.raises(SystemExit, match="larger --window"):
+        make.placed(signal, 16000, 40, 90)
 
 
 def test_greedy_ctc_merges_repeats_and_drops_blanks():
@@ -72,11 +76,16 @@ def test_tdnn_features_train_and_shifted_accuracy(shared_data, tmp_path, capsys)
     make.main(["--speech", str(shared_data / "speech"), "--out", str(tmp_path), "--shifts", "10"])
     z = np.load(tmp_path / "dev.npz")
     assert z["x"].shape[2] == 16 and len(z["label"]) == 68 and set(z["label"]) == set(range(20))
-    assert (np.load(tmp_path / "dev_shift10.npz")["lengths"] == z["lengths"] + 10).all()
+    moved = np.load(tmp_path / "dev_shift10.npz")["x"]
+    np.testing.assert_allclose(moved[:, 10:30], z["x"][:, :20], atol=1e-5)   # every clip has 37+ frames
     run = tmp_path / "run"
     assert main(["train", str(ROOT / "specs" / "tdnn.yaml"), "--data", str(tmp_path / "train.npz"),
                  "--out", str(run), "--set", "K=20", "--set", "epochs=1", "--set", "steps=3", "--quiet"]) == 0
+    words = tmp_path / "words"
+    assert main(["train", str(ROOT / "specs" / "tdnn_words.yaml"), "--data", str(tmp_path / "train.npz"),
+                 "--out", str(words), "--set", "H=8", "--set", "epochs=1", "--set", "steps=3", "--quiet"]) == 0
     capsys.readouterr()
-    example("tdnn", "evaluate").main([str(run), str(tmp_path / "dev.npz"), str(tmp_path / "dev_shift10.npz")])
-    rows = re.findall(r"\| (dev\S*) \| 68 \| (0\.\d{4}|1\.0000) \|", capsys.readouterr().out)
-    assert [name for name, _ in rows] == ["dev.npz", "dev_shift10.npz"]
+    for trained in (run, words):
+        example("tdnn", "evaluate").main([str(trained), str(tmp_path / "dev.npz"), str(tmp_path / "dev_shift10.npz")])
+        rows = re.findall(r"\| (dev\S*) \| 68 \| (0\.\d{4}|1\.0000) \|", capsys.readouterr().out)
+        assert [name for name, _ in rows] == ["dev.npz", "dev_shift10.npz"]
