@@ -24,13 +24,14 @@ def example(folder: str, name: str):
     return module
 
 
-def small_manifest(speech, tmp_path, part: str, rows: int):
-    """The first `rows` clips of speech/PART in a manifest of absolute paths."""
+def small_manifest(speech, tmp_path, part: str, rows: int, within: str | None = None):
+    """The first `rows` clips of speech/PART (those whose transcripts use only the characters
+    `within`, when given) in a manifest of absolute paths."""
     lines = (speech / part / "manifest.tsv").read_text().splitlines()
-    header, body = lines[0], lines[1:rows + 1]
+    body = [line for line in lines[1:] if within is None or set(line.split("\t")[1]) <= set(within)][:rows]
     out = tmp_path / f"{part}.tsv"
-    out.write_text("\n".join([header] + [str(speech / part) + "/" + line for line in body]) + "\n")
-    return out
+    out.write_text("\n".join([lines[0]] + [str(speech / part) + "/" + line for line in body]) + "\n")
+    return out, "".join(line.split("\t")[1] for line in body)
 
 
 # ---- without the shared data ---------------------------------------------------------------
@@ -60,7 +61,8 @@ def test_greedy_ctc_merges_repeats_and_drops_blanks():
 @pytest.mark.parametrize("spec", ["deepspeech", "deepspeech2", "rnn_acoustic_ctc"])
 def test_speech_specs_train_evaluate_and_plot(spec, shared_data, tmp_path, capsys):
     speech = shared_data / "speech"
-    train, dev = small_manifest(speech, tmp_path, "train", 24), small_manifest(speech, tmp_path, "dev", 6)
+    train, said = small_manifest(speech, tmp_path, "train", 24)
+    dev, _ = small_manifest(speech, tmp_path, "dev", 6, within=said)     # no character the run never saw
     run = tmp_path / spec
     assert main(["train", str(ROOT / "specs" / f"{spec}.yaml"), "--data", str(train), "--out", str(run),
                  "--set", "H=8", "--set", "epochs=1", "--set", "steps=2", "--quiet"]) == 0
