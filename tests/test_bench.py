@@ -73,6 +73,14 @@ def test_bench_runs_on_a_tiny_shape():
     assert "tiny" in bench.report([r])
 
 
+def test_bench_feeds_dropout_masks_to_a_spec_with_dropout():
+    prepared = bench.prepare(ROOT / "specs/lstm_dropout.yaml", 5, 3, {"V": 7, "E": 4, "H": 6})
+    masks = {k: a for k, a in prepared["arrays"].items() if k.startswith("_drop")}
+    assert masks and all(a.dtype == np.float32 for a in masks.values())
+    assert set(np.unique(np.concatenate([a.ravel() for a in masks.values()]))) <= {0.0, np.float32(1 / 0.75)}
+    prepared["train"]()                                     # was a KeyError on the first mask
+
+
 def test_timing_and_gemm_helpers():
     t = bench.interleave({"a": lambda: None, "b": lambda: sum(range(100))}, repeat=5, warmup=1)
     assert set(t) == {"a", "b"} and all(len(x.times) == 5 and x.spread >= 0 for x in t.values())

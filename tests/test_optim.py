@@ -212,6 +212,19 @@ def test_linear_warmup():
     assert [s.lr(i) for i in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
 
 
+def test_cosine_after_warmup_reaches_zero_at_the_last_update():
+    s = Schedule(settings_from((("optimizer", "sgd"), ("lr", 2.0), ("schedule", "cosine"), ("warmup", 2))), total=7)
+    # updates 0-1 warm up; 2..6 follow (1 + cos(pi k / 4)) / 2 for k = 0..4, ending at 0
+    want = [1.0, 2.0] + [1.0 + np.cos(np.pi * k / 4) for k in range(5)]
+    np.testing.assert_allclose([s.lr(i) for i in range(7)], want, atol=1e-12)
+    assert s.lr(50) == 0.0                # past the end it stays at 0, never turns back up
+
+
+def test_cosine_reads_no_decay_keys():
+    with pytest.raises(SpecError, match="decay has no effect with schedule cosine"):
+        settings_from((("schedule", "cosine"), ("decay", 0.5)))
+
+
 def test_plateau_reduces_after_patience_evaluations_without_improvement():
     s = schedule(schedule="plateau", decay=0.5, patience=1)
     seen = [s.observe(v) for v in (3.0, 2.0, 2.5, 2.1, 2.2, 1.0, float("nan"), 1.0)]

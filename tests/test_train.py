@@ -275,6 +275,17 @@ def test_resume_works_from_another_folder(tmp_path, monkeypatch, capsys):
     assert checkpoint.load(tmp_path / "run" / rundir.CHECKPOINT).meta["step"] == 4
 
 
+def test_a_cosine_run_falls_from_lr_to_zero_over_its_own_length(tmp_path, capsys):
+    series = write_series(tmp_path / "series.npz", n=40)          # 36 to train on: 5 batches of 8 an epoch
+    code, _, err = cli(capsys, "train", AUTOREGRESSION, "--data", series, "--out", tmp_path / "run", "--quiet",
+                       "--set", "schedule=cosine", "--set", "lr=0.01", "--set", "warmup=2", "--set", "epochs=3",
+                       "--set", "batch=8")
+    assert code == 0, err
+    rates = [r["lr"] for r in rundir.read_metrics(tmp_path / "run") if "loss" in r]
+    assert rates[:3] == [0.005, 0.01, 0.01] and rates[-1] == 0.0, rates
+    assert all(a >= b for a, b in zip(rates[1:], rates[2:]))       # never rises after the warmup
+
+
 # ---- (4) a NaN or inf loss stops the run --------------------------------------------------------
 
 def test_an_exploding_loss_stops_naming_the_step(tmp_path, capsys):

@@ -52,7 +52,7 @@ def _value_type(hint) -> type:
 # key -> the type of its value, derived from Settings (the one place the keys are written)
 TRAIN_KEYS = {f.name: _value_type(f.type) for f in fields(Settings)}
 OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adam")
-SCHEDULES = ("constant", "step", "exponential", "plateau")
+SCHEDULES = ("constant", "step", "exponential", "plateau", "cosine")
 NAMES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES}
 POSITIVE = {"lr", "batch", "epochs", "steps", "bptt", "eps", "decay_every", "eval_every"}
 BELOW_ONE = {"momentum", "beta1", "beta2"}
@@ -67,7 +67,8 @@ OPTIMIZER_DEFAULTS = {"sgd": {"lr": 0.1}, "adagrad": {"lr": 0.01}, "rmsprop": {"
 OPTIMIZER_KEYS = {"sgd": {"momentum", "nesterov"}, "adagrad": {"eps"}, "rmsprop": {"beta2", "eps"},
                   "adam": {"beta1", "beta2", "eps"}}
 SCHEDULE_KEYS = {"constant": set(), "step": {"decay", "decay_every"},
-                 "exponential": {"decay", "decay_every"}, "plateau": {"decay", "patience"}}
+                 "exponential": {"decay", "decay_every"}, "plateau": {"decay", "patience"},
+                 "cosine": set()}
 
 
 def problem(key: str, value) -> str:

@@ -259,10 +259,13 @@ class Schedule:
       counts steps when the run is bounded by `steps`, else epochs.
     * plateau: `observe(val_loss)` after each evaluation; after more than `patience`
       evaluations in a row without improvement, the rate is multiplied by `decay`.
+    * cosine (Loshchilov & Hutter 2017, SGDR without restarts): after the warmup, x
+      (1 + cos(pi n / N)) / 2, n counting updates since the warmup and N the updates left after
+      it of the run's `total` (from lr down to 0 at the last update).
     """
 
-    def __init__(self, settings: Settings):
-        self.settings = settings
+    def __init__(self, settings: Settings, total: int = 1):
+        self.settings, self.total = settings, max(1, total)
         self.by_steps = settings.steps is not None
         self.best, self.bad, self.scale = math.inf, 0, 1.0
 
@@ -277,7 +280,15 @@ class Schedule:
             rate *= s.decay ** (n // s.decay_every)
         elif s.schedule == "exponential":
             rate *= s.decay ** (n / s.decay_every)
+        elif s.schedule == "cosine":
+            rate *= self._cosine(step)
         return rate
+
+    def _cosine(self, step: int) -> float:
+        """The cosine factor: 1 until the warmup ends, 0 at the run's last update."""
+        span = max(1, self.total - self.settings.warmup - 1)
+        done = min(max(0, step - self.settings.warmup), span)
+        return 0.5 * (1.0 + math.cos(math.pi * done / span))
 
     def observe(self, val_loss: float) -> bool:
         """Record a validation loss; True when this lowered the rate (plateau schedule only)."""

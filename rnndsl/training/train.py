@@ -83,7 +83,8 @@ class Trainer:
         self.xp = self.model.xp
         self.params = device.to_device(self.xp, self.model.init_params(self.s.seed))
         self.opt = optim.make_optimizer(self.s, self.params, self.xp)
-        self.schedule = optim.Schedule(self.s)
+        # only cosine reads the run's length (counting it cuts every batch of an epoch once)
+        self.schedule = optim.Schedule(self.s, self.total_steps() if self.s.schedule == "cosine" else 1)
         self.progress = Progress()
         self.last_save, self.saved_step = time.monotonic(), None
 

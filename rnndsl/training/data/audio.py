@@ -57,15 +57,22 @@ def dct2(x: np.ndarray, n: int) -> np.ndarray:
     return x @ basis.T
 
 
+def log_mel(signal, rate: int, n_mels: int = 26, frame_ms: float = 25, hop_ms: float = 10,
+            n_fft: int = 512) -> np.ndarray:
+    """Log mel filterbank energies (T, n_mels): the mel-scale spectral coefficients of a
+    time-delay network's input (Waibel et al. 1989), and what MFCCs transform."""
+    power = _power(signal, rate, frame_ms, hop_ms, n_fft)
+    n_fft = 2 * (power.shape[1] - 1)                  # _power lengthens it for high sample rates
+    energy = np.einsum("tf,mf->tm", power, mel_filterbank(n_mels, n_fft, rate))   # small: no BLAS threads
+    return np.log(np.maximum(energy, LOG_FLOOR))
+
+
 def mfcc(signal, rate: int, n_mfcc: int = 13, n_mels: int = 26, frame_ms: float = 25,
          hop_ms: float = 10, n_fft: int = 512) -> np.ndarray:
     """Mel-frequency cepstral coefficients (T, n_mfcc): DCT-II of log mel energies."""
     if not 1 <= n_mfcc <= n_mels:
         raise DataError(f"{n_mfcc} MFCCs need 1 to n_mels={n_mels} coefficients")
-    power = _power(signal, rate, frame_ms, hop_ms, n_fft)
-    n_fft = 2 * (power.shape[1] - 1)                  # _power lengthens it for high sample rates
-    energy = np.einsum("tf,mf->tm", power, mel_filterbank(n_mels, n_fft, rate))   # small: no BLAS threads
-    return dct2(np.log(np.maximum(energy, LOG_FLOOR)), n_mfcc)
+    return dct2(log_mel(signal, rate, n_mels, frame_ms, hop_ms, n_fft), n_mfcc)
 
 
 FEATURES = {"mfcc": 13, "logspec": 257}     # features per frame by default
