@@ -54,8 +54,8 @@ def launcher(ranks: int, command: list) -> list:
 
 
 class Ranks:
-    """The ranks of one job (MPI.COMM_WORLD) as a model's data-parallel engine: the same
-    step() as the process pool's, so the trainer does not care which runs it."""
+    """The ranks of one job (MPI.COMM_WORLD) as a model's data-parallel engine: the model's
+    step() hands each batch to step() here (CompiledModel.use_ranks)."""
 
     def __init__(self, comm):
         self.comm, self.model = comm, None      # the model: set by attach()
