@@ -58,6 +58,8 @@ def test_cli_export_writes_next_to_the_caller(run, tmp_path, monkeypatch, capsys
     monkeypatch.chdir(tmp_path)
     assert main(["export", str(run.path)]) == 0
     assert (tmp_path / "lm.safetensors").exists() and "5 tensors" in capsys.readouterr().out
+    assert main(["export", str(run.path)]) == 1               # not told to replace it: refused
+    assert "already exists" in capsys.readouterr().err
     assert main(["export", str(run.path), "-o", str(tmp_path / "w.npz")]) == 0
     assert sorted(rnndsl.load_params(tmp_path / "w.npz")) == sorted(run.params)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ from .. import backends
 from ..core import files, limits
 from ..frontend import ir
 from ..semantics import timegraph
-from ..core.errors import SpecError
+from ..core.errors import DataError, SpecError
 from .graphviz import graph_dot, graph_json, graph_text
 from ..runtime.params import check_memory as check_param_memory
 from ..runtime.device import BackendUnavailable
@@ -478,7 +479,11 @@ def cmd_export(args) -> int:
     kind = args.format or ("npz" if args.output and args.output.endswith(".npz") else "safetensors")
     name = runfiles.safe_name(Path(args.run_dir).resolve().name)
     suffix = {"torch": "torch.safetensors"}.get(kind, kind)
-    path = run.export(args.output or f"{name}.{suffix}", kind)
+    default = Path(f"{name}.{suffix}")
+    if args.output is None and os.path.lexists(default):   # only -o names a file to replace
+        raise DataError(f"{default} already exists in this folder; export does not replace a file it was not told to",
+                        f"give the file to write (or replace) with -o, e.g. -o {default}")
+    path = run.export(args.output or default, kind)
     print(f"wrote {printable(path)}: {len(load_params(path))} tensors")
     return 0
 

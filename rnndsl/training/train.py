@@ -391,13 +391,20 @@ def train(spec_path, data_path=None, out=None, sets: dict | None = None, backend
 
 def _ranks(model, workers: int):
     """The MPI job's ranks (None in a plain process), once they can train `model`."""
+    ranks = _launched_for(workers)
+    model.check_workers(ranks.size if ranks else workers)
+    return ranks.attach(model) if ranks is not None else None      # before the parameters are made
+
+
+def _launched_for(workers: int):
+    """The job's ranks; a DataError saying how to start one when `workers` asks for ranks in a
+    process no launcher started."""
     ranks = Ranks.world()
     if workers > 1 and ranks is None:
         raise DataError(f"workers={workers} trains as an MPI job of {workers} ranks, started by a launcher",
                         f"run `rnndsl train ... --workers {workers}`, or your script under "
                         f"`mpiexec -n {workers} python script.py` (the ranks find each other)")
-    model.check_workers(ranks.size if ranks else workers)
-    return ranks.attach(model) if ranks is not None else None      # before the parameters are made
+    return ranks
 
 
 class SetupFailed(SystemExit):
@@ -465,9 +472,7 @@ def resume(run, quiet: bool = False, workers: int = 1, backend: str | None = Non
     run = Path(run)
     backend = device.runnable(rundir.read_info(run)["backend"], backend)   # before a lock file is made
     extend = _extension(rundir.read_info(run), extend or {})
-    ranks = Ranks.world()
-    if workers > 1 and ranks is None:
-        _ranks(None, workers)                             # says how to start the job
+    ranks = _launched_for(workers)
     if ranks is not None and ranks.rank != 0:           # rank 0 holds the lock; the others only read
         _joined(ranks)
         _fit(_resumed(run, True, backend, ranks, extend, writer=False), workers, ranks)
