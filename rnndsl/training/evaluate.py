@@ -49,7 +49,7 @@ def metrics(model, params: dict, bound: data.Bound, settings, vocab: data.Vocab 
     ce, ctc = _targets(model.spec)
     generated = _generated(model.spec) if bound.stream is None and decoding.stop is not None else None
     carry, params = None, device.to_device(model.xp, params)
-    for batch in _eval_batches(bound, settings):
+    for batch in eval_batches(bound, settings):
         result, final = _forward(model, params, batch, carry)
         carry = final if bound.stream is not None else None      # a stream's windows continue
         losses.append(device.to_host(result["losses"]))
@@ -93,13 +93,15 @@ def _language_model(spec: ir.Model) -> bool:
     return spec.generate is not None and bool(spec.generate.feed)
 
 
-def _eval_batches(bound: data.Bound, settings):
+def eval_batches(bound: data.Bound, settings):
     """A stream as parallel streams of at least one window each (fewer than the training
-    batch when the text is short), read in order; other data as padded batches."""
+    batch when the text is short), read in order; other data as padded batches of similar
+    lengths (the whole set sorted by length: every metric is a sum over sequences, so the
+    order is free, and padded steps cost as much as real ones)."""
     if bound.stream is not None:
         steps = settings.bptt or data.DEFAULT_BPTT
         return bound.stream_batches(min(settings.batch, max(1, (len(bound.stream) - 1) // steps)), steps)
-    return data.batches(bound, settings.batch, seed=0, bucket=False)
+    return data.batches(bound, settings.batch, seed=0, bucket=True, pool=len(bound.examples))
 
 
 def _forward(model, params: dict, batch: dict, carry: dict | None) -> tuple:

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint, data, optim, rundir, runfiles
+from .evaluate import eval_batches
 from ..core.errors import DataError, SpecError, printable
 from ..runtime import device
 from ..runtime.mpi import Ranks
@@ -309,18 +310,15 @@ def _ctrl_c_between_steps():
 
 
 def evaluate_loss(model, params: dict, bound: data.Bound, settings: optim.Settings) -> float:
-    """The mean per-sequence loss over a bound dataset (streams carry their state); the
-    parameters are moved to the model's device once, the losses brought back once."""
+    """The mean per-sequence loss over a bound dataset, in `rnndsl eval`'s batches (streams
+    carry their state); the parameters are moved to the model's device once, the losses
+    brought back once."""
     xp, losses, carry = model.xp, [], None
     params = device.to_device(xp, params)
-    if bound.stream is not None and (len(bound.stream) - 1) // settings.batch >= 1:
-        for batch in bound.stream_batches(settings.batch, settings.bptt or data.DEFAULT_BPTT):
-            result = model.step(params, batch, carry=carry, grad=False)
-            losses.append(result.losses)
-            carry = result.final
-    else:
-        for batch in data.batches(bound, settings.batch, seed=0, bucket=False):
-            losses.append(model.step(params, batch, grad=False).losses)
+    for batch in eval_batches(bound, settings):
+        result = model.step(params, batch, carry=carry, grad=False)
+        losses.append(result.losses)
+        carry = result.final if bound.stream is not None else None
     return float(np.mean(device.to_host(xp.concatenate(losses))))
 
 
