@@ -106,7 +106,8 @@ class Trainer:
         lr = self.schedule.lr(p.step, p.epoch)
         carry = p.carry if self.streaming() and p.carry else None
         if self.model.spec.masks:          # drawn from the seed and the step: a resumed run draws the same
-            batch = {**batch, **dropout_masks(self.model.spec, batch, np.random.default_rng([self.s.seed, p.step]))}
+            batch = {**batch, **dropout_masks(self.model.spec, batch, np.random.default_rng([self.s.seed, p.step]),
+                                                 self.model.dtype)}
         with np.errstate(over="ignore", invalid="ignore"):      # a non-finite loss is reported below
             result = self.model.step(self.params, batch, carry=carry, truncate=self.s.truncate or None)
             grads, norm = optim.clip_global_norm(result.grads, self.s.clip, self.xp)
