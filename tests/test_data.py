@@ -258,6 +258,21 @@ def test_batches_pad_bucket_and_cover():
     assert all(np.array_equal(a["x"], b["x"]) for a, b in zip(got, again))
 
 
+def test_evaluation_batches_are_sorted_by_length():
+    """Every metric is a sum over sequences: evaluation reads the whole set sorted by length,
+    the least padding there is for the batch size, and sees every sequence once."""
+    from rnndsl.training.evaluate import eval_batches
+    from rnndsl.training.optim import Settings
+    rng = np.random.default_rng(1)
+    sizes = rng.integers(1, 30, 3 * 50 * 8 + 5)        # more sequences than one bucketing pool
+    examples = tuple({"x": rng.normal(size=(n, 2)), "label": np.int64(n)} for n in sizes)
+    bound = data.Bound("m", {"x": "t", "label": None}, examples)
+    got = list(eval_batches(bound, Settings(batch=8)))
+    assert sorted(int(v) for b in got for v in b["label"]) == sorted(int(n) for n in sizes)
+    padding = sum(b["x"].shape[0] * b["x"].shape[1] - b["lengths"]["t"].sum() for b in got)
+    assert padding <= 7 * (sizes.max() - sizes.min())      # sorted: each batch's spread telescopes
+
+
 # ---- bind --------------------------------------------------------------------------------------
 
 def test_bind_char_rnn_hello():
