@@ -7,6 +7,7 @@ load_params; callbacks see every step's record.
 from __future__ import annotations
 
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -26,7 +27,8 @@ def run(tmp_path_factory):
 
 
 def test_a_run_trains_loads_samples_and_evaluates(run):
-    assert [r["step"] for r in run.records if "loss" in r] == [r["step"] for r in run.metrics if "loss" in r]
+    from rnndsl.training import rundir
+    assert [r["step"] for r in run.records if "loss" in r] == [r["step"] for r in rundir.read_metrics(run.path) if "loss" in r]
     again = rnndsl.load_run(run.path)
     assert sorted(again.params) == sorted(run.params) and again.settings["epochs"] == 3
     assert again.info["loader"] == {"level": "char"}          # a text run records no speech features
@@ -62,6 +64,24 @@ def test_cli_export_writes_next_to_the_caller(run, tmp_path, monkeypatch, capsys
     assert "already exists" in capsys.readouterr().err
     assert main(["export", str(run.path), "-o", str(tmp_path / "w.npz")]) == 0
     assert sorted(rnndsl.load_params(tmp_path / "w.npz")) == sorted(run.params)
+
+
+def test_metrics_are_a_list_of_dicts_without_pandas(run, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pandas", None)         # import pandas raises ImportError
+    records = run.metrics
+    assert isinstance(records, list) and [r["step"] for r in records if "loss" in r] == [
+        r["step"] for r in run.records if "loss" in r]
+    assert all(isinstance(r, dict) for r in records)
+
+
+def test_metrics_are_a_pandas_frame_with_pandas(run):
+    pandas = pytest.importorskip("pandas")
+    from rnndsl.training import rundir
+    frame = run.metrics
+    assert isinstance(frame, pandas.DataFrame) and len(frame) == len(rundir.read_metrics(run.path))
+    steps = frame.loc[frame["loss"].notna(), "step"].tolist()
+    assert steps == [r["step"] for r in run.records if "loss" in r]
+    assert {"epoch", "loss", "lr", "grad_norm"} <= set(frame.columns)
 
 
 def test_a_corrupt_safetensors_file_is_a_data_error(tmp_path):

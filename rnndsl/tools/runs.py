@@ -7,7 +7,7 @@
     run.export("lm.safetensors")                           # or .npz; rnndsl.load_params reads both
 
 A Run holds the compiled model, its trained parameters and run.json; `metrics` are the lines
-of metrics.jsonl. Training takes `callbacks`, functions called with each step's record (step,
+of metrics.jsonl (a pandas DataFrame when pandas is installed, else a list of dicts). Training takes `callbacks`, functions called with each step's record (step,
 epoch, loss, lr, grad_norm) and each epoch's (val_loss), for users who log elsewhere.
 """
 from __future__ import annotations
@@ -37,9 +37,11 @@ class Run:
         return data.Vocab.from_json(self.info["vocab"]) if self.info.get("vocab") else None
 
     @property
-    def metrics(self) -> list:
+    def metrics(self):
+        """The records of metrics.jsonl: a pandas DataFrame (one row a record, NaN where a
+        record lacks a column) when pandas is installed, else a list of dicts."""
         from ..training import rundir
-        return rundir.read_metrics(self.path)
+        return as_frame(rundir.read_metrics(self.path))
 
     def sample(self, prime: str | None = None, length: int | None = None, temperature: float | None = None,
                seed: int = 0, stop: str | None = None, inputs: dict | None = None):
@@ -78,6 +80,16 @@ class Run:
             from ..frontend.export import stacked
             return save_params(path, stacked(self.model.spec, "torch", self.params), meta, "safetensors")
         return save_params(path, self.params, meta, format)
+
+
+def as_frame(records: list):
+    """`records` as a pandas DataFrame where pandas is installed; the list itself otherwise
+    (pandas is not a dependency of rnndsl)."""
+    try:
+        import pandas
+    except ImportError:
+        return records
+    return pandas.DataFrame.from_records(records)
 
 
 def train(spec, data=None, out=None, *, backend: str | None = None, dtype: str | None = None, level: str = "char",
