@@ -66,6 +66,18 @@ def test_cli_export_writes_next_to_the_caller(run, tmp_path, monkeypatch, capsys
     assert sorted(rnndsl.load_params(tmp_path / "w.npz")) == sorted(run.params)
 
 
+def test_the_cli_prints_what_the_run_methods_return(run, capsys):
+    """sample and eval are the Run's methods behind flags: the same text, the same numbers."""
+    greedy = run.sample("h", length=4, temperature=0)
+    assert run.search("h", beam=1, length=4)[0][1] == greedy == "".join(run.stream("h", 4, 0))
+    assert main(["sample", str(run.path), "--prime", "h", "--length", "4", "--beam", "2", "--nbest"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == [f"{score:.4f}\t{text}" for score, text in run.search("h", beam=2, length=4)]
+    assert main(["eval", str(run.path)]) == 0
+    printed = capsys.readouterr().out
+    assert all(f"{key:<16} {value:.4f}" in printed for key, value in run.evaluate().items() if isinstance(value, float))
+
+
 def test_metrics_are_a_list_of_dicts_without_pandas(run, monkeypatch):
     monkeypatch.setitem(sys.modules, "pandas", None)         # import pandas raises ImportError
     records = run.metrics
