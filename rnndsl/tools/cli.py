@@ -516,7 +516,8 @@ def _decoding(args, run) -> tuple:
     if given and args.decode != "beam":
         raise SpecError.at(None, f"{' and '.join(given)} set the beam of --decode beam, which is not given",
                            "add --decode beam")
-    if what == "generate" and run.stop_class(args.stop) is None:
+    streamed = "level" in run.info.get("loader", {})     # text: one stream, no sequences to match whole
+    if what == "generate" and not streamed and run.stop_class(args.stop) is None:
         print(f"note: no exact-sequence accuracy: the stop symbol of {printable(spec.name)} is not a symbol of "
               "the run; give it with --stop (a class number for a run without a vocabulary)", file=sys.stderr)
     width = (args.beam or 4) if args.decode == "beam" else None
