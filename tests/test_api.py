@@ -7,6 +7,7 @@ load_params; callbacks see every step's record.
 from __future__ import annotations
 
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -26,7 +27,8 @@ def run(tmp_path_factory):
 
 
 def test_a_run_trains_loads_samples_and_evaluates(run):
-    assert [r["step"] for r in run.records if "loss" in r] == [r["step"] for r in run.metrics if "loss" in r]
+    from rnndsl.training import rundir
+    assert [r["step"] for r in run.records if "loss" in r] == [r["step"] for r in rundir.read_metrics(run.path) if "loss" in r]
     again = rnndsl.load_run(run.path)
     assert sorted(again.params) == sorted(run.params) and again.settings["epochs"] == 3
     assert again.info["loader"] == {"level": "char"}          # a text run records no speech features
@@ -62,6 +64,36 @@ def test_cli_export_writes_next_to_the_caller(run, tmp_path, monkeypatch, capsys
     assert "already exists" in capsys.readouterr().err
     assert main(["export", str(run.path), "-o", str(tmp_path / "w.npz")]) == 0
     assert sorted(rnndsl.load_params(tmp_path / "w.npz")) == sorted(run.params)
+
+
+def test_the_cli_prints_what_the_run_methods_return(run, capsys):
+    """sample and eval are the Run's methods behind flags: the same text, the same numbers."""
+    greedy = run.sample("h", length=4, temperature=0)
+    assert run.search("h", beam=1, length=4)[0][1] == greedy == "".join(run.stream("h", 4, 0))
+    assert main(["sample", str(run.path), "--prime", "h", "--length", "4", "--beam", "2", "--nbest"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == [f"{score:.4f}\t{text}" for score, text in run.search("h", beam=2, length=4)]
+    assert main(["eval", str(run.path)]) == 0
+    printed = capsys.readouterr().out
+    assert all(f"{key:<16} {value:.4f}" in printed for key, value in run.evaluate().items() if isinstance(value, float))
+
+
+def test_metrics_are_a_list_of_dicts_without_pandas(run, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pandas", None)         # import pandas raises ImportError
+    records = run.metrics
+    assert isinstance(records, list) and [r["step"] for r in records if "loss" in r] == [
+        r["step"] for r in run.records if "loss" in r]
+    assert all(isinstance(r, dict) for r in records)
+
+
+def test_metrics_are_a_pandas_frame_with_pandas(run):
+    pandas = pytest.importorskip("pandas")
+    from rnndsl.training import rundir
+    frame = run.metrics
+    assert isinstance(frame, pandas.DataFrame) and len(frame) == len(rundir.read_metrics(run.path))
+    steps = frame.loc[frame["loss"].notna(), "step"].tolist()
+    assert steps == [r["step"] for r in run.records if "loss" in r]
+    assert {"epoch", "loss", "lr", "grad_norm"} <= set(frame.columns)
 
 
 def test_a_corrupt_safetensors_file_is_a_data_error(tmp_path):

@@ -374,3 +374,27 @@ def test_lengths_on_one_axis_but_not_the_other_is_an_error(tmp_path):
              tgt_out=np.ones((n, 4), np.int64), lengths_s=np.full(n, 2))
     with pytest.raises(DataError, match="no lengths_t gives them on t"):
         binding.bind(spec, data.load(tmp_path / "d.npz"))
+
+
+# ---- a binding error shows the spec as declared, not with dims sized from the data ------------
+
+def _refusal(tmp_path, **sets) -> DataError:
+    from rnndsl.training import job, optim
+    text = tmp_path / "t.txt"
+    text.write_text("hello world, this is some text\n" * 3)          # 15 distinct characters
+    with pytest.raises(DataError) as refused:
+        job.prepare(SPECS / "rnn_acoustic_ctc.yaml", text, sets)
+    return refused.value
+
+
+def test_a_binding_error_shows_the_dims_as_declared_and_names_those_sized_from_the_data(tmp_path):
+    refused = _refusal(tmp_path)
+    assert refused.message.startswith("rnn_acoustic_ctc: input x: float [F=13] on axis t cannot be fed from")
+    assert refused.first.hint.endswith(
+        "rnn_acoustic_ctc takes x: float [F=13] on axis t; labels: index(K=29) on axis u (as the spec declares "
+        "them; the data's vocabulary would set K=15, which is done only for data that can feed the spec)")
+
+
+def test_a_binding_error_shows_a_set_dim_as_set(tmp_path):
+    hint = _refusal(tmp_path, K=40).first.hint
+    assert hint.endswith("labels: index(K=40) on axis u") and "vocabulary would set" not in hint

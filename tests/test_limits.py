@@ -18,6 +18,7 @@ from rnndsl.training import data, generate, optim
 from rnndsl.semantics import inputs
 from rnndsl.core import limits
 from rnndsl.tools.cli import main
+from rnndsl.tools.runs import _pieces
 from rnndsl.tools.sample_cmd import _print_stream
 from rnndsl.core.errors import DataError, SpecError
 from rnndsl.frontend.scalars import resolve_plain
@@ -212,7 +213,7 @@ def test_sampling_yields_each_symbol_as_it_is_drawn():
 
 def test_sampled_text_keeps_newlines_and_escapes_control_characters(capsys):
     vocab = data.Vocab(("a", "\x1b", "\n", "\u202e"))
-    _print_stream(vocab, [0], iter([1, 2, 3, 0]))
+    _print_stream(_pieces(vocab, [0], iter([1, 2, 3, 0])))
     assert capsys.readouterr().out == "a\\x1b\n\\u202ea\n"
 
 

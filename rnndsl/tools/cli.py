@@ -489,29 +489,23 @@ def cmd_export(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from ..training import data, evaluate, optim, train
-    info = _run_info(args.run_dir)
-    path = args.data or (None if info["data"] == "<embedded hello>" else info["data"])
-    model, params, _, source = train.load_checked_run(args.run_dir, args.backend)
-    decoding = _decoding(args, model.spec, info)
+    from .runs import load_run
+    run = load_run(args.run_dir, args.backend)
+    width, alpha, stop = _decoding(args, run)
     # other data is evaluated whole; the run's own data on the part training held out
-    job_data = train.prepare(source, path, info["dims"], model.backend,
-                             info, optim.Settings(**info["settings"]), hold_out=not args.data)
-    held_out = job_data.valid is not None
-    bound = job_data.valid if held_out else job_data.train
-    vocab = data.Vocab.from_json(info["vocab"]) if info.get("vocab") else None
-    result = evaluate.metrics(model, params, bound, job_data.settings, vocab, decoding)
-    held = " (the part held out from training)" if held_out else ""
-    print(f"{printable(model.spec.name)} on {printable(path or 'the embedded hello')}{held}:")
-    for key, value in result.items():
+    done = run.evaluation(args.data, width, stop, alpha)
+    held = " (the part held out from training)" if done.held_out else ""
+    print(f"{printable(run.model.spec.name)} on {printable(done.data or 'the embedded hello')}{held}:")
+    for key, value in done.metrics.items():
         print(f"  {key:<16} {value:.4f}" if isinstance(value, float) else f"  {key:<16} {value}")
     return 0
 
 
-def _decoding(args, spec: ir.Model, info: dict):
-    """eval's --decode, --beam, --length-norm and --stop, checked against what the spec decodes."""
-    from ..training import data, evaluate
-    from . import symbols
+def _decoding(args, run) -> tuple:
+    """eval's --decode, --beam, --length-norm and --stop, checked against what the spec decodes:
+    (beam width or None, length norm, stop symbol)."""
+    from ..training import evaluate
+    spec = run.model.spec
     what = evaluate.decodes(spec)
     if args.decode == "beam" and what is None:
         raise SpecError.at(None, f"--decode beam: {spec.name} has nothing a beam search decodes (its loss has no "
@@ -522,17 +516,12 @@ def _decoding(args, spec: ir.Model, info: dict):
     if given and args.decode != "beam":
         raise SpecError.at(None, f"{' and '.join(given)} set the beam of --decode beam, which is not given",
                            "add --decode beam")
-    stop = symbols.stop_class(symbols.symbols_of(info, spec, data.Vocab), spec, args.stop) if what == "generate" else None
-    if what == "generate" and stop is None:
+    streamed = "level" in run.info.get("loader", {})     # text: one stream, no sequences to match whole
+    if what == "generate" and not streamed and run.stop_class(args.stop) is None:
         print(f"note: no exact-sequence accuracy: the stop symbol of {printable(spec.name)} is not a symbol of "
               "the run; give it with --stop (a class number for a run without a vocabulary)", file=sys.stderr)
     width = (args.beam or 4) if args.decode == "beam" else None
-    return evaluate.Decoding(width, args.length_norm or 0.0, stop)
-
-
-def _run_info(run):
-    from ..training import rundir
-    return rundir.read_info(Path(run))
+    return width, args.length_norm or 0.0, args.stop
 
 
 def cmd_bench(args) -> int:

@@ -79,12 +79,16 @@ def prepare(spec_path, data_path=None, sets: dict | None = None, backend: str | 
     loader = dict(loader or (info or {}).get("loader") or {})
     dataset = _dataset(spec, data_path, info, _is_hello(probe), loader)
     check_range(dataset, dtype)
-    dims = {**_dims_from_data(spec, dataset, info), **dims}
+    sized = {k: v for k, v in _dims_from_data(spec, dataset, info).items() if k not in dims}
+    dims = {**sized, **dims}
     model = compile_spec(loads_spec(source.text, source.path, dims=dims or None), backend=backend, dtype=dtype)
     settings = settings or optim.settings_from(model.spec.train, train_sets)
     bptt = settings.bptt or data.DEFAULT_BPTT
-    data.check_class_indices(model.spec, dataset)       # the whole file, before the split reorders it
-    data.check_memory(model, dataset, settings.batch, bptt)     # estimate first: parameters and a batch
+    try:                                     # the first bindings: whether the data feeds the spec at all
+        data.check_class_indices(model.spec, dataset)       # the whole file, before the split reorders it
+        data.check_memory(model, dataset, settings.batch, bptt)     # estimate first: parameters and a batch
+    except data.CannotFeed as refused:       # described as declared, not with dims sized from this data
+        raise refused.declared(spec, sized) from None
     train_part, valid_part = _split(dataset, settings) if hold_out else (dataset, None)
     # the data's absolute path: --resume and eval may run from another folder
     record = {"spec": source.path, "data": str(Path(data_path).resolve()) if data_path else "<embedded hello>",

@@ -22,7 +22,7 @@ import numpy as np
 from ...core import files, limits, safenpz
 from ...frontend import ir
 from .audio import FEATURES, features_of
-from .binding import (DEFAULT_BPTT, Bound, batches, bind, check_class_indices, check_memory,  # noqa: F401
+from .binding import (DEFAULT_BPTT, Bound, CannotFeed, batches, bind, check_class_indices, check_memory,  # noqa: F401
                       collate, stream_batches, windows)
 from .dataset import (BLANK, DIGITS, END, EOS, START, UNKNOWN, Dataset, Example, FeatureStats,  # noqa: F401
                       Vocab, embedded_hello)

@@ -105,11 +105,38 @@ def _describe(inp: ir.Input) -> str:
     return f"{inp.name}: {kind} {'on axis ' + inp.axis if inp.axis else 'static'}"
 
 
+class CannotFeed(DataError):
+    """bind's refusal to feed an input from the data. `declared` words it again for the spec
+    as its author declared it, naming the dims that were sized from the data's vocabulary
+    (those values are the data's, not the author's)."""
+
+    def __init__(self, model: ir.Model, dataset: Dataset, inp: ir.Input | None, holds: str, feeds: str,
+                 sized: dict | None = None):
+        self.parts = (dataset, inp, holds, feeds)
+        what = f"input {_describe(inp)}" if inp else "its inputs"
+        takes = "; ".join(_describe(i) for i in model.inputs)
+        super().__init__(f"{model.name}: {what} cannot be fed from {dataset.source or dataset.kind}, "
+                         f"which holds {holds}", f"{dataset.kind} data feeds {feeds}; {model.name} takes "
+                         + takes + _sized_note(sized or {}))
+
+    def declared(self, model: ir.Model, sized: dict) -> "CannotFeed":
+        """The same refusal described with `model`, the spec before `sized` (dim -> the
+        vocabulary's size) was applied to it."""
+        dataset, inp, holds, feeds = self.parts
+        inp = next((i for i in model.inputs if inp is not None and i.name == inp.name), None)
+        return CannotFeed(model, dataset, inp, holds, feeds, sized)
+
+
+def _sized_note(sized: dict) -> str:
+    if not sized:
+        return ""
+    names = ", ".join(f"{name}={value}" for name, value in sorted(sized.items()))
+    return (f" (as the spec declares them; the data's vocabulary would set {names}, which is done only "
+            "for data that can feed the spec)")
+
+
 def _cannot(model: ir.Model, dataset: Dataset, inp: ir.Input | None, holds: str, feeds: str) -> DataError:
-    what = f"input {_describe(inp)}" if inp else "its inputs"
-    return DataError(f"{model.name}: {what} cannot be fed from {dataset.source or dataset.kind}, "
-                     f"which holds {holds}", f"{dataset.kind} data feeds {feeds}; {model.name} takes "
-                     + "; ".join(_describe(i) for i in model.inputs))
+    return CannotFeed(model, dataset, inp, holds, feeds)
 
 
 def _check_classes(model: ir.Model, inputs, count: int, what: str) -> None:
