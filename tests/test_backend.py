@@ -24,10 +24,9 @@ import pytest
 from hypothesis import assume, given, strategies as st
 
 import rnndsl
-from rnndsl.tools.gradcheck import kink_distances
 from rnndsl.backends.numpy import runtime as numpy_runtime
-from rnndsl.semantics import timegraph
-from rnndsl.core.ops import Kind
+from rnndsl.testing.assertions import (assert_float32_close, assert_grads_close, assert_matches_interpreter,
+                                       assert_padding_invariant, assert_truncation_exact, near_a_kink)
 from rnndsl.testing.specgen import specs as random_specs
 
 from conftest import SPECS
@@ -66,24 +65,6 @@ def fd_errors(spec, params: dict, inputs: dict, grads: dict, seed: int, eps: flo
     return out
 
 
-def near_a_kink(spec, params: dict, inputs: dict, margin: float = 1e-4) -> bool:
-    """Whether an argument of an op with a kink (the op table's KINKS: relu, abs, clip, min,
-    max, maxpool2d, max_t, min_t) lies within `margin` of it and moves with the parameters
-    (one that never moves, like relu of a zero fill, is harmless: neither side of the kink
-    is ever reached)."""
-    rng = np.random.default_rng(0)
-    nudged = {k: v + 1e-3 * rng.normal(size=np.shape(v)) for k, v in params.items()}
-    base, moved = kink_distances(spec, params, inputs), kink_distances(spec, nudged, inputs)
-    with np.errstate(invalid="ignore"):             # inf - inf: an argument that stays infinite
-        return bool(((np.abs(base - moved) > 1e-12) & (np.abs(base) < margin)).any())
-
-
-def assert_grads_close(got: dict, want: dict, rtol: float, atol: float = 0.0) -> None:
-    assert set(got) == set(want)
-    for name in want:
-        np.testing.assert_allclose(got[name], want[name], rtol=rtol, atol=atol, err_msg=name)
-
-
 CASES = (random_specs(), st.integers(1, 7), st.integers(1, 3), st.integers(0, 2**16))
 
 
@@ -96,12 +77,7 @@ def test_forward_matches_the_interpreter(text, T, B, seed):
 
 def assert_forward_matches(spec, model, params: dict, inputs: dict) -> None:
     """The loss, per-sequence losses and every variable equal the interpreter's (1e-10)."""
-    ref = rnndsl.interpret(spec, params, inputs)
-    out = model.forward(params, inputs)
-    assert out["loss"] == pytest.approx(ref.loss, rel=1e-10, abs=1e-10)
-    np.testing.assert_allclose(out["losses"], ref.losses, rtol=1e-10, atol=1e-10)
-    for eq in spec.equations:          # padded steps are zero in both
-        np.testing.assert_allclose(out[eq.name], ref.values[eq.name], rtol=1e-10, atol=1e-10, err_msg=eq.name)
+    assert_matches_interpreter(model, params, inputs)
 
 
 # ---- (b) gradients ------------------------------------------------------------------------------
@@ -129,16 +105,12 @@ def test_truncation_at_the_length_or_beyond_is_full_bptt(text, T, B, seed, extra
 
 
 @given(*CASES, st.integers(1, 6))
-def test_truncation_cuts_only_recurrences(text, T, B, seed, k):
-    """Any window: the loss is unchanged and gradients stay finite; a spec without a
-    recurrence has nothing to cut."""
+def test_truncated_bptt_is_exact_for_its_windows(text, T, B, seed, k):
+    """Any window: the loss is unchanged; gradients equal finite differences of the loss with
+    the recurrent reads across window edges held constant (none without a recurrence)."""
     spec, model, params, inputs = setup(text, T, B, seed)
-    loss, full = model.loss_and_grad(params, inputs)
-    truncated_loss, truncated = model.loss_and_grad(params, inputs, truncate=k)
-    assert truncated_loss == loss
-    assert all(np.isfinite(g).all() for g in truncated.values())
-    if not timegraph.analyse(spec).recurrences:
-        assert_grads_close(truncated, full, rtol=1e-12, atol=1e-14)
+    assume(not near_a_kink(spec, params, inputs))
+    assert_truncation_exact(model, params, inputs, k, seed=seed, entries=1)
 
 
 # A two-member recurrence (an LSTM-like pair) whose state outside the sequence is an input:
@@ -201,36 +173,10 @@ def test_truncated_bptt_is_the_sum_of_gradients_over_windows(direction, k):
 
 # ---- (d) padding --------------------------------------------------------------------------------
 
-def padded(spec, inputs: dict, extra: int, rng) -> dict:
-    """`inputs` with `extra` more steps on every axis and garbage in every padded step
-    (huge values, NaN, infinities, class indices out of range); lengths unchanged."""
-    out = dict(inputs)
-    for inp in (i for i in spec.inputs if i.axis):
-        a = inputs[inp.name]
-        grown = np.concatenate([a, np.zeros((extra,) + a.shape[1:], a.dtype)])
-        junk = rng.choice([1e6, -1e9, np.nan, np.inf, -np.inf, 3.0] if inp.type.kind is Kind.FLOAT
-                          else [-7, 99, 2**31 - 1, 0], size=grown.shape)
-        pad = np.arange(len(grown))[:, None] >= inputs["lengths"][inp.axis][None, :]
-        out[inp.name] = np.where(pad.reshape(pad.shape + (1,) * (grown.ndim - 2)), junk, grown)
-    return out
-
-
 @given(*CASES, st.integers(1, 3))
 def test_padding_changes_nothing(text, T, B, seed, extra):
     spec, model, params, inputs = setup(text, T, B, seed)
-    rng = np.random.default_rng(seed + 1)
-    more = padded(spec, inputs, extra, rng)
-    loss, grads = model.loss_and_grad(params, inputs)
-    padded_loss, padded_grads = model.loss_and_grad(params, more)
-    assert padded_loss == pytest.approx(loss, rel=1e-12, abs=1e-14)
-    assert_grads_close(padded_grads, grads, rtol=1e-10, atol=1e-13)
-    out, padded_out = model.forward(params, inputs), model.forward(params, more)
-    for eq in spec.equations:
-        got = padded_out[eq.name]
-        if eq.axis:
-            assert not got[T:].any(), f"{eq.name}: padded steps are zero"
-            got = got[:T]
-        np.testing.assert_allclose(got, out[eq.name], rtol=1e-12, atol=1e-14, err_msg=eq.name)
+    assert_padding_invariant(model, params, inputs, extra, seed + 1)
 
 
 # ---- (e) float32 ----------------------------------------------------------------------------------
@@ -239,17 +185,7 @@ def test_padding_changes_nothing(text, T, B, seed, extra):
 def test_float32_agrees_with_float64(text, T, B, seed):
     spec, model, params, inputs = setup(text, T, B, seed)
     assume(not near_a_kink(spec, params, inputs))
-    single = rnndsl.compile(spec, dtype="float32")
-    loss, grads = model.loss_and_grad(params, inputs)
-    loss32, grads32 = single.loss_and_grad(params, inputs)
-    assert loss32 == pytest.approx(loss, rel=1e-4, abs=1e-5)
-    scale = max([np.abs(g).max() for g in grads.values() if g.size] + [1e-3])
-    for name, g in grads.items():
-        assert grads32[name].dtype == np.float32, name
-        np.testing.assert_allclose(grads32[name], g, rtol=1e-4, atol=1e-4 * scale, err_msg=name)
-    out = single.forward(params, inputs)
-    for eq in spec.equations:
-        assert out[eq.name].dtype == np.float32, f"{eq.name} is {out[eq.name].dtype}"
+    assert_float32_close(model, params, inputs)
 
 
 # ---- the corpus -----------------------------------------------------------------------------------

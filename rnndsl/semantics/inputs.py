@@ -140,7 +140,7 @@ def random_batch(model: ir.Model, steps: int = 5, batch: int = 2, seed: int = 0,
     blank and fit their frames. `garbage`: padded steps hold garbage (see `fill_padding`)."""
     check_shape(model, steps, batch)
     rng, given = np.random.default_rng(seed), lengths
-    blank, label_axes = _ctc_labels(model)
+    blank, label_axes = ctc_labels(model)
     inputs = {}
     for inp in model.inputs:
         lead = (steps, batch) if inp.axis else (batch,)
@@ -181,7 +181,7 @@ def fill_padding(model: ir.Model, inputs: dict, rng: np.random.Generator) -> dic
     return out
 
 
-def _ctc_labels(model: ir.Model) -> tuple:
+def ctc_labels(model: ir.Model) -> tuple:
     """(blank, axes of label sequences) of the model's ctc calls."""
     for e in ir.walk(model.loss):
         if isinstance(e, ir.Apply) and e.op.value == "ctc":

@@ -50,8 +50,9 @@ class _Cut(Sequence):
         self.w, self.current = windowed, None
 
     def compute(self, node) -> None:
-        self.current = node
+        self.current = node          # the loss, evaluated after every node, reads uncut
         super().compute(node)
+        self.current = None
 
     def eval(self, e: ir.Expr, steps: dict):
         if isinstance(e, ir.Read) and e.inner is None and self._cut(e, steps):
