@@ -14,9 +14,11 @@ from .strategies import cases_for
 from ..semantics.timegraph import analyse
 
 _QUIET = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.differing_executors]
-settings.register_profile("rnndsl-ci", derandomize=True, max_examples=8, deadline=None,
-                          database=None, suppress_health_check=_QUIET)
-settings.register_profile("rnndsl-thorough", max_examples=100, deadline=None, suppress_health_check=_QUIET)
+# one bug at a time: a dropped mask fails as an IndexError in one case and a wrong value in the next
+settings.register_profile("rnndsl-ci", derandomize=True, max_examples=8, deadline=None, database=None,
+                          suppress_health_check=_QUIET, report_multiple_bugs=False)
+settings.register_profile("rnndsl-thorough", max_examples=100, deadline=None, suppress_health_check=_QUIET,
+                          report_multiple_bugs=False)
 
 
 def check_case(path, check, profile: str = "rnndsl-ci", truncation: bool = False) -> None:
