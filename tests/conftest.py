@@ -1,6 +1,8 @@
 """Shared fixtures and hypothesis profiles: `ci` is derandomized (set HYPOTHESIS_PROFILE=ci,
 as .ci/run does); the default `dev` profile draws more examples."""
 import os
+
+pytest_plugins = ["pytester"]          # tests/test_testing.py runs the rnndsl plugin
 from pathlib import Path
 
 import pytest

@@ -28,7 +28,7 @@ from rnndsl.tools.cli import main
 
 import cuda_standin
 from conftest import ROOT, SPECS
-from test_backend import random_specs
+from rnndsl.testing.specgen import specs as random_specs
 
 needs_gcc = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is not installed")
 TOLERANCE = {"float64": 1e-12, "float32": 1e-5}

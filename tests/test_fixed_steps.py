@@ -17,7 +17,8 @@ from hypothesis import assume, given, strategies as st
 
 import rnndsl
 
-from test_backend import agrees_with_the_interpreter, assert_forward_matches, fd_errors, near_a_kink, setup
+from rnndsl.testing.assertions import near_a_kink
+from test_backend import agrees_with_the_interpreter, assert_forward_matches, fd_errors, setup
 
 HEAD = """name: fixed
 dims: {{V: {V}, H: {H}}}

@@ -8,7 +8,7 @@ from rnndsl.compiler.group import fusable
 from rnndsl.compiler.program import Loop, instructions, kernels
 
 from conftest import ROOT, SPECS
-from test_backend import random_specs
+from rnndsl.testing.specgen import specs as random_specs
 
 
 def test_an_lstm_step_is_a_gemm_and_one_kernel():

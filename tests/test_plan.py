@@ -11,7 +11,7 @@ from rnndsl.compiler.program import instructions
 from rnndsl.semantics.inputs import prepare, random_batch
 
 from conftest import ROOT, SPECS
-from test_backend import random_specs
+from rnndsl.testing.specgen import specs as random_specs
 
 CONTEXT = ("_B", "_dtype", "_T_", "_len_", "_valid_", "_full_", "_fill_", "_carried_")
 

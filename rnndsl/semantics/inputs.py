@@ -137,12 +137,13 @@ def _check_values(inp: ir.Input, batch: Batch) -> None:
 
 
 def random_batch(model: ir.Model, steps: int = 5, batch: int = 2, seed: int = 0,
-                 ragged: bool = True) -> dict:
+                 ragged: bool = True, lengths: dict | None = None, garbage: bool = False) -> dict:
     """Random inputs for `model` (gradient checks, benchmarks): `steps` per axis, random
-    lengths when `ragged`. CTC labels avoid the blank and fit their frames."""
+    lengths when `ragged` unless `lengths` ({axis: B ints}) are given. CTC labels avoid the
+    blank and fit their frames. `garbage`: padded steps hold garbage (see `fill_padding`)."""
     check_shape(model, steps, batch)
-    rng = np.random.default_rng(seed)
-    blank, label_axes = _ctc_labels(model)
+    rng, given = np.random.default_rng(seed), lengths
+    blank, label_axes = ctc_labels(model)
     inputs = {}
     for inp in model.inputs:
         lead = (steps, batch) if inp.axis else (batch,)
@@ -161,10 +162,29 @@ def random_batch(model: ir.Model, steps: int = 5, batch: int = 2, seed: int = 0,
             low = np.minimum(2 * labels + 1, steps)
             lengths[axis] = rng.integers(low, steps + 1) if ragged else np.full(batch, steps)
     inputs["lengths"] = lengths
-    return inputs
+    if given is not None:
+        inputs["lengths"] = {axis: np.asarray(given[axis], np.int64) for axis in model.axes}
+    return fill_padding(model, inputs, rng) if garbage else inputs
 
 
-def _ctc_labels(model: ir.Model) -> tuple:
+GARBAGE_FLOATS = (1e6, -1e9, np.nan, np.inf, -np.inf, 3.0)
+GARBAGE_CLASSES = (-7, 99, 2**31 - 1, 0)
+
+
+def fill_padding(model: ir.Model, inputs: dict, rng: np.random.Generator) -> dict:
+    """`inputs` with garbage in every padded step (huge values, NaN, infinities, class
+    indices out of range): a model must never read past a sequence's length."""
+    out = dict(inputs)
+    for inp in (i for i in model.inputs if i.axis):
+        a = np.asarray(inputs[inp.name])
+        floats = inp.type.kind is Kind.FLOAT
+        junk = rng.choice(GARBAGE_FLOATS if floats else GARBAGE_CLASSES, size=a.shape)
+        pad = np.arange(len(a))[:, None] >= np.asarray(inputs["lengths"][inp.axis])[None, :]
+        out[inp.name] = np.where(pad.reshape(pad.shape + (1,) * (a.ndim - 2)), junk, a).astype(a.dtype)
+    return out
+
+
+def ctc_labels(model: ir.Model) -> tuple:
     """(blank, axes of label sequences) of the model's ctc calls."""
     for e in ir.walk(model.loss):
         if isinstance(e, ir.Apply) and e.op.value == "ctc":

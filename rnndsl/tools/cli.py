@@ -157,6 +157,13 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--batch", type=BATCH, default=2, metavar="B")
     c.add_argument("--seed", type=cliargs.seed, default=0)
     c.add_argument("--tol", type=cliargs.tolerance, default=1e-6, help="largest relative error accepted (0 to 1)")
+    c.add_argument("--lengths", action="append", default=[], metavar="N,N,...",
+                   help="each sequence's length (default random): 3,1, or per axis s=3,1 (repeatable)")
+    c.add_argument("--truncate", type=STEPS, default=None, metavar="K",
+                   help="check truncated BPTT's gradient with windows of K steps")
+    c.add_argument("--search", type=cliargs.whole(1, 100_000), default=None, metavar="N",
+                   help="let hypothesis search N cases (dims, T, B, lengths, seed, truncation) and print "
+                        "the smallest failing one as a command (needs rnndsl[testing])")
     _add_set(c)
     c.set_defaults(run=cmd_gradcheck)
 
@@ -402,10 +409,18 @@ def _dump(model, stage: str) -> str:
 
 def cmd_gradcheck(args) -> int:
     from .gradcheck import FORWARD_TOL, gradcheck
+    from .gradsearch import parse_lengths, search
     from ..pipeline import compile as compile_spec
+    if args.search:
+        found = search(args.spec, args.search, args.tol)
+        print(f"{args.search} cases searched: " + (f"this one fails:\n  {printable(found.command())}" if found else "all pass"))
+        return 1 if found else 0
     model = compile_spec(args.spec, dtype="float64", dims=parse_settings(args.set))
-    report = gradcheck(model, args.steps, args.batch, args.seed)
-    print(f"{printable(model.spec.name)}: float64, T={args.steps} B={args.batch}, ragged lengths, seed {args.seed}")
+    lengths = parse_lengths(args.lengths, model.spec.axes, args.batch)
+    report = gradcheck(model, args.steps, args.batch, args.seed, lengths=lengths, truncate=args.truncate)
+    print(f"{printable(model.spec.name)}: float64, T={args.steps} B={args.batch}, "
+          f"{'lengths ' + ' '.join(args.lengths) if lengths else 'ragged lengths'}, seed {args.seed}"
+          + (f", truncated BPTT every {args.truncate} steps" if args.truncate else ""))
     print("forward vs the reference interpreter (largest |difference| / max(1, |value|)):")
     for v in report.forward:
         print(f"  {_checked(v.name, v.shape)} {v.error:.1e}  {'ok' if v.ok() else 'FAIL'}")

@@ -18,6 +18,7 @@ from ..frontend import ir
 from ..core import limits
 from ..semantics.inputs import check_shape, prepare, random_batch
 from ..semantics.interpret import REDUCERS, Sequence, _order, interpret
+from ..semantics.truncated import Windowed
 from ..core.ops import KINKS, TABLE, Op
 
 FORWARD_TOL = 1e-10        # largest |compiled - interpreted| / max(1, |interpreted|) accepted
@@ -47,6 +48,9 @@ class ParamCheck:
     worst: float           # worst relative error over the directions checked
     checked: int           # directions checked
     skipped: int = 0       # directions replaced: a kink closer than the smallest step
+    where: str = ""        # the worst direction: "entry (0, 2)" or "a random direction"
+    derived: float = np.nan   # <gradient, direction> there
+    numeric: float = np.nan   # the finite difference there
 
     def ok(self, tol: float) -> bool:
         return self.checked > 0 and self.worst <= tol
@@ -61,22 +65,30 @@ class Report:
         return all(v.ok(forward_tol) for v in self.forward) and all(p.ok(tol) for p in self.params)
 
 
-def gradcheck(model, steps: int = 5, batch: int = 2, seed: int = 0, entries: int = 8) -> Report:
-    """Check a float64 compiled model on a random ragged batch with perturbed initial
-    parameters: its forward against the interpreter, and `entries` random entries and one
-    random direction of every parameter's gradient against finite differences."""
+def gradcheck(model, steps: int = 5, batch: int = 2, seed: int = 0, entries: int = 8,
+              lengths: dict | None = None, truncate: int | None = None) -> Report:
+    """Check a float64 compiled model on a random ragged batch (random `lengths` unless given,
+    garbage in the padding) with perturbed initial parameters: its forward against the
+    interpreter, and `entries` random entries and one random direction of every parameter's
+    gradient (truncated BPTT's with `truncate`) against finite differences."""
     limits.check_seed(seed)
     check_shape(model.spec, steps, batch)
     rng = np.random.default_rng(seed)
-    inputs = random_batch(model.spec, steps, batch, seed)
-    params = {k: v + 0.1 * rng.normal(size=v.shape) for k, v in model.init_params(seed).items()}
-    return check(model, params, inputs, rng, entries)
+    inputs = random_batch(model.spec, steps, batch, seed, lengths=lengths, garbage=True)
+    return check(model, perturbed_params(model, seed, rng), inputs, rng, entries, truncate)
 
 
-def check(model, params: dict, inputs: dict, rng: np.random.Generator, entries: int = 8) -> Report:
+def perturbed_params(model, seed: int, rng: np.random.Generator | None = None) -> dict:
+    """The model's initial parameters (by `seed`) plus N(0, 0.1) noise from `rng` (by `seed`)."""
+    rng = np.random.default_rng(seed) if rng is None else rng
+    return {k: v + 0.1 * rng.normal(size=v.shape) for k, v in model.init_params(seed).items()}
+
+
+def check(model, params: dict, inputs: dict, rng: np.random.Generator, entries: int = 8,
+          truncate: int | None = None) -> Report:
     """Both checks at the given parameters and inputs."""
     forward = compare_forward(model, params, inputs)
-    case = _Case(model, params, inputs)
+    case = _Case(model, params, inputs, truncate)
     return Report(tuple(forward), tuple(_check_param(case, name, rng, entries) for name in params))
 
 
@@ -104,16 +116,20 @@ def _difference(got, want) -> float:
 # ---- gradients against central differences -----------------------------------------------------
 
 class _Case:
-    """One parameter point: its loss, derived gradient and the distances to every kink."""
+    """One parameter point: its loss, derived gradient and the distances to every kink. With
+    `truncate`, the loss is the one truncated BPTT differentiates (semantics/truncated.py)."""
 
-    def __init__(self, model, params: dict, inputs: dict):
+    def __init__(self, model, params: dict, inputs: dict, truncate: int | None = None):
         self.model, self.params, self.inputs = model, params, inputs
-        self.grads = model.loss_and_grad(params, inputs)[1]
+        self.grads = model.loss_and_grad(params, inputs, truncate=truncate)[1]
+        self.windowed = Windowed(model.spec, params, inputs, truncate) if truncate else None
         # below this a difference quotient is mostly rounding noise
         self.floor = 1e-6 * (1 + abs(self.loss(params)))
         self.kinks = kink_distances(model.spec, params, inputs)
 
     def loss(self, params: dict) -> float:
+        if self.windowed:
+            return self.windowed.loss(params)
         return self.model.forward(params, self.inputs)["loss"]
 
     def moved(self, name: str, d: np.ndarray, eps: float) -> dict:
@@ -154,15 +170,17 @@ class _Case:
         f = [self.loss(self.moved(name, d, side * k * h)) for k in range(5)]
         return side * (-25 * f[0] + 48 * f[1] - 36 * f[2] + 16 * f[3] - 3 * f[4]) / (12 * h)
 
-    def error(self, name: str, d: np.ndarray) -> float | None:
-        """The relative error of the derived directional derivative along d against the better
-        of the estimates clear of every kink; None if a kink leaves no room for any."""
+    def error(self, name: str, d: np.ndarray) -> tuple | None:
+        """(relative error, derived, numeric) of the derived directional derivative along d
+        against the better of the estimates clear of every kink; None if a kink leaves no
+        room for any."""
         estimates = self.estimates(name, d)
         if not estimates:
             return None
         exact = float((self.grads[name] * d).sum())
         errors = [abs(n - exact) / max(abs(n), abs(exact), self.floor) for n in estimates]
-        return min(errors) if all(np.isfinite(errors)) else np.inf       # NaN fails
+        best = int(np.argmin(errors))
+        return (errors[best] if all(np.isfinite(errors)) else np.inf), exact, estimates[best]   # NaN fails
 
 
 def _check_param(case: _Case, name: str, rng: np.random.Generator, entries: int) -> ParamCheck:
@@ -170,27 +188,32 @@ def _check_param(case: _Case, name: str, rng: np.random.Generator, entries: int)
     tries again) when a kink leaves no room for a step."""
     value = case.params[name]
     want = min(entries, value.size)
-    units = (_unit(value.shape, i) for i in rng.permutation(value.size)[:3 * want])
-    randoms = (rng.normal(size=value.shape) for _ in range(3))
+    units = ((f"entry {tuple(int(j) for j in np.unravel_index(i, value.shape))}", _unit(value.shape, i))
+             for i in rng.permutation(value.size)[:3 * want])
+    randoms = (("a random direction", rng.normal(size=value.shape)) for _ in range(3))
     errors, skipped = [], 0
     for directions, count in ((units, want), (randoms, 1)):
         found = _errors(case, name, directions, count)
         errors += found[0]
         skipped += found[1]
-    return ParamCheck(name, value.shape, max(errors, default=np.inf), len(errors), skipped)
+    if not errors:
+        return ParamCheck(name, value.shape, np.inf, 0, skipped)
+    worst = max(errors, key=lambda e: np.nan_to_num(e[0], nan=np.inf))
+    return ParamCheck(name, value.shape, worst[0], len(errors), skipped, *worst[1:])
 
 
 def _errors(case: _Case, name: str, directions, count: int) -> tuple:
-    """Errors along the first `count` directions with room for a step, and how many were skipped."""
+    """(error, where, derived, numeric) along the first `count` directions with room for a
+    step, and how many were skipped."""
     errors, skipped = [], 0
-    for d in directions:
+    for where, d in directions:
         if len(errors) == count:
             break
-        error = case.error(name, d)
-        if error is None:
+        found = case.error(name, d)
+        if found is None:
             skipped += 1
         else:
-            errors.append(error)
+            errors.append((found[0], where, *found[1:]))
     return errors, skipped
 
 
