@@ -79,6 +79,12 @@ def test_gradcheck_search_passes_a_correct_spec(capsys):
     assert "3 cases searched: all pass" in capsys.readouterr().out
 
 
+def test_gradcheck_search_holds_the_dims_set(dropped_input_mask, capsys):
+    assert main(["gradcheck", BIRNN, "--search", "10", "--set", "H=3"]) == 1
+    command = shlex.split(capsys.readouterr().out.strip().splitlines()[-1])
+    assert "H=3" in [command[i + 1] for i, word in enumerate(command) if word == "--set"]
+
+
 @pytest.mark.parametrize("lengths, message", [(["3"], "1 lengths for a batch of 2"), (["q=3,1"], "name an axis"),
                                               (["3,x"], "whole numbers")])
 def test_gradcheck_lengths_are_checked(lengths, message, capsys):

@@ -30,17 +30,19 @@ SMALLEST_DIM, LARGEST_DIM = 2, 4      # a dim of 1 hides transposes; 4 keeps eac
 
 
 @st.composite
-def dims_for(draw, spec) -> dict:
+def dims_for(draw, spec, held: dict | None = None) -> dict:
     """Dims for `spec` (a path or YAML text): each between 2 and 4 (or its own value, if
-    smaller); if the spec's dim arithmetic refuses the draw (dims tied to each other, like
-    an image side and a kernel), each at most 6, or else the spec's own."""
-    model = load_spec(spec)
-    drawn = {name: draw(st.integers(min(SMALLEST_DIM, d.value), min(LARGEST_DIM, d.value)))
+    smaller), those in `held` as given; if the spec's dim arithmetic refuses the draw (dims
+    tied to each other, like an image side and a kernel), each at most 6, or else the
+    spec's own."""
+    held = dict(held or {})
+    model = load_spec(spec, dims=held or None)
+    drawn = {name: held[name] if name in held else draw(st.integers(min(SMALLEST_DIM, d.value), min(LARGEST_DIM, d.value)))
              for name, d in model.dims}
-    for dims in (drawn, {name: min(d.value, 6) for name, d in model.dims}):
+    for dims in (drawn, {name: held.get(name, min(d.value, 6)) for name, d in model.dims}):
         if _accepts(spec, dims):
             return dims
-    return {}
+    return held
 
 
 def _accepts(spec, dims: dict) -> bool:
@@ -87,10 +89,11 @@ def params_for(model) -> st.SearchStrategy:
 
 
 @st.composite
-def cases_for(draw, path, truncation: bool = True, steps=st.integers(1, 5), batch=st.integers(1, 3)) -> Case:
-    """A Case of the spec file at `path`: dims, steps, batch, lengths, seed and (if
-    `truncation`) a window from 1 to the steps."""
-    dims = draw(dims_for(path))
+def cases_for(draw, path, truncation: bool = True, steps=st.integers(1, 5), batch=st.integers(1, 3),
+              dims: dict | None = None) -> Case:
+    """A Case of the spec file at `path`: dims (those in `dims` held), steps, batch, lengths,
+    seed and (if `truncation`) a window from 1 to the steps."""
+    dims = draw(dims_for(path, dims))
     model = load_spec(path, dims=dims)
     t = max(draw(steps), _least_steps(model))
     b = draw(batch)

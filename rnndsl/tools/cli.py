@@ -162,7 +162,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--truncate", type=STEPS, default=None, metavar="K",
                    help="check truncated BPTT's gradient with windows of K steps")
     c.add_argument("--search", type=cliargs.whole(1, 100_000), default=None, metavar="N",
-                   help="let hypothesis search N cases (dims, T, B, lengths, seed, truncation) and print "
+                   help="let hypothesis search N cases (dims not --set, T, B, lengths, seed, truncation) and print "
                         "the smallest failing one as a command (needs rnndsl[testing])")
     _add_set(c)
     c.set_defaults(run=cmd_gradcheck)
@@ -412,7 +412,7 @@ def cmd_gradcheck(args) -> int:
     from .gradsearch import parse_lengths, search
     from ..pipeline import compile as compile_spec
     if args.search:
-        found = search(args.spec, args.search, args.tol)
+        found = search(args.spec, args.search, args.tol, parse_settings(args.set))
         print(f"{args.search} cases searched: " + (f"this one fails:\n  {printable(found.command())}" if found else "all pass"))
         return 1 if found else 0
     model = compile_spec(args.spec, dtype="float64", dims=parse_settings(args.set))

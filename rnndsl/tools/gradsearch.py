@@ -8,8 +8,9 @@ from ..core.errors import SpecError
 from .gradcheck import gradcheck
 
 
-def search(path: str, examples: int, tol: float):
-    """The minimal failing Case, or None if all `examples` cases pass."""
+def search(path: str, examples: int, tol: float, dims: dict | None = None):
+    """The minimal failing Case, or None if all `examples` cases pass; `dims` (--set) are
+    held, the others drawn."""
     try:
         from hypothesis import HealthCheck, given, settings
         from ..testing.strategies import cases_for
@@ -19,7 +20,7 @@ def search(path: str, examples: int, tol: float):
 
     @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
               suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
-    @given(cases_for(path))
+    @given(cases_for(path, dims=dims))
     def case_passes(case):
         try:
             ok = gradcheck(case.model(), case.steps, case.batch, case.seed, lengths=dict(case.lengths),
