@@ -264,3 +264,33 @@ def test_the_page_parses_into_sessions():
     """The parser finds the page's sessions: a failure here is a change of format, not of output."""
     assert len(BLOCKS) > 40 and sum(len(b.commands) for b in BLOCKS) > 100
     assert all(c.text.strip() for b in BLOCKS for c in b.commands)
+
+
+def usage_blocks(text: str) -> list:
+    """(line, command, options) of each plain ``` block that starts with `rnndsl COMMAND`:
+    the page's usage lines for that command."""
+    found = []
+    for m in re.finditer(r"```\n(rnndsl (\w+).*?)```", text, re.S):
+        options = set(re.findall(r"(?<![\w-])(--?[a-z][\w-]*)", m.group(1)))
+        found.append((text[:m.start()].count("\n") + 1, m.group(2), options))
+    return found
+
+
+def parser_options(command: str) -> set:
+    from rnndsl.tools.cli import _parser
+    sub = next(a for a in _parser()._actions if a.__class__.__name__ == "_SubParsersAction")
+    return {o for a in sub.choices[command]._actions for o in a.option_strings} - {"-h", "--help"}
+
+
+@pytest.mark.parametrize("line, command, options", usage_blocks(DOC.read_text()),
+                         ids=lambda v: v if isinstance(v, str) else None)
+def test_usage_lines_name_every_option_and_no_other(line, command, options):
+    """The usage block of each command names exactly the options the CLI takes (by either of
+    an option's names): a new flag or a removed one shows here."""
+    from rnndsl.tools.cli import _parser
+    sub = next(a for a in _parser()._actions if a.__class__.__name__ == "_SubParsersAction")
+    actions = [a for a in sub.choices[command]._actions if a.option_strings and "--help" not in a.option_strings]
+    missing = [a.option_strings[-1] for a in actions if not options & set(a.option_strings)]
+    unknown = sorted(options - parser_options(command))
+    assert not missing and not unknown, (f"docs/cli.md:{line}: `rnndsl {command}` usage lacks {missing} "
+                                         f"and names {unknown}, which it does not take")
