@@ -210,7 +210,8 @@ def ctc_vjp(xp, y, labels, dout, blank=0, lengths=None):
     t_end, s_end = y_len - 1, 2 * label_len
     beta = _ctc_beta(lp, skip, t_end, s_end)
     log_z = _ctc_log_z(alpha, y_len, label_len)          # from this alpha: no second pass
-    occupancy_s = np.exp(alpha + beta - lp - log_z[None, :, None])
+    with np.errstate(invalid="ignore"):                 # -inf - -inf off the lattice: zeroed below
+        occupancy_s = np.exp(alpha + beta - lp - log_z[None, :, None])
     occupancy_s = np.where(np.isfinite(occupancy_s), occupancy_s, 0.0)
     onehot = (ext[:, :, None] == np.arange(K)).astype(y.dtype)
     occupancy = np.einsum("tbs,bsk->tbk", occupancy_s, onehot)
