@@ -73,7 +73,7 @@ def test_bench_runs_on_a_tiny_shape():
     assert "tiny" in bench.report([r])
 
 
-def test_bench_feeds_dropout_masks_to_a_spec_with_dropout():
+def test_bench_feeds_training_masks_to_a_spec_with_dropout():
     prepared = bench.prepare(ROOT / "specs/lstm_dropout.yaml", 5, 3, {"V": 7, "E": 4, "H": 6})
     masks = {k: a for k, a in prepared["arrays"].items() if k.startswith("_drop")}
     assert masks and all(a.dtype == np.float32 for a in masks.values())

@@ -1,7 +1,8 @@
-"""Dropout: `dropout(x, p)` and variational `dropout(x, p, same=1)` as products with mask inputs.
+"""Dropout (`dropout(x, p)`, variational `dropout(x, p, same=1)`) and SpecAugment's masks
+(`mask_steps(x, width, n)`, `mask_band(x, width, n)`) as products with mask inputs.
 
-Hypothesis draws where dropout goes (an input, a recurrent state, an output), its rate, and
-whether one mask serves every step; with masks drawn and then fixed, the compiled model (numpy
+Hypothesis draws where the noise goes (an input, a recurrent state, an output), which op, its
+rate or width, and whether one mask serves every step; with masks drawn and then fixed, the compiled model (numpy
 and numba) must agree with the interpreter and its gradients with central differences, which is
 dropout's gradient check. Without masks (evaluation) dropout is off; drawn masks keep each unit
 with probability 1-p, scaled by 1/(1-p); training draws them from the seed and the step, so two
@@ -14,7 +15,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 import rnndsl
-from rnndsl.semantics.inputs import dropout_masks
+from rnndsl.semantics.inputs import training_masks
 from test_backend import assert_forward_matches, fd_errors
 from test_specs import random_inputs
 
@@ -36,10 +37,13 @@ loss: mean_t mse(y[t], tgt[t])
 @st.composite
 def dropout_specs(draw) -> str:
     def maybe(text: str) -> str:
-        if not draw(st.booleans()):
-            return text
-        p = draw(st.sampled_from([0.1, 0.25, 0.5]))
-        return f"dropout({text}, {p}" + (", same=1)" if draw(st.booleans()) else ")")
+        op = draw(st.sampled_from(["", "dropout", "mask_steps", "mask_band"]))
+        if op == "dropout":
+            p = draw(st.sampled_from([0.1, 0.25, 0.5]))
+            return f"dropout({text}, {p}" + (", same=1)" if draw(st.booleans()) else ")")
+        if op:
+            return f"{op}({text}, {draw(st.integers(0, 3))}, n={draw(st.integers(1, 2))})"
+        return text
     return SPEC.format(x=maybe("x[t]"), h=maybe("h[t-1]"), y=maybe("h[t]"))
 
 
@@ -48,7 +52,7 @@ def case(text: str, steps: int, batch: int, seed: int):
     rng = np.random.default_rng(seed)
     params = rnndsl.init_params(spec, seed)
     inputs = random_inputs(spec, {"t": steps}, batch, rng)
-    return spec, params, {**inputs, **dropout_masks(spec, inputs, rng)}
+    return spec, params, {**inputs, **training_masks(spec, inputs, rng)}
 
 
 CASES = (dropout_specs(), st.integers(1, 6), st.integers(1, 3), st.integers(0, 2**16))
@@ -78,16 +82,47 @@ def test_without_masks_dropout_is_off():
 def test_drawn_masks_keep_units_at_the_rate_and_scale_them():
     spec = rnndsl.loads_spec(SPEC.format(x="dropout(x[t], 0.25)", h="dropout(h[t-1], 0.5, same=1)", y="h[t]"))
     inputs = random_inputs(spec, {"t": 50}, 40, np.random.default_rng(0))
-    masks = dropout_masks(spec, inputs, np.random.default_rng(1))
+    masks = training_masks(spec, inputs, np.random.default_rng(1))
     step, same = masks["_drop1"], masks["_drop2"]
     assert step.shape == (50, 40, 3) and same.shape == (40, 4)
     assert set(np.unique(step)) == {0.0, 1 / 0.75} and set(np.unique(same)) == {0.0, 2.0}
     assert abs((step == 0).mean() - 0.25) < 0.03 and abs(step.mean() - 1.0) < 0.05
 
 
+def test_drawn_runs_fit_each_sequence_and_its_entries():
+    spec = rnndsl.loads_spec(SPEC.format(x="mask_band(x[t], 2, n=2)", h="mask_steps(h[t-1], 4, n=3)", y="h[t]"))
+    inputs = random_inputs(spec, {"t": 12}, 200, np.random.default_rng(0))
+    lengths = np.random.default_rng(1).integers(1, 13, 200)
+    masks = training_masks(spec, {**inputs, "lengths": lengths}, np.random.default_rng(2))
+    band, steps = masks["_mask1"], masks["_mask2"]
+    assert band.shape == (200, 3) and steps.shape == (12, 200, 4)
+    assert set(np.unique(band)) <= {0.0, 1.0} and set(np.unique(steps)) <= {0.0, 1.0}
+    assert (steps == steps[..., :1]).all()                       # a step is zeroed whole
+    for b, n in enumerate(lengths):
+        zeroed = np.flatnonzero(steps[:, b, 0] == 0)
+        assert zeroed.size <= 12 and (zeroed < n).all()          # inside the sequence, at most 3 runs of 4
+        assert (band[b] == 0).sum() <= 4
+    assert 4 < (steps[:, lengths >= 12, 0] == 0).sum(0).mean() <= 6      # 3 runs of 2 on average, some overlap
+    assert (band == 0).any(axis=1).mean() > 0.5
+
+
+def test_mask_ops_are_off_in_evaluation_and_listed_by_check():
+    spec = rnndsl.loads_spec(SPEC.format(x="mask_steps(mask_band(x[t], 2), 3, n=2)", h="h[t-1]", y="h[t]"))
+    plain = rnndsl.loads_spec(SPEC.format(x="x[t]", h="h[t-1]", y="h[t]"))
+    params = rnndsl.init_params(spec, 0)
+    inputs = random_inputs(spec, {"t": 5}, 2, np.random.default_rng(0))
+    assert rnndsl.compile(spec).forward(params, inputs)["loss"] == rnndsl.compile(plain).forward(params, inputs)["loss"]
+    assert [(m.name, m.axis, str(m.noise)) for m in spec.masks] == [
+        ("_mask1", None, "1 run of up to 2 entries"), ("_mask2", "t", "2 runs of up to 3 steps")]
+
+
 @pytest.mark.parametrize("call,message", [("dropout(h[t-1], 1.0)", "must lie in [0, 1)"),
                                           ("dropout(h[t-1], 0.2, same=2)", "same is 0"),
-                                          ("dropout(h[t-1])", "needs p")])
+                                          ("dropout(h[t-1])", "needs p"),
+                                          ("mask_steps(h[t-1], 2.5)", "width is the longest run"),
+                                          ("mask_band(h[t-1], 2, n=0)", "n is how many runs"),
+                                          ("mask_band(sum(h[t-1]), 2)", "got a scalar"),
+                                          ("mask_steps(h[t-1])", "needs width")])
 def test_bad_dropout_is_a_located_error(call, message):
     with pytest.raises(rnndsl.SpecError, match=message.replace("[", r"\[").replace(")", r"\)")):
         rnndsl.loads_spec(SPEC.format(x="x[t]", h=call, y="h[t]"))
@@ -140,7 +175,7 @@ def test_variational_dropout_lstm_matches_torch_with_the_same_masks():
     params = {k: v + rng.normal(0, 0.3, np.shape(v)) for k, v in rnndsl.init_params(spec, 0).items()}
     inputs = random_inputs(spec, {"t": 6}, 3, rng)
     inputs["lengths"] = np.full(3, 6)
-    inputs.update(dropout_masks(spec, inputs, rng))
+    inputs.update(training_masks(spec, inputs, rng))
     loss, grads = rnndsl.compile(spec, backend="numpy").loss_and_grad(params, inputs)
     P = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
     m_e, m_h, m_y = (torch.tensor(inputs[f"_drop{k}"]) for k in (1, 2, 3))

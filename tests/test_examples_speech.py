@@ -58,7 +58,7 @@ def test_greedy_ctc_merges_repeats_and_drops_blanks():
 
 # ---- short versions of the runs ------------------------------------------------------------
 
-@pytest.mark.parametrize("spec", ["deepspeech", "deepspeech2", "rnn_acoustic_ctc"])
+@pytest.mark.parametrize("spec", ["deepspeech", "deepspeech2", "deepspeech2_masked", "rnn_acoustic_ctc"])
 def test_speech_specs_train_evaluate_and_plot(spec, shared_data, tmp_path, capsys):
     speech = shared_data / "speech"
     train, said = small_manifest(speech, tmp_path, "train", 24)

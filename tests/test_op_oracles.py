@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, find, given, settings, strategies as st
 
 from rnndsl.core.ops import TABLE, Op, elementwise, result_rank
+from rnndsl.frontend.noise import NOISE
 
 import op_definitions as defs
 from op_cases import CASES, Case
@@ -32,7 +33,7 @@ BY_RULE = {Op.TANH_VJP: Op.TANH, Op.SIGMOID_VJP: Op.SIGMOID, Op.RELU_VJP: Op.REL
            Op.SUM_VJP: Op.SUM, Op.MEAN_VJP: Op.MEAN, Op.EXTREME_OF_VJP: Op.MAX_OF,
            Op.LAYER_NORM_VJP: Op.LAYER_NORM, Op.SLICE_VJP: Op.SLICE, Op.SOFTMAX_OVER_VJP: Op.SOFTMAX_OVER}
 SAMPLED = {Op.SAMPLE,          # random: checked by its distribution (test_sample_...)
-           Op.DROPOUT}         # the checker makes it a product with a mask (test_dropout.py)
+           *NOISE}             # the checker makes them products with masks (test_dropout.py)
 NO_ADJOINT = {Op.ONEHOT}       # class indices: the rule gives no adjoint (test_every_op_...)
 DIFFERENTIABLE = sorted((op for op in CASES if TABLE[op].vjp is not None and op not in NO_ADJOINT),
                         key=lambda o: o.name)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from rnndsl.core import kernels, scalar, scalar_numpy
+from rnndsl.frontend.noise import NOISE
 from rnndsl.core.ops import KINKS, SPEC_OPS, TABLE, Category, Dim, Kind, Op, ShapeError, Type, elementwise, floats
 
 F = lambda *dims: floats(*(Dim(d) for d in dims))
@@ -15,7 +16,7 @@ def test_every_op_is_in_the_table_with_every_rule_it_needs():
         assert d.op is op and callable(d.forward)
     for op in SPEC_OPS:                     # what a spec can write has a shape rule and a VJP
         assert callable(TABLE[op].shape)
-        assert callable(TABLE[op].vjp) or op in (Op.SAMPLE, Op.DROPOUT), op    # dropout: a product by then
+        assert callable(TABLE[op].vjp) or op is Op.SAMPLE or op in NOISE, op    # noise: a product by then
 
 
 ELEMENTWISE = {Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.NEG, Op.TANH, Op.SIGMOID, Op.RELU, Op.EXP, Op.LOG,

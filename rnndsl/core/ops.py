@@ -58,6 +58,8 @@ class Op(enum.Enum):
     SAMPLE = "sample"
     SOFTMAX_OVER = "softmax_<axis>"     # softmax_s(e[t, s]): over the steps of an inner axis
     DROPOUT = "dropout"                 # the checker makes it a product with a mask (frontend/noise.py)
+    MASK_STEPS = "mask_steps"           # SpecAugment's time and frequency masks: products with masks too
+    MASK_BAND = "mask_band"
     SQRT = "sqrt"
     POW = "pow"
     SUM = "sum"                        # of a vector's entries (over time: sum_t, a Reduce)
@@ -266,6 +268,10 @@ TABLE: dict[Op, OpDef] = {d.op: d for d in [
     OpDef(Op.SAMPLE, 1, K.sample, X, shapes.sample, rank=_fixed(0)),
     OpDef(Op.DROPOUT, 1, K.dropout_off, X, shapes.dropout, attrs=(("p", None), ("same", 0)), rank=_first,
           doc="dropout(x, p, same=0): x * mask; rewritten into a product with a mask input"),
+    OpDef(Op.MASK_STEPS, 1, K.mask_off, X, shapes.mask_steps, attrs=(("width", None), ("n", 1)), rank=_first,
+          doc="mask_steps(x, width, n=1): while training, n runs of up to width steps zeroed"),
+    OpDef(Op.MASK_BAND, 1, K.mask_off, X, shapes.mask_band, attrs=(("width", None), ("n", 1)), rank=_first,
+          doc="mask_band(x, width, n=1): while training, n runs of up to width entries zeroed"),
     OpDef(Op.SOFTMAX_OVER, 1, K.softmax_over, X, shapes.unary, _vjp_unary(Op.SOFTMAX_OVER_VJP), context="valid",
           rank=_first, doc="softmax_s(e[t, s]): over the steps of s, each example over its own"),
     _elementwise(Op.SQRT, shapes.unary, _vjp_unary(Op.SQRT_VJP)),

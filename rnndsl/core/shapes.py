@@ -38,6 +38,30 @@ def dropout(types, attrs):
     return float_arg(types[0], "the argument")
 
 
+def _runs(fn: str, attrs, example: str) -> None:
+    width, n = attrs["width"], attrs["n"]
+    if width != int(width) or width < 0:
+        raise ShapeError(f"{{expr}}: width is the longest run {fn} zeros, a whole number >= 0, got {width:g}",
+                         f"for example {example}")
+    if n < 1:
+        raise ShapeError(f"{{expr}}: n is how many runs {fn} zeros, a whole number >= 1, got {n}",
+                         f"for example {example}")
+
+
+def mask_steps(types, attrs):
+    _runs("mask_steps", attrs, "mask_steps(x[t], 10, n=2): two runs of up to 10 steps")
+    return float_arg(types[0], "the argument")
+
+
+def mask_band(types, attrs):
+    _runs("mask_band", attrs, "mask_band(x[t], 4, n=2): two runs of up to 4 entries")
+    t = float_arg(types[0], "the argument")
+    if t.rank == 0:
+        raise ShapeError("{expr} zeros runs of a vector's entries, got a scalar",
+                         "mask_steps zeros whole steps of a scalar sequence")
+    return t
+
+
 def vector(types, attrs):
     t = float_arg(types[0], "the argument")
     if t.rank == 0:

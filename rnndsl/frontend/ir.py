@@ -108,12 +108,29 @@ def walk(e: Expr):
 # ---- model ------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
+class Noise:
+    """How the runtime draws a mask input for each training batch (frontend/noise.py):
+    `dropout` keeps each entry with probability 1-p, scaled by 1/(1-p); `steps` zeros n runs of
+    up to `width` consecutive steps of each sequence; `band` zeros n runs of up to `width`
+    consecutive entries of the last dimension, the same at every step."""
+    kind: str                    # dropout, steps or band
+    p: float = 0.0               # dropout
+    width: int = 0               # steps, band
+    n: int = 1                   # steps, band
+
+    def __str__(self) -> str:
+        if self.kind == "dropout":
+            return f"dropout {self.p:g}"
+        return f"{self.n} run{'s' * (self.n != 1)} of up to {self.width} {'steps' if self.kind == 'steps' else 'entries'}"
+
+
+@dataclass(frozen=True)
 class Input:
     name: str
     type: Type
     axis: str | None
     pos: SourcePos | None = field(**_POS)
-    dropout: float = field(default=0.0, kw_only=True)    # > 0: a dropout mask (frontend/noise.py)
+    noise: Noise | None = field(default=None, kw_only=True)    # a mask the runtime draws (frontend/noise.py)
 
 
 @dataclass(frozen=True)
@@ -181,12 +198,12 @@ class Model:
     outputs: tuple = ()
     generate: Generate | None = None
     train: tuple = ()            # ((key, value), ...)
-    masks: tuple = ()            # Input: dropout masks, drawn by the runtime (ones when absent)
+    masks: tuple = ()            # Input: dropout and masking masks, drawn by the runtime (ones when absent)
     export: tuple = ()           # ((target, ((name, params, zeros), ...)), ...): export.py
 
     @property
     def all_inputs(self) -> tuple:
-        """The data inputs, then the dropout masks: everything a forward pass reads."""
+        """The data inputs, then the masks: everything a forward pass reads."""
         return self.inputs + self.masks
 
     def lookup(self, name: str):
@@ -336,7 +353,7 @@ def pretty(model: Model) -> str:
            "dims " + " ".join(f"{n}={d.value}" for n, d in model.dims)]
     out += [f"input {i.name}: {i.type}" + (f" over {i.axis}" if i.axis else "") for i in model.inputs]
     out += [f"mask {i.name}: {i.type}" + (f" over {i.axis}" if i.axis else " (the same at every step)")
-            + f", dropout {i.dropout:g}" for i in model.masks]
+            + f", {i.noise}" for i in model.masks]
     out += [f"param {p.name}: {p.type} = {p.init}" for p in model.params]
     out += [f"state {s.var}: init {'learned ' if s.learned else ''}{s.source or 'zeros'}"
             for s in model.states]

@@ -55,29 +55,45 @@ def prepare(model: ir.Model, inputs: dict) -> Batch:
 
 
 def _masks(model: ir.Model, inputs: dict, steps: dict, size: int) -> dict:
-    """The dropout masks given (training), or ones (evaluation: dropout is off)."""
+    """The masks given (training), or ones (evaluation: dropout and masking are off)."""
     out = {}
     for m in model.masks:
         lead = (steps[m.axis], size) if m.axis else (size,)
         out[m.name] = _array(m, inputs[m.name]) if m.name in inputs else np.ones(lead + m.type.dims)
         if out[m.name].shape[:len(lead)] != lead:
-            raise DataError(f"dropout mask {m.name} has shape {out[m.name].shape}; expected {lead + m.type.dims}")
+            raise DataError(f"mask {m.name} has shape {out[m.name].shape}; expected {lead + m.type.dims}")
     return out
 
 
-def dropout_masks(model: ir.Model, inputs: dict, rng: np.random.Generator, dtype="float64") -> dict:
-    """Masks for one training batch: each unit kept with probability 1-p and scaled by 1/(1-p)
-    (inverted dropout), a new mask per step, or per sequence for `same=1` masks; in the
-    model's `dtype`. The draws are float32 (a threshold needs no more, and they take half
-    the time of float64's: a step of a speech model draws millions)."""
+def training_masks(model: ir.Model, inputs: dict, rng: np.random.Generator, dtype="float64") -> dict:
+    """Masks for one training batch, in the model's `dtype`. Dropout keeps each unit with
+    probability 1-p and scales it by 1/(1-p) (inverted dropout), a new mask per step, or per
+    sequence for `same=1`; its draws are float32 (a threshold needs no more, and they take half
+    the time of float64's: a step of a speech model draws millions). mask_steps and mask_band
+    zero n runs per sequence, each of a width drawn from 0..width and a start drawn so that it
+    fits: steps within the sequence's own length, entries within the last dimension."""
     batch = prepare(model, inputs)
-    out = {}
-    for m in model.masks:
-        lead = (batch.steps[m.axis], batch.size) if m.axis else (batch.size,)
-        mask = (rng.random(lead + m.type.dims, dtype=np.float32) >= m.dropout).astype(dtype)
-        mask *= 1.0 / (1.0 - m.dropout)
-        out[m.name] = mask
-    return out
+    return {m.name: _draw(m, batch, rng, dtype) for m in model.masks}
+
+
+def _draw(m: ir.Input, batch: Batch, rng: np.random.Generator, dtype) -> np.ndarray:
+    noise = m.noise
+    shape = ((batch.steps[m.axis], batch.size) if m.axis else (batch.size,)) + m.type.dims
+    if noise.kind == "dropout":
+        mask = (rng.random(shape, dtype=np.float32) >= noise.p).astype(dtype)
+        mask *= 1.0 / (1.0 - noise.p)
+        return mask
+    mask = np.ones(shape, dtype)
+    for b in range(batch.size):
+        size = int(batch.lengths[m.axis][b]) if noise.kind == "steps" else shape[-1]
+        for _ in range(noise.n):
+            width = int(rng.integers(0, min(noise.width, size) + 1))
+            start = int(rng.integers(0, size - width + 1))
+            if noise.kind == "steps":
+                mask[start:start + width, b] = 0
+            else:
+                mask[b, ..., start:start + width] = 0
+    return mask
 
 
 def _describe(inp: ir.Input) -> str:

@@ -318,9 +318,9 @@ def summary(model: ir.Model) -> str:
     lines.append(f"  dims:   {', '.join(f'{n}={d.value}' for n, d in model.dims) or '-'}")
     lines.append(f"  inputs: {', '.join(f'{i.name} {i.type}' + (f' over {i.axis}' if i.axis else '') for i in model.inputs)}")
     if model.masks:
-        lines.append("  dropout: " + ", ".join(f"{m.dropout:g} at line {m.pos.line if m.pos else '?'}"
-                                                + (" (one mask per sequence)" if m.axis is None else "")
-                                                for m in model.masks) + "; off in eval, sample and gradcheck")
+        lines.append("  noise:  " + ", ".join(f"{m.noise} at line {m.pos.line if m.pos else '?'}"
+                                              + (" (one mask per sequence)" if m.axis is None else "")
+                                              for m in model.masks) + "; off in eval, sample and gradcheck")
     lines.append(f"  params: {len(model.params)} tensors, {model.param_count():,} values")
     for p in model.params:
         lines.append(f"    {p.name:<12} {str(p.type):<28} {p.init}")

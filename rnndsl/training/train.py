@@ -36,7 +36,7 @@ from .evaluate import eval_batches
 from ..core.errors import DataError, SpecError, printable
 from ..runtime import device
 from ..runtime.mpi import Ranks
-from ..semantics.inputs import dropout_masks
+from ..semantics.inputs import training_masks
 from .job import MIN_TO_HOLD_OUT, Job, prepare, split_settings   # noqa: F401 (train.prepare is the API)
 from ..pipeline import compile as compile_spec
 from ..pipeline import loads_spec
@@ -106,8 +106,8 @@ class Trainer:
         lr = self.schedule.lr(p.step, p.epoch)
         carry = p.carry if self.streaming() and p.carry else None
         if self.model.spec.masks:          # drawn from the seed and the step: a resumed run draws the same
-            batch = {**batch, **dropout_masks(self.model.spec, batch, np.random.default_rng([self.s.seed, p.step]),
-                                                 self.model.dtype)}
+            batch = {**batch, **training_masks(self.model.spec, batch, np.random.default_rng([self.s.seed, p.step]),
+                                               self.model.dtype)}
         with np.errstate(over="ignore", invalid="ignore"):      # a non-finite loss is reported below
             result = self.model.step(self.params, batch, carry=carry, truncate=self.s.truncate or None)
             grads, norm = optim.clip_global_norm(result.grads, self.s.clip, self.xp)
