@@ -50,6 +50,30 @@ def differentiable(buf: Buf) -> bool:
     return buf.kind is Kind.FLOAT and buf.role in (Role.VALUE, Role.PARAM)
 
 
+def _key(buf: Buf) -> str:
+    return buf.view[0] if buf.view else buf.name
+
+
+def active(items: list) -> frozenset:
+    """The forward buffers that depend on a parameter (activity analysis): only their adjoints
+    can reach a gradient. A value made from inputs alone (a masked input, a window of the
+    data) gets none, instead of an adjoint that nothing reads. A slice of a fused buffer
+    stands for the whole buffer, which errs on the side of an adjoint too many."""
+    instrs = [i for item in items for i in (item.body if isinstance(item, Loop) else (item,))]
+    found: set = set()
+
+    def is_active(buf: Buf | None) -> bool:
+        return buf is not None and (buf.role is Role.PARAM or _key(buf) in found)
+    grew = True
+    while grew:                            # a recurrence reads what a later instruction writes
+        grew = False
+        for i in instrs:
+            if _key(i.out) not in found and any(is_active(a.buf) or is_active(a.fill) for a in i.refs):
+                found.add(_key(i.out))
+                grew = True
+    return frozenset(found)
+
+
 class VJPContext:
     """What a VJP rule sees: the instruction's arguments, output and output adjoint."""
 
@@ -78,41 +102,44 @@ class VJPContext:
 def differentiate(items: list) -> list:
     """The backward program of a forward program."""
     temps = itertools.count(1)            # temporaries' names depend on the program alone
+    live = active(items)
     backward: list = []
     for item in reversed(items):
         if isinstance(item, Loop):
-            backward += reverse_loop(item, temps)
+            backward += reverse_loop(item, temps, live)
         else:
-            backward += [i for g in grads(item) for i in flatten(g, item.mode, temps)]
+            backward += [i for g in grads(item, live) for i in flatten(g, item.mode, temps)]
     return backward
 
 
-def reverse_loop(loop: Loop, temps) -> list:
+def reverse_loop(loop: Loop, temps, live: frozenset) -> list:
     """The loop run the other way; what does not feed the loop back goes after it, for all
     steps at once."""
     local = {i.out.name for i in loop.body}
     body, after = [], []
     for instr in reversed(loop.body):
-        for g in grads(instr):
+        for g in grads(instr, live):
             # attention's contributions are made at each step: over all steps at once they
             # would need (T, S, B, ...) arrays that broadcast against nothing else
             if (g.primal.view[0] if g.primal.view else g.primal.name) in local or g.inner:
                 body += flatten(g, Mode.STEP, temps)
             else:
                 after += flatten(g, Mode.SEQ, temps)
-    return [Loop(loop.axis, not loop.reverse, tuple(body), loop.members, truncate=True)] + after
+    reversed_loop = [Loop(loop.axis, not loop.reverse, tuple(body), loop.members, truncate=True)] if body else []
+    return reversed_loop + after
 
 
-def grads(instr: Instr) -> list:
-    """The contributions of one instruction to the adjoints of its arguments."""
-    if not differentiable(instr.out) or TABLE[instr.op].vjp is None:
+def grads(instr: Instr, live: frozenset) -> list:
+    """The contributions of one instruction to the adjoints of its active arguments."""
+    wanted = lambda buf: differentiable(buf) and (buf.role is Role.PARAM or _key(buf) in live)
+    if not wanted(instr.out) or TABLE[instr.op].vjp is None:
         return []
     out = []
     for arg, contribution in zip(instr.args, TABLE[instr.op].vjp(VJPContext(instr))):
-        if contribution is None or not isinstance(arg, Ref) or not differentiable(arg.buf):
+        if contribution is None or not isinstance(arg, Ref) or not wanted(arg.buf):
             continue
         summed = isinstance(contribution, Summed)
-        fill = adjoint(arg.fill) if arg.fill is not None and differentiable(arg.fill) else None
+        fill = adjoint(arg.fill) if arg.fill is not None and wanted(arg.fill) else None
         tree = contribution.value if summed else contribution
         inner = instr.out.inner or next((a.buf.inner for a in instr.refs if a.buf.inner), None)
         if inner and not summed and not arg.buf.inner and arg.buf.axis != inner:

@@ -15,7 +15,7 @@ from .group import group
 from .plan import plan
 from .sink import sink
 from .program import Program, Role, SinkNote, instructions
-from .verify import verify, verify_kernels, verify_plan
+from .verify import verify, verify_kernels, verify_live, verify_plan
 
 
 def schedule(model: ir.Model, low: Lowered, kernels: bool = True) -> Program:
@@ -33,7 +33,8 @@ def schedule(model: ir.Model, low: Lowered, kernels: bool = True) -> Program:
     values = _values(low, forward, views)
     declared = _declared(model)          # once: a set per parameter made this quadratic
     params = tuple(b for b in low.bufs.values() if b.role is Role.PARAM and b.name in declared)
-    grads = _grads(backward, params, {b.name: b for b in values})
+    grads = _grads(backward, params, {b.name: b for b in values}, low.loss)
+    verify_live(backward, {autodiff.adjoint(p).name for p in params}, "adjoints")
     outputs = tuple(e.name for e in model.equations)
     forward, sunk = sink(forward, backward, set(outputs)) if kernels else (forward, {})
     sinks = tuple(SinkNote(tuple(n for n in sunk if sunk[n] == loop), loop) for loop in dict.fromkeys(sunk.values()))
@@ -62,10 +63,11 @@ def _values(low: Lowered, forward: list, views: dict) -> tuple:
     return tuple(seen.values())
 
 
-def _grads(backward: list, params: tuple, values: dict) -> tuple:
+def _grads(backward: list, params: tuple, values: dict, loss) -> tuple:
     """Every adjoint the backward pass reads or accumulates (locals excluded), bases of
-    views first; every parameter has one, even a parameter the loss does not depend on."""
-    seen = {g.name: g for g in map(autodiff.adjoint, params)}
+    views first; every parameter has one, even a parameter the loss does not depend on, and
+    so has the loss (the backward pass starts there, even when nothing reads it)."""
+    seen = {g.name: g for g in map(autodiff.adjoint, (*params, loss))}
     for instr in instructions(backward):
         refs = instr.refs + ([instr.target] if instr.target else [])
         for buf in [r.buf for r in refs] + [r.fill for r in refs]:

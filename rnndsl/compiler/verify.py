@@ -16,7 +16,9 @@ own (not a SpecError). The checks, linear in the program's size:
     ranks                the op table's rank rule gives the result's rank (an accumulation may
                          sum trailing axes away, so there the target's rank is at most it)
 
-and, for the plan (verify_plan): a one-step scratch buffer is written in one loop and read
+and, for the backward program (verify_live): every instruction feeds a parameter's gradient
+(an adjoint nothing reads is work for nothing: autodiff's activity analysis keeps them out);
+for the plan (verify_plan): a one-step scratch buffer is written in one loop and read
 only there, at the current step, never by the backward pass or after the forward pass.
 """
 from __future__ import annotations
@@ -95,6 +97,33 @@ def _define(instr: Instr, defined: set, written: set, stage: str, single_writer:
             raise _error(stage, instr, f"writes {out.name}, which an earlier instruction wrote")
         written.add(out.name)
     defined.add(out.name)
+
+
+def verify_live(backward, results: set, stage: str) -> None:
+    """Every instruction of `backward` writes what a later one reads (in a loop, another
+    step's instruction too) or one of `results`, the parameters' gradients. A slice of a
+    fused buffer counts as its base."""
+    key = lambda buf: buf.view[0] if buf.view else buf.name
+    live = set(results)
+
+    def reads(instr: Instr) -> set:
+        return {key(b) for r in instr.refs for b in (r.buf, r.fill) if b is not None}
+
+    def writes(instr: Instr) -> set:       # an accumulation's reads outside the sequence go to its fill
+        target = instr.target
+        return {key(instr.out)} if target is None else {key(b) for b in (target.buf, target.fill) if b is not None}
+    for item in reversed(backward):
+        body = item.body if isinstance(item, Loop) else (item,)
+        grew = True
+        while grew:                        # a loop's adjoints reach earlier steps through later ones
+            grew = False
+            for instr in reversed(body):
+                if writes(instr) & live and not reads(instr) <= live:
+                    live |= reads(instr)
+                    grew = True
+        for instr in body:
+            if not writes(instr) & live:
+                raise _error(stage, instr, "writes an adjoint that reaches no parameter's gradient")
 
 
 def verify_plan(forward, backward, scratch, kept) -> None:
