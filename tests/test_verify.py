@@ -105,3 +105,42 @@ def test_a_one_step_adjoint_read_after_its_loop_or_written_at_another_step():
     shifted = Instr(d_a, Op.TANH, (Ref(X),), Mode.STEP, accumulate=True, target=Ref(d_a, -1))
     with pytest.raises(ProgramError, match=r"d_a\[t-1\], which holds one step only"):
         verify_plan([], [Loop("t", True, (write, shifted))], {"d_a"}, set())
+
+
+def test_an_adjoint_that_reaches_no_gradient():
+    from rnndsl.compiler.verify import verify_live
+    d_h, d_w = Buf("d_h", (3,), "t", Role.GRAD), Buf("d_W", (3, 3), None, Role.PARAM)
+    dead = Buf("d__t1", (3,), "t", Role.GRAD)
+    to_w = Instr(d_w, Op.MATMUL_VJP, (Ref(d_h), Ref(H)), Mode.SEQ, accumulate=True, target=Ref(d_w))
+    items = [Instr(dead, Op.TANH_VJP, (Ref(H), Ref(d_h)), Mode.SEQ, accumulate=True, target=Ref(dead)), to_w]
+    with pytest.raises(ProgramError, match="d__t1 = tanh_vjp.*reaches no parameter's gradient"):
+        verify_live(items, {"d_W"}, "adjoints")
+    verify_live(items[1:], {"d_W"}, "adjoints")
+    fill = Buf("d_h0", (3,), None, Role.PARAM)       # before the start, h[t-1]'s adjoint goes to the fill
+    into_fill = Instr(d_h, Op.COPY, (Ref(d_h),), Mode.STEP, accumulate=True, target=Ref(d_h, -1, fill))
+    verify_live([Loop("t", True, (into_fill,))], {"d_h0"}, "adjoints")
+
+
+SOURCE_ONLY = """name: windowed
+dims: {F: 2, H: 3}
+inputs:
+  x: {float: [F], axis: t}
+  y: {float: [H], axis: t}
+params:
+  W: {shape: [H, 3*F]}
+  U: {shape: [H, H]}
+equations: |
+  m[t] = tanh(2 * x[t])
+  h[t] = tanh(W @ m[t-1:t+1] + U @ h[t-1])
+loss: mean_t mse(h[t], y[t])
+"""
+
+
+def test_values_made_from_inputs_alone_get_no_adjoint():
+    """Activity analysis: m and its window depend on no parameter, so the backward program
+    computes nothing for them (it used to compute W^T @ dy for the window)."""
+    program = rnndsl.compile(rnndsl.loads_spec(SOURCE_ONLY), backend="numpy").program
+    from rnndsl.compiler.program import instructions
+    written = {(i.target.buf if i.target else i.out).of for i in instructions(program.backward)}
+    window = {i.out.name for i in instructions(program.forward) if any(r.buf.name == "m" for r in i.refs)}
+    assert {"h", "W", "U"} <= written and window and not ({"m"} | window) & written
