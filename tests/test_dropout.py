@@ -70,13 +70,17 @@ def test_fixed_masks_match_the_interpreter_and_finite_differences(text, steps, b
     assert not bad, bad
 
 
-def test_without_masks_dropout_is_off():
-    spec = rnndsl.loads_spec(SPEC.format(x="dropout(x[t], 0.5)", h="dropout(h[t-1], 0.3, same=1)", y="h[t]"))
+@pytest.mark.parametrize("x,h,masks", [
+    ("dropout(x[t], 0.5)", "dropout(h[t-1], 0.3, same=1)", [("_drop1", "t", "dropout 0.5"), ("_drop2", None, "dropout 0.3")]),
+    ("mask_steps(mask_band(x[t], 2), 3, n=2)", "h[t-1]",
+     [("_mask1", None, "1 run of up to 2 entries"), ("_mask2", "t", "2 runs of up to 3 steps")])])
+def test_without_masks_the_noise_is_off(x, h, masks):
+    spec = rnndsl.loads_spec(SPEC.format(x=x, h=h, y="h[t]"))
     plain = rnndsl.loads_spec(SPEC.format(x="x[t]", h="h[t-1]", y="h[t]"))
     params = rnndsl.init_params(spec, 0)
     inputs = random_inputs(spec, {"t": 5}, 2, np.random.default_rng(0))
     assert rnndsl.compile(spec).forward(params, inputs)["loss"] == rnndsl.compile(plain).forward(params, inputs)["loss"]
-    assert [m.name for m in spec.masks] == ["_drop1", "_drop2"] and spec.masks[1].axis is None
+    assert [(m.name, m.axis, str(m.noise)) for m in spec.masks] == masks
 
 
 def test_drawn_masks_keep_units_at_the_rate_and_scale_them():
@@ -104,16 +108,6 @@ def test_drawn_runs_fit_each_sequence_and_its_entries():
         assert (band[b] == 0).sum() <= 4
     assert 4 < (steps[:, lengths >= 12, 0] == 0).sum(0).mean() <= 6      # 3 runs of 2 on average, some overlap
     assert (band == 0).any(axis=1).mean() > 0.5
-
-
-def test_mask_ops_are_off_in_evaluation_and_listed_by_check():
-    spec = rnndsl.loads_spec(SPEC.format(x="mask_steps(mask_band(x[t], 2), 3, n=2)", h="h[t-1]", y="h[t]"))
-    plain = rnndsl.loads_spec(SPEC.format(x="x[t]", h="h[t-1]", y="h[t]"))
-    params = rnndsl.init_params(spec, 0)
-    inputs = random_inputs(spec, {"t": 5}, 2, np.random.default_rng(0))
-    assert rnndsl.compile(spec).forward(params, inputs)["loss"] == rnndsl.compile(plain).forward(params, inputs)["loss"]
-    assert [(m.name, m.axis, str(m.noise)) for m in spec.masks] == [
-        ("_mask1", None, "1 run of up to 2 entries"), ("_mask2", "t", "2 runs of up to 3 steps")]
 
 
 @pytest.mark.parametrize("call,message", [("dropout(h[t-1], 1.0)", "must lie in [0, 1)"),
