@@ -86,9 +86,8 @@ def ordered(some: list, operands: dict) -> bool:
 def registers(kernel: Kernel, all_blocks: list, operands: dict) -> dict:
     """(array code, first column) -> a local variable, for each value a tile writes (not adds)
     that no tile outside its block touches and that nothing after the kernel reads."""
-    base = lambda b: b.view[0] if b.view else b.name
     written = [i.target.buf if i.target is not None else i.out for i in kernel.body]
-    kept = {base(b) for b in written if b.name in kernel.outputs or base(b) in kernel.outputs}
+    kept = {b.base for b in written if b.name in kernel.outputs or b.base in kernel.outputs}
     spans = [(id(block), code, start, columns) for block in all_blocks for tile in block
              for code, start, columns, _ in accesses(tile, operands)]
     names = itertools.count()
@@ -97,7 +96,7 @@ def registers(kernel: Kernel, all_blocks: list, operands: dict) -> dict:
         for tile in block:
             instr = tile.instr
             target = instr.target if instr.target is not None else Ref(instr.out)
-            if instr.accumulate or target.offset or base(target.buf) in kept:
+            if instr.accumulate or target.offset or target.buf.base in kept:
                 continue
             o = operands[key(target)]
             start = column(o, tile)

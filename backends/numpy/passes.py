@@ -236,7 +236,7 @@ class Passes:
     def _step(self, buf: Buf) -> str:
         """Step t of a buffer written step by step: the buffer itself where it holds one step,
         or where it is a sequence over another axis (attention reads enc[s] whole at each t)."""
-        if (buf.view[0] if buf.view else buf.name) in self.scratch or self._other_axis(buf):
+        if buf.base in self.scratch or self._other_axis(buf):
             return buf.name
         return f"{buf.name}[_t]"
 

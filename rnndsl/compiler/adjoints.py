@@ -147,19 +147,18 @@ def direct(backward: list) -> tuple:
 def _first_whole(backward: list, counts: dict, viewed: dict) -> set:
     """ids of the first contributions to adjoints with several that come at the top level, for
     all steps at once, before anything else reads or adds into the adjoint (or its base)."""
-    base = lambda b: b.view[0] if b.view else b.name
     touched, first = set(), set()
     for item in backward:
         inner = instructions([item])
         t = item.target if not isinstance(item, Loop) else None
         if (t is not None and item.accumulate and counts.get(t.buf.name, 0) > 1 and t.offset == 0
                 and t.fill is None and item.mode in (Mode.SEQ, Mode.STATIC) and t.buf.axis is not None
-                and base(t.buf) not in touched and not _overlaps(t.buf, viewed, counts)):
+                and t.buf.base not in touched and not _overlaps(t.buf, viewed, counts)):
             first.add(id(item))
         for i in inner:
-            touched |= {base(r.buf) for r in i.refs} | {base(r.fill) for r in i.refs if r.fill is not None}
+            touched |= {r.buf.base for r in i.refs} | {r.fill.base for r in i.refs if r.fill is not None}
             if i.target is not None:
-                touched.add(base(i.target.buf))
+                touched.add(i.target.buf.base)
     return first
 
 

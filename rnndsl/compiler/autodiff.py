@@ -50,10 +50,6 @@ def differentiable(buf: Buf) -> bool:
     return buf.kind is Kind.FLOAT and buf.role in (Role.VALUE, Role.PARAM)
 
 
-def _key(buf: Buf) -> str:
-    return buf.view[0] if buf.view else buf.name
-
-
 def active(items: list) -> frozenset:
     """The forward buffers that depend on a parameter (activity analysis): only their adjoints
     can reach a gradient. A value made from inputs alone (a masked input, a window of the
@@ -63,13 +59,13 @@ def active(items: list) -> frozenset:
     found: set = set()
 
     def is_active(buf: Buf | None) -> bool:
-        return buf is not None and (buf.role is Role.PARAM or _key(buf) in found)
+        return buf is not None and (buf.role is Role.PARAM or buf.base in found)
     grew = True
     while grew:                            # a recurrence reads what a later instruction writes
         grew = False
         for i in instrs:
-            if _key(i.out) not in found and any(is_active(a.buf) or is_active(a.fill) for a in i.refs):
-                found.add(_key(i.out))
+            if i.out.base not in found and any(is_active(a.buf) or is_active(a.fill) for a in i.refs):
+                found.add(i.out.base)
                 grew = True
     return frozenset(found)
 
@@ -121,7 +117,7 @@ def reverse_loop(loop: Loop, temps, live: frozenset) -> list:
         for g in grads(instr, live):
             # attention's contributions are made at each step: over all steps at once they
             # would need (T, S, B, ...) arrays that broadcast against nothing else
-            if (g.primal.view[0] if g.primal.view else g.primal.name) in local or g.inner:
+            if g.primal.base in local or g.inner:
                 body += flatten(g, Mode.STEP, temps)
             else:
                 after += flatten(g, Mode.SEQ, temps)
@@ -131,7 +127,7 @@ def reverse_loop(loop: Loop, temps, live: frozenset) -> list:
 
 def grads(instr: Instr, live: frozenset) -> list:
     """The contributions of one instruction to the adjoints of its active arguments."""
-    wanted = lambda buf: differentiable(buf) and (buf.role is Role.PARAM or _key(buf) in live)
+    wanted = lambda buf: differentiable(buf) and (buf.role is Role.PARAM or buf.base in live)
     if not wanted(instr.out) or TABLE[instr.op].vjp is None:
         return []
     out = []

@@ -95,9 +95,8 @@ def _joins(run: list, instr: Instr) -> bool:
         return False
     if instr.mode is Mode.STEP:
         return True
-    base = lambda b: b.view[0] if b.view else b.name
-    written = {base(i.target.buf if i.target is not None else i.out) for i in run}
-    return not any(r.offset and base(r.buf) in written for r in instr.refs)
+    written = {(i.target.buf if i.target is not None else i.out).base for i in run}
+    return not any(r.offset and r.buf.base in written for r in instr.refs)
 
 
 def _kernel(run: list, readers: dict, keep: set, counter) -> Kernel:
@@ -105,7 +104,7 @@ def _kernel(run: list, readers: dict, keep: set, counter) -> Kernel:
     outputs = []
     for instr in run:
         buf = instr.target.buf if instr.target is not None else instr.out
-        names = {buf.name, buf.view[0] if buf.view else buf.name}
+        names = {buf.name, buf.base}
         added = instr.target is not None and (instr.accumulate or instr.target.offset)    # into what is there
         if added or names & keep or any(readers.get(n, set()) - inside for n in names):
             outputs.append(buf.name)
@@ -119,6 +118,6 @@ def _reads_by_instr(items: list) -> dict:
         for ref in instr.refs:
             for buf in (ref.buf, ref.fill):
                 if buf is not None:
-                    for name in {buf.name, buf.view[0] if buf.view else buf.name}:
+                    for name in {buf.name, buf.base}:
                         readers.setdefault(name, set()).add(id(instr))
     return readers

@@ -51,34 +51,32 @@ def _live_in(backward: list, bufs: dict) -> set:
 def _scratch(forward: list, bufs: dict, needed: set) -> set:
     """Base buffers written in a loop whose every read (through any view) is in that loop's
     body at offset 0, and which no one needs after the forward pass."""
-    base = lambda b: b.view[0] if b.view else b.name
     written: dict = {}          # base -> the loop writing it (None: written outside loops)
     for item in forward:
         for instr in item.body if isinstance(item, Loop) else [item]:
             loop = item if isinstance(item, Loop) and instr.mode is Mode.STEP else None
-            written.setdefault(base(instr.out), set()).add(id(loop) if loop else None)
+            written.setdefault(instr.out.base, set()).add(id(loop) if loop else None)
     candidates = {b for b, loops in written.items() if len(loops) == 1 and None not in loops}
     for item in forward:
         for instr in item.body if isinstance(item, Loop) else [item]:
             inside = id(item) if isinstance(item, Loop) else None
             for ref in instr.refs:
                 for buf, offset in ((ref.buf, ref.offset), (ref.fill, 0)):
-                    if buf is not None and (offset != 0 or inside not in written.get(base(buf), {None})):
-                        candidates.discard(base(buf))
-    blocked = {base(bufs[n]) for n in needed if n in bufs} | needed
+                    if buf is not None and (offset != 0 or inside not in written.get(buf.base, {None})):
+                        candidates.discard(buf.base)
+    blocked = {bufs[n].base for n in needed if n in bufs} | needed
     return {b for b in candidates if b not in blocked}
 
 
 def _step_adjoints(backward: list, written: set) -> set:
     """Adjoint bases written (never accumulated) only in one backward loop, at the step
     itself, and read only inside that loop at that step."""
-    base = lambda b: b.view[0] if b.view else b.name
     loops: dict = {}            # base -> ids of the items writing it (a loop, or top level)
     spoiled = set()
     for item in backward:
         for instr in instructions([item]):
             target = instr.target or Ref(instr.out)
-            b = base(target.buf)
+            b = target.buf.base
             if target.buf.role is not Role.GRAD or not target.buf.of:
                 continue
             loops.setdefault(b, set()).add(id(item) if isinstance(item, Loop) and instr.mode is Mode.STEP else None)
@@ -89,17 +87,17 @@ def _step_adjoints(backward: list, written: set) -> set:
         inside = id(item) if isinstance(item, Loop) else None
         for instr in instructions([item]):
             for ref in instr.refs:
-                if base(ref.buf) in candidates and (ref.offset or inside not in loops[base(ref.buf)]):
-                    candidates.discard(base(ref.buf))
+                if ref.buf.base in candidates and (ref.offset or inside not in loops[ref.buf.base]):
+                    candidates.discard(ref.buf.base)
                 if ref.fill is not None:
-                    candidates.discard(base(ref.fill))
+                    candidates.discard(ref.fill.base)
     return candidates
 
 
 def nbytes(bufs: dict, names, steps: int, batch: int, itemsize: int, scratch=()) -> int:
     """The bytes the named buffers (name -> Buf in `bufs`) hold at T=steps, B=batch; a view
     counts as its base, once; `scratch` buffers hold one step."""
-    bases = {(bufs[n].view[0] if bufs[n].view else n) for n in names if n in bufs}
+    bases = {bufs[n].base for n in names if n in bufs}
     return itemsize * sum(_size(bufs[b], steps, batch, b in scratch) for b in bases if b in bufs)
 
 

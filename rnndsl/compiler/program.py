@@ -50,6 +50,11 @@ class Buf:
     of: str = ""                  # an adjoint's primal: the forward buffer it is the adjoint of
     inner: str | None = None      # a second axis (attention, e[t, s]): (T, S, B, ...), a step (S, B, ...)
 
+    @property
+    def base(self) -> str:
+        """The buffer that holds this one's memory: its own name, or a fused buffer's."""
+        return self.view[0] if self.view else self.name
+
 
 @dataclass(frozen=True)
 class Ref:

@@ -19,13 +19,12 @@ from .program import Instr, Loop, Mode, Role, instructions
 def sink(forward: list, backward: list, keep: set) -> tuple:
     """(the forward program, {moved name: the members of the loop it went into}); `keep`:
     names read after the passes (the user's values): those stay whole."""
-    base = lambda b: b.view[0] if b.view else b.name
-    outside = keep | {base(r.buf) for i in instructions(backward) for r in i.refs}
-    places = _readers(forward, base)
+    outside = keep | {r.buf.base for i in instructions(backward) for r in i.refs}
+    places = _readers(forward)
     moves = {}
     for n, item in enumerate(forward):
-        if isinstance(item, Instr) and _movable(item, forward, places, outside, base):
-            moves[n] = places[base(item.out)][0]
+        if isinstance(item, Instr) and _movable(item, forward, places, outside):
+            moves[n] = places[item.out.base][0]
     if not moves:
         return forward, {}
     moved = {id(forward[n]): forward[n] for n in moves}
@@ -36,11 +35,11 @@ def sink(forward: list, backward: list, keep: set) -> tuple:
     for n, item in enumerate(forward):
         if id(item) in moved:
             continue
-        out.append(_insert(item, into[n], base) if n in into else item)
+        out.append(_insert(item, into[n]) if n in into else item)
     return out, {forward[n].out.name: forward[loop].members for n, loop in moves.items()}
 
 
-def _readers(forward: list, base) -> dict:
+def _readers(forward: list) -> dict:
     """base name -> the positions (top-level index) of every item reading it, and how."""
     places: dict = {}
     for n, item in enumerate(forward):
@@ -48,29 +47,29 @@ def _readers(forward: list, base) -> dict:
             for ref in instr.refs:
                 for buf, offset in ((ref.buf, ref.offset), (ref.fill, 1)):
                     if buf is not None:
-                        places.setdefault(base(buf), []).append(
+                        places.setdefault(buf.base, []).append(
                             n if isinstance(item, Loop) and offset == 0 else -1)
     return places
 
 
-def _movable(instr: Instr, forward: list, places: dict, outside: set, base) -> bool:
-    name = base(instr.out)
+def _movable(instr: Instr, forward: list, places: dict, outside: set) -> bool:
+    name = instr.out.base
     where = set(places.get(name, []))
     if instr.mode is not Mode.SEQ or not fusable(instr) or instr.target is not None or instr.out.view:
         return False
     if name in outside or len(where) != 1 or -1 in where:
         return False                                   # read after the passes, or not by one loop
     loop = forward[next(iter(where))]
-    written = {base(i.out) for i in loop.body}
-    return all(r.offset == 0 and r.fill is None and base(r.buf) not in written
+    written = {i.out.base for i in loop.body}
+    return all(r.offset == 0 and r.fill is None and r.buf.base not in written
                and (r.buf.role is Role.PARAM or r.buf.axis == loop.axis) for r in instr.refs)
 
 
-def _insert(loop: Loop, instrs: list, base) -> Loop:
+def _insert(loop: Loop, instrs: list) -> Loop:
     """The loop with each instruction (as a step) just before the first item reading it."""
     body = list(loop.body)
     for instr in instrs:
         step = replace(instr, mode=Mode.STEP)
-        first = next(k for k, i in enumerate(body) if any(base(r.buf) == base(instr.out) for r in i.refs))
+        first = next(k for k, i in enumerate(body) if any(r.buf.base == instr.out.base for r in i.refs))
         body.insert(first, step)
     return replace(loop, body=tuple(body))

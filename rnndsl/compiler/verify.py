@@ -103,15 +103,14 @@ def verify_live(backward, results: set, stage: str) -> None:
     """Every instruction of `backward` writes what a later one reads (in a loop, another
     step's instruction too) or one of `results`, the parameters' gradients. A slice of a
     fused buffer counts as its base."""
-    key = lambda buf: buf.view[0] if buf.view else buf.name
     live = set(results)
 
     def reads(instr: Instr) -> set:
-        return {key(b) for r in instr.refs for b in (r.buf, r.fill) if b is not None}
+        return {b.base for r in instr.refs for b in (r.buf, r.fill) if b is not None}
 
     def writes(instr: Instr) -> set:       # an accumulation's reads outside the sequence go to its fill
         target = instr.target
-        return {key(instr.out)} if target is None else {key(b) for b in (target.buf, target.fill) if b is not None}
+        return {instr.out.base} if target is None else {b.base for b in (target.buf, target.fill) if b is not None}
     for item in reversed(backward):
         body = item.body if isinstance(item, Loop) else (item,)
         grew = True
@@ -130,14 +129,13 @@ def verify_plan(forward, backward, scratch, kept) -> None:
     """A buffer holding one step (`scratch`, base names) is written and read only inside one
     loop, at that step: a forward buffer in the forward pass, an adjoint in the backward pass;
     `kept`: what outlives the forward pass (the tape and the user's values)."""
-    base = lambda b: b.view[0] if b.view else b.name
     scratch = set(scratch)
-    adjoints = {base((i.target or Ref(i.out)).buf) for i in instructions(backward)} & scratch
+    adjoints = {(i.target or Ref(i.out)).buf.base for i in instructions(backward)} & scratch
     _verify_steps(forward, scratch - adjoints)
     _verify_steps(backward, adjoints)
     for instr in instructions(backward):
         for ref in instr.refs:
-            if base(ref.buf) in scratch - adjoints:
+            if ref.buf.base in scratch - adjoints:
                 raise _error("plan", instr, f"reads {ref} in the backward pass, but it holds one step only")
     kept_bases = {n for n in kept} & scratch
     if kept_bases:
@@ -146,15 +144,14 @@ def verify_plan(forward, backward, scratch, kept) -> None:
 
 
 def _verify_steps(items, scratch: set) -> None:
-    base = lambda b: b.view[0] if b.view else b.name
     for item in items:
         body = instructions([item])
-        writes = {base((i.target or Ref(i.out)).buf) for i in body} if isinstance(item, Loop) else set()
+        writes = {(i.target or Ref(i.out)).buf.base for i in body} if isinstance(item, Loop) else set()
         for instr in body:
             for ref in instr.refs + ([ref for ref in [instr.target] if ref is not None and ref.offset]):
-                if base(ref.buf) in scratch and (ref.offset or base(ref.buf) not in writes):
+                if ref.buf.base in scratch and (ref.offset or ref.buf.base not in writes):
                     raise _error("plan", instr, f"reads {ref}, which holds one step only")
-            if not isinstance(item, Loop) and base((instr.target or Ref(instr.out)).buf) in scratch:
+            if not isinstance(item, Loop) and (instr.target or Ref(instr.out)).buf.base in scratch:
                 raise _error("plan", instr, "writes a one-step buffer outside a loop")
 
 
@@ -169,7 +166,7 @@ def verify_kernels(items, known, stage: str) -> None:
     readers: dict = {}
     for instr in instructions(items):
         for ref in instr.refs:
-            readers.setdefault(ref.buf.view[0] if ref.buf.view else ref.buf.name, set()).add(id(instr))
+            readers.setdefault(ref.buf.base, set()).add(id(instr))
     reads = [(k, r) for k in kernels(items) for r in _outside_reads(readers, k)]
     for kernel, name in reads:
         raise ProgramError(f"after {stage}: {name} is read outside kernel {kernel.name} but is not "
@@ -179,10 +176,9 @@ def verify_kernels(items, known, stage: str) -> None:
 def _outside_reads(readers: dict, kernel) -> list:
     """Names of the kernel's non-output results that an instruction outside it reads
     (`readers`: base name -> ids of the instructions reading it)."""
-    base = lambda b: b.view[0] if b.view else b.name
     outputs = set(kernel.outputs)
-    mine = {base(i.out) for i in kernel.body if i.target is None and i.out.name not in outputs
-            and base(i.out) not in outputs}
+    mine = {i.out.base for i in kernel.body if i.target is None and i.out.name not in outputs
+            and i.out.base not in outputs}
     inside = {id(i) for i in kernel.body}
     return sorted(name for name in mine if readers.get(name, set()) - inside)
 

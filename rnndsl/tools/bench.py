@@ -318,7 +318,7 @@ def random_inputs(spec: ir.Model, T: int, B: int, seed: int = 0, dtype="float32"
     (CTC labels as many as fit), float inputs already in `dtype` (as a training loop holds them)."""
     from ..semantics.inputs import training_masks, random_batch
     batch = random_batch(spec, T, B, seed, ragged=False)
-    batch.update(training_masks(spec, batch, np.random.default_rng(seed), dtype))   # as training feeds a dropout spec
+    batch.update(training_masks(spec, batch, np.random.default_rng(seed), dtype))   # as training feeds a spec with masks
     lengths = {a: np.asarray(n, np.int64) for a, n in batch.pop("lengths").items()}
     arrays = {k: v.astype(dtype) if v.dtype.kind == "f" else v for k, v in batch.items()}
     return arrays, lengths
